@@ -1,0 +1,39 @@
+# Flywheel: `make demo` runs a full flywheel cycle; `make test` runs the tests. Both set up .venv first.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 2
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: venv demo test test-fast test-slow stop clean
+
+venv: $(STAMP)
+
+# torch first, pinned: anything that depends on torch would otherwise pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/flywheel demo
+
+# Default suite (unit, task, flow tests), then the slow integration suite in its own bounded step.
+test: venv
+	$(BIN)/python -m pytest -q -m "not integration and not gpu" --timeout=900
+	$(BIN)/python -m pytest -q -m integration --timeout=1500
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not integration and not gpu" --timeout=900
+
+stop: venv
+	$(BIN)/flywheel server stop
+
+clean:
+	-$(BIN)/flywheel server stop
+	rm -rf .flywheel

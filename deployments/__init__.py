@@ -1,0 +1,1 @@
+"""Deployment and automation definitions, and work-pool recipes."""

@@ -1,0 +1,66 @@
+"""The retrain deployment: flow ``retrain`` on a work pool, started by a feedback-event trigger.
+
+The threshold comes from the workload config (``retrain.feedback_threshold``), so changing N is a
+config edit. ``prefect.yaml`` holds the same deployment for ``prefect deploy --all`` (a test keeps
+the two in step).
+
+    flywheel deploy --workload configs/workloads/fraud.yaml [--pool flywheel-process]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from flywheel.core.config import WorkloadConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_POOL = "flywheel-process"
+EVENT = "flywheel.feedback.received"
+
+
+def trigger_for(cfg: WorkloadConfig, config_path: str):
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name=f"retrain-{cfg.name}-on-feedback",
+        enabled=True,
+        match={"prefect.resource.id": f"flywheel.workload.{cfg.name}"},
+        expect={EVENT},
+        posture="Reactive",
+        threshold=cfg.retrain.feedback_threshold,
+        within=timedelta(seconds=cfg.retrain.within_seconds),
+        # A bare {{ event.id }} renders to nothing and silently creates no run: cast it.
+        parameters={"workload": cfg.name, "config_path": config_path, "trigger_event": "{{ event.id | string }}"},
+    )
+
+
+def ensure_work_pool(name: str = DEFAULT_POOL, type_: str = "process") -> None:
+    """Create the pool with the worker type's default job template (as `prefect work-pool create` does)."""
+    prefect = [sys.executable, "-m", "prefect"]
+    got = subprocess.run([*prefect, "work-pool", "inspect", name], capture_output=True, text=True)
+    if got.returncode == 0:
+        return
+    subprocess.run([*prefect, "work-pool", "create", name, "--type", type_], check=True, capture_output=True, text=True)
+
+
+def apply(cfg: WorkloadConfig, config_path: str, pool: str = DEFAULT_POOL) -> str:
+    """Create or update deployment ``retrain/retrain-<workload>``; returns its id."""
+    from flows.retrain import retrain
+
+    ensure_work_pool(pool)
+    source = retrain.from_source(source=str(REPO_ROOT), entrypoint="flows/retrain.py:retrain")
+    dep_id = source.deploy(
+        name=f"retrain-{cfg.name}",
+        work_pool_name=pool,
+        parameters={"workload": cfg.name, "config_path": str(Path(config_path).resolve())},
+        triggers=[trigger_for(cfg, str(Path(config_path).resolve()))],
+        tags=["flywheel", cfg.name],
+        description=f"Retrain {cfg.name} after {cfg.retrain.feedback_threshold} feedback events",
+        print_next_steps=False,
+        build=False,
+        push=False,
+    )
+    return str(dep_id)

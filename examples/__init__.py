@@ -1,0 +1,1 @@
+"""Bundled sample data generators (the fraud workload, sample PDFs)."""

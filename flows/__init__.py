@@ -1,0 +1,1 @@
+"""Prefect flows: one per stage, ``flywheel`` (the loop) and ``retrain`` (event-triggered)."""

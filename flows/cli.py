@@ -1,0 +1,288 @@
+"""The ``flywheel`` command line: one command per stage, each with ``--help`` and ``--json``.
+
+Exit codes: 0 success, 2 bad usage or bad input (unknown config key, missing file, no Prefect
+API), 1 internal failure. With ``--json`` the machine-readable summary is the only thing on
+stdout; progress and logs go to stderr.
+
+    flywheel server start|stop|status
+    flywheel generate | ingest | curate | train | evaluate | run | deploy | retrain | rollback | serve | demo
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from flywheel.core.config import ConfigError, load_workload
+from flywheel.core.home import Home
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Flywheel: ingest -> curate -> fine-tune -> evaluate -> gate -> serve -> retrain from feedback.")
+server_app = typer.Typer(no_args_is_help=True, help="Embedded Prefect server, MLflow UI and worker on loopback.")
+app.add_typer(server_app, name="server")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
+WorkloadOpt = Annotated[Path, typer.Option("--workload", "-w", help="Workload YAML.")]
+DEFAULT_WORKLOAD = Path(__file__).resolve().parents[1] / "configs" / "workloads" / "fraud.yaml"
+
+
+class BadInput(Exception):
+    """Exit code 2."""
+
+
+def _out(data, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+    else:
+        typer.echo(human if human is not None else json.dumps(data, indent=2, default=str))
+
+
+def _setup() -> Home:
+    from flows.runtime import configure
+
+    home = configure()
+    # Logs go to stderr so --json output stays clean.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    return home
+
+
+def _flow_env() -> Home:
+    from flows.runtime import NoPrefectAPI, require_api
+
+    home = _setup()
+    try:
+        require_api()
+    except NoPrefectAPI as e:
+        raise BadInput(str(e)) from None
+    import os
+
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(home.prefect_home / "storage"))
+    return home
+
+
+def _workload(path: Path):
+    return load_workload(path)
+
+
+# ---------------------------------------------------------------- services
+@server_app.command("start")
+def server_start(as_json: JsonOpt = False,
+                 prefect_port: int = typer.Option(4200, help="Preferred port (a free one is used if taken)."),
+                 mlflow_port: int = typer.Option(5000, help="Preferred port (a free one is used if taken).")):
+    """Start the Prefect server, MLflow UI and a process worker; write <home>/services.json."""
+    home = _setup()
+    from flows import server
+
+    st = server.start(home, prefect_port, mlflow_port)
+    _out(st, as_json, f"Prefect UI  {st['prefect']['url']}\nMLflow UI   {st['mlflow']['url']}\nhome        {home.root}")
+
+
+@server_app.command("stop")
+def server_stop(as_json: JsonOpt = False):
+    """Stop what `flywheel server start` started."""
+    from flows import server
+
+    _out(server.stop(_setup()), as_json)
+
+
+@server_app.command("status")
+def server_status(as_json: JsonOpt = False):
+    """Show URLs, PIDs and health of the embedded services."""
+    from flows import server
+
+    st = server.status(_setup())
+    _out(st, as_json)
+    raise typer.Exit(0 if st.get("running") else 1)
+
+
+# ---------------------------------------------------------------- data
+@app.command()
+def generate(workload: WorkloadOpt = DEFAULT_WORKLOAD, out: Optional[Path] = typer.Option(None, help="Default: <home>/data/<workload>."),
+             as_json: JsonOpt = False):
+    """Write the bundled sample data (labelled transactions, PDFs, general text) for a workload."""
+    home = _setup()
+    cfg = _workload(workload)
+    from examples.documents import write_documents
+    from examples.fraud import generate as gen, write_jsonl
+
+    out = out or home.data / cfg.name
+    d = cfg.data
+    files = {
+        "train": str(write_jsonl(gen(d.n_train, d.seed, d.noise, "train"), out / f"{cfg.name}-train.jsonl")),
+        "test": str(write_jsonl(gen(d.n_test, d.seed + 1, 0.0, "test"), out / f"{cfg.name}-test.jsonl")),
+        **write_documents(out),
+    }
+    _out(files, as_json)
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (PDF, JSONL, text).")],
+           name: str = typer.Option("documents", help="Dataset name."), as_json: JsonOpt = False):
+    """Read documents into a Dataset; unreadable files go to quarantine.jsonl with their reason."""
+    _flow_env()
+    from flows.ingest import ingest as ingest_flow
+
+    res = ingest_flow([str(p) for p in paths], name)
+    _out(res, as_json, f"{res['rows']} rows -> {res['path']} ({len(res['quarantine'])} quarantined)")
+
+
+@app.command()
+def curate(dataset: Annotated[Path, typer.Argument(help="A Dataset folder (with manifest.json).")],
+           name: str = typer.Option(..., help="Name of the curated Dataset."),
+           config: Optional[Path] = typer.Option(None, help="CurationConfig YAML (configs/curation/*.yaml)."),
+           as_json: JsonOpt = False):
+    """Normalise, filter and exact-dedup a Dataset on Dask."""
+    _flow_env()
+    from flywheel.core.config import CurationConfig, load_config
+    from flows.curate import curate as curate_flow
+
+    cfg = load_config(config, CurationConfig) if config else CurationConfig()
+    if not (dataset / "manifest.json").exists():
+        raise BadInput(f"{dataset}: not a dataset (no manifest.json)")
+    res = curate_flow(str(dataset), name, cfg)
+    _out(res, as_json, f"{res['rows']} rows kept -> {res['path']}\n{res['counts']}")
+
+
+@app.command()
+def train(workload: WorkloadOpt = DEFAULT_WORKLOAD,
+          dataset: Path = typer.Option(..., help="SFT Dataset folder (rows with text, answer)."),
+          as_json: JsonOpt = False):
+    """Train a LoRA adapter on an SFT Dataset; logs an MLflow run."""
+    _flow_env()
+    from flywheel.core.dataset import read_dataset
+    from flows.train import train as train_flow
+
+    cfg = _workload(workload)
+    try:
+        ds = read_dataset(dataset)
+    except FileNotFoundError as e:
+        raise BadInput(str(e)) from None
+    res = train_flow(cfg, {**ds.summary(), "counts": {}})
+    _out(res, as_json, f"adapter {res['adapter_dir']} (MLflow run {res['run_id']}, loss {res['final_loss']:.3f})")
+
+
+@app.command()
+def evaluate(workload: WorkloadOpt = DEFAULT_WORKLOAD,
+             run_id: str = typer.Option(..., help="MLflow run of `flywheel train`."),
+             adapter: Path = typer.Option(..., help="Adapter folder printed by `flywheel train`."),
+             test: Path = typer.Option(..., help="Held-out Dataset folder."),
+             as_json: JsonOpt = False):
+    """Evaluate a candidate against the champion, gate it, register it and promote it if it passes."""
+    home = _flow_env()
+    from flywheel.core.paths import resolve
+    from flywheel.training.models import resolve_base_model
+    from flows.evaluate import evaluate as eval_flow
+
+    cfg = _workload(workload)
+    base = str(resolve_base_model(cfg.sft.base_model, home.models))
+    res = eval_flow(cfg, run_id, str(adapter), base, str(test), str(resolve(home, cfg.inputs.general_text)))
+    _out(res, as_json, f"v{res['version']}: {'promoted' if res['promoted'] else 'refused'} (champion v{res['champion_version']})")
+
+
+@app.command()
+def run(workload: WorkloadOpt = DEFAULT_WORKLOAD, with_feedback: bool = typer.Option(False, help="Add feedback rows to the SFT data."),
+        as_json: JsonOpt = False):
+    """One full flywheel cycle: ingest -> curate -> train -> evaluate -> gate -> register."""
+    _flow_env()
+    from flows.flywheel import flywheel
+
+    res = flywheel(_workload(workload), include_feedback=with_feedback)
+    _out(res, as_json)
+
+
+@app.command()
+def deploy(workload: WorkloadOpt = DEFAULT_WORKLOAD, pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False):
+    """Create the retrain deployment whose event trigger fires after N feedback events."""
+    _flow_env()
+    from deployments.retrain import apply
+
+    cfg = _workload(workload)
+    dep = apply(cfg, str(workload), pool)
+    _out({"deployment_id": dep, "name": f"retrain/retrain-{cfg.name}", "threshold": cfg.retrain.feedback_threshold},
+         as_json)
+
+
+@app.command()
+def retrain(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
+    """Run the retrain flow now (what the feedback automation runs)."""
+    _flow_env()
+    from flows.retrain import retrain as retrain_flow
+
+    cfg = _workload(workload)
+    _out(retrain_flow(cfg.name, str(workload.resolve())), as_json)
+
+
+@app.command()
+def rollback(workload: str = typer.Option("fraud", help="Workload (registered model) name."),
+             to: Optional[str] = typer.Option(None, help="Version to serve; default: the previous champion."),
+             as_json: JsonOpt = False):
+    """Move the champion alias back to the previous (or a given) version."""
+    _flow_env()
+    from tasks.registry import rollback as do_rollback
+
+    try:
+        res = do_rollback(workload, to)
+    except LookupError as e:
+        raise BadInput(str(e)) from None
+    _out(res, as_json, f"{workload}: champion v{res['from']} -> v{res['to']}")
+
+
+@app.command()
+def serve(config: Optional[Path] = typer.Option(None, help="GatewaySettings YAML (configs/gateway/*.yaml)."),
+          host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Option(None)):
+    """Start the OpenAI-compatible gateway serving each workload's champion."""
+    home = _setup()
+    import uvicorn
+
+    from flywheel.core.config import GatewaySettings, load_config
+    from flows.gateway import build_app
+
+    settings = load_config(config, GatewaySettings) if config else GatewaySettings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    uvicorn.run(build_app(settings, home), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def demo(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False,
+         timeout: int = typer.Option(1800, help="Seconds to wait for the event-triggered retrain.")):
+    """Everything: servers, sample data, a full cycle, the gateway, simulated traffic and feedback,
+    the event-triggered retrain, and a summary."""
+    home = _setup()
+    from flows.demo import run_demo
+
+    res = run_demo(home, workload, timeout)
+    if as_json:
+        _out(res, True)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except (BadInput, ConfigError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as e:  # click usage errors carry their own exit code (2)
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        typer.echo(f"internal error: {type(e).__name__}: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

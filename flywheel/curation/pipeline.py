@@ -1,0 +1,128 @@
+"""Run a CurationConfig over a document Dataset, partition-wise on Dask.
+
+Filters and transforms run per partition (``map_partitions``); exact dedup is global: the first
+occurrence (smallest id) of each hash across *all* partitions is kept, the others are removed with
+``reason=exact_duplicate`` and ``duplicate_of=<kept id>``.
+
+The Dask cluster is a scheduler address (``FLYWHEEL_DASK_ADDRESS``) or, by default, an
+in-process LocalCluster. ``backend: cudf`` runs the partitions on GPUs (``[gpu]`` extra).
+
+    from flywheel.curation.pipeline import curate
+    kept, removed, stats = curate(df, CurationConfig(), dask_address=None)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import OrderedDict
+
+import pandas as pd
+
+from flywheel.core.config import CurationConfig
+from flywheel.core.steps import StepStats
+from flywheel.curation.steps import NonAlphaNumericFilter, UnicodeNormalizer, WordCountFilter, text_hash
+
+
+def build_steps(cfg: CurationConfig) -> list:
+    steps = []
+    if cfg.normalize_unicode:
+        steps.append(UnicodeNormalizer())
+    steps.append(WordCountFilter(cfg.min_words, cfg.max_words))
+    steps.append(NonAlphaNumericFilter(cfg.max_non_alnum_ratio))
+    return steps
+
+
+def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
+    """Apply the steps; return every row with ``_step``/``reason`` set where it was dropped."""
+    if part.empty:
+        return part.assign(_step=pd.Series(dtype="object"), reason=pd.Series(dtype="object"),
+                           hash=pd.Series(dtype="object"), _modified=pd.Series(dtype="object"))
+    live = part
+    removed = []
+    modified: dict = {}
+    for step in build_steps(cfg):
+        live, gone, st = step.apply(live)
+        if st.modified:
+            modified[step.name] = st.modified
+        if len(gone):
+            removed.append(gone.rename(columns={"step": "_step"}))
+    live = live.assign(_step=None, reason=None)
+    out = pd.concat([live, *removed], ignore_index=True) if removed else live.reset_index(drop=True)
+    out["hash"] = out["text"].map(text_hash)
+    out["_modified"] = None
+    if len(out):
+        out.at[0, "_modified"] = json.dumps(modified)  # carried back to the driver for the step counts
+    return out
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None = None, workers: int = 1, threads: int = 2):
+    from distributed import Client, LocalCluster
+
+    if address:
+        client = Client(address)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    # processes=False: one in-process worker, so no subprocesses (and no second Prefect client) on a laptop.
+    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = None):
+    import dask.dataframe as dd
+
+    if cfg.backend == "cudf":
+        try:
+            import cudf  # noqa: F401  (lazy: GPU-only)
+        except ImportError as e:
+            raise RuntimeError("curation backend 'cudf' needs the [gpu] extra and a CUDA device") from e
+    df = df.reset_index(drop=True)
+    with dask_client(dask_address):
+        ddf = dd.from_pandas(df, npartitions=max(1, min(cfg.partitions, len(df) or 1)))
+        meta = _run_partition(df.head(0), cfg)
+        marked = ddf.map_partitions(_run_partition, cfg, meta=meta)
+        if cfg.exact_dedup:
+            live = marked[marked["_step"].isna()]
+            first = live.groupby("hash")["id"].min().rename("_first_id").reset_index()
+            marked = marked.merge(first, on="hash", how="left")
+        result = marked.compute()
+
+    stats: "OrderedDict[str, StepStats]" = OrderedDict()
+    total = len(df)
+    for step in build_steps(cfg):
+        st = StepStats(step.name, total=total)
+        dropped = result[result["_step"] == step.name]
+        st.dropped.update(dropped["reason"].tolist())
+        st.kept = total - len(dropped)
+        stats[step.name] = st
+        total = st.kept
+    for cell in result["_modified"].dropna():
+        for name, n in json.loads(cell).items():
+            stats[name].modified += n
+    result = result.drop(columns=["_modified"])
+    if cfg.exact_dedup:
+        live_mask = result["_step"].isna()
+        dup = live_mask & (result["id"] != result["_first_id"])
+        st = StepStats("exact_dedup", total=int(live_mask.sum()))
+        st.dropped["exact_duplicate"] = int(dup.sum())
+        st.kept = st.total - int(dup.sum())
+        stats["exact_dedup"] = st
+        result.loc[dup, "_step"] = "exact_dedup"
+        result.loc[dup, "reason"] = "exact_duplicate"
+        result["duplicate_of"] = result["_first_id"].where(dup, None)
+        result = result.drop(columns=["_first_id"])
+    else:
+        result["duplicate_of"] = None
+    keep_mask = result["_step"].isna()
+    kept = result[keep_mask].drop(columns=["_step", "reason", "duplicate_of"]).sort_values("id").reset_index(drop=True)
+    removed = result[~keep_mask].rename(columns={"_step": "step"}).sort_values("id").reset_index(drop=True)
+    summary = {"total": len(df), "kept": len(kept)}
+    for st in stats.values():
+        for k, v in st.dropped.items():
+            summary[f"dropped_{k}"] = summary.get(f"dropped_{k}", 0) + v
+    return kept, removed, {"summary": summary, "steps": {k: v.as_dict() for k, v in stats.items()}}

@@ -1,0 +1,62 @@
+"""Curation steps: one transform or predicate each (NeMo Curator names where one exists).
+
+    UnicodeNormalizer   NFKC + whitespace collapse (Transform)
+    WordCountFilter     min/max words               -> dropped_too_few_words / dropped_too_many_words
+    NonAlphaNumericFilter share of symbols          -> dropped_non_alnum
+    exact dedup         sha1 of normalised text     -> dropped_exact_duplicate (see pipeline.py: global)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+from flywheel.core.steps import Filter, Transform
+
+_WS = re.compile(r"[ \t\u00a0]+")
+_NL = re.compile(r"\n{3,}")
+
+
+class UnicodeNormalizer(Transform):
+    name = "normalize"
+
+    def transform(self, text: str) -> str:
+        text = unicodedata.normalize("NFKC", text)
+        text = _WS.sub(" ", text)
+        text = _NL.sub("\n\n", text)
+        return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+class WordCountFilter(Filter):
+    name = "word_count"
+
+    def __init__(self, min_words: int = 3, max_words: int = 100_000):
+        self.min_words, self.max_words = min_words, max_words
+
+    def keep(self, row: dict) -> tuple[bool, str]:
+        n = len(row["text"].split())
+        if n < self.min_words:
+            return False, "too_few_words"
+        if n > self.max_words:
+            return False, "too_many_words"
+        return True, ""
+
+
+class NonAlphaNumericFilter(Filter):
+    name = "non_alnum"
+
+    def __init__(self, max_ratio: float = 0.25):
+        self.max_ratio = max_ratio
+
+    def keep(self, row: dict) -> tuple[bool, str]:
+        text = row["text"]
+        if not text:
+            return False, "empty"
+        symbols = sum(1 for c in text if not (c.isalnum() or c.isspace()))
+        return (symbols / len(text) <= self.max_ratio), "non_alnum"
+
+
+def text_hash(text: str) -> str:
+    """Hash of the text with case and whitespace folded: what 'exact duplicate' means here."""
+    return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()

@@ -1,0 +1,152 @@
+"""The feedback store (SQLAlchemy): SQLite with WAL by default, PostgreSQL by URL.
+
+Interaction row: ``id, ts, workload, tenant, model, model_version, messages, response,
+latency_ms, cache_hit, guard_flags`` and, once given, ``rating (+1/-1), correction, comment``.
+
+    store = FeedbackStore("sqlite:///.flywheel/feedback.db")
+    iid = store.log_interaction(workload="fraud", messages=[...], response="LEGIT: ...", ...)
+    store.add_feedback(iid, rating=-1, correction="FRAUD: ...")
+    rows = store.training_rows("fraud")   # corrected or positively rated answers, for SFT
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Protocol
+
+from sqlalchemy import (Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine,
+                        event, func, select, update)
+
+metadata = MetaData()
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("workload", String(64), nullable=False, index=True),
+    Column("tenant", String(128), nullable=False, default="default"),
+    Column("model", String(128), nullable=False),
+    Column("model_version", String(64), nullable=True),
+    Column("messages", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("cache_hit", Boolean, nullable=False, default=False),
+    Column("guard_flags", Text, nullable=False, default="[]"),
+    Column("rating", Integer, nullable=True),
+    Column("correction", Text, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("feedback_ts", DateTime(timezone=True), nullable=True),
+)
+
+
+class UnknownInteraction(KeyError):
+    pass
+
+
+class FeedbackStoreProtocol(Protocol):
+    def log_interaction(self, **fields) -> str: ...
+    def add_feedback(self, interaction_id: str, rating: int | None, correction: str | None = None,
+                     comment: str | None = None) -> dict: ...
+    def training_rows(self, workload: str) -> list[dict]: ...
+
+
+class FeedbackStore:
+    def __init__(self, url: str):
+        self.url = url
+        kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}} if url.startswith("sqlite") else {}
+        self.engine = create_engine(url, future=True, **kwargs)
+        if url.startswith("sqlite"):
+            @event.listens_for(self.engine, "connect")
+            def _wal(dbapi_conn, _):  # WAL: the gateway writes while flows read
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+        metadata.create_all(self.engine)
+
+    def log_interaction(self, *, workload: str, model: str, messages: list[dict], response: str,
+                        latency_ms: float, model_version: str | None = None, tenant: str = "default",
+                        cache_hit: bool = False, guard_flags: list[str] | None = None,
+                        interaction_id: str | None = None) -> str:
+        iid = interaction_id or f"ix-{uuid.uuid4().hex}"
+        with self.engine.begin() as c:
+            c.execute(interactions.insert().values(
+                id=iid, ts=datetime.now(timezone.utc), workload=workload, tenant=tenant, model=model,
+                model_version=model_version, messages=json.dumps(messages), response=response,
+                latency_ms=latency_ms, cache_hit=cache_hit, guard_flags=json.dumps(guard_flags or [])))
+        return iid
+
+    def add_feedback(self, interaction_id: str, rating: int | None, correction: str | None = None,
+                     comment: str | None = None) -> dict:
+        if rating not in (None, 1, -1):
+            raise ValueError("rating must be +1 or -1")
+        if rating is None and not correction and not comment:
+            raise ValueError("feedback needs a rating, a correction or a comment")
+        with self.engine.begin() as c:
+            res = c.execute(update(interactions).where(interactions.c.id == interaction_id).values(
+                rating=rating, correction=correction, comment=comment, feedback_ts=datetime.now(timezone.utc)))
+            if res.rowcount == 0:
+                raise UnknownInteraction(interaction_id)
+        return self.get(interaction_id)
+
+    def get(self, interaction_id: str) -> dict:
+        with self.engine.connect() as c:
+            row = c.execute(select(interactions).where(interactions.c.id == interaction_id)).mappings().first()
+        if row is None:
+            raise UnknownInteraction(interaction_id)
+        return _decode(dict(row))
+
+    def list(self, workload: str | None = None, with_feedback: bool = False, limit: int | None = None) -> list[dict]:
+        q = select(interactions).order_by(interactions.c.ts)
+        if workload:
+            q = q.where(interactions.c.workload == workload)
+        if with_feedback:
+            q = q.where(interactions.c.feedback_ts.is_not(None))
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as c:
+            return [_decode(dict(r)) for r in c.execute(q).mappings()]
+
+    def counts(self, workload: str | None = None) -> dict:
+        q = select(func.count(), func.count(interactions.c.feedback_ts), func.sum(interactions.c.rating == 1),
+                   func.sum(interactions.c.rating == -1), func.count(interactions.c.correction))
+        if workload:
+            q = q.where(interactions.c.workload == workload)
+        with self.engine.connect() as c:
+            total, fb, pos, neg, corr = c.execute(q).one()
+        return {"interactions": total, "feedback": fb, "positive": int(pos or 0), "negative": int(neg or 0),
+                "corrections": corr}
+
+    def training_rows(self, workload: str) -> list[dict]:
+        """SFT rows from feedback: a correction wins; else a positively rated response is kept.
+
+        A negatively rated response without a correction teaches nothing for SFT (it is DPO's
+        'rejected' side, issue 5) and is left out.
+        """
+        out = []
+        for r in self.list(workload, with_feedback=True):
+            user = next((m["content"] for m in reversed(r["messages"]) if m.get("role") == "user"), None)
+            if not user:
+                continue
+            answer = r["correction"] or (r["response"] if r["rating"] == 1 else None)
+            if answer:
+                label = answer.split(":", 1)[0].strip().upper()
+                out.append({"id": f"fb-{r['id']}", "text": user, "answer": answer, "label": label,
+                            "source": "feedback", "rating": r["rating"]})
+        return out
+
+
+def _decode(row: dict) -> dict:
+    row["messages"] = json.loads(row["messages"])
+    row["guard_flags"] = json.loads(row["guard_flags"])
+    for k in ("ts", "feedback_ts"):
+        if row.get(k) is not None:
+            row[k] = row[k].isoformat()
+    return row
+
+
+def now_ms() -> float:
+    return time.perf_counter() * 1000

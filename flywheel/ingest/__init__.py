@@ -1,0 +1,1 @@
+"""Document ingest: files -> document rows (id, text, source, meta, page, kind) + quarantine."""

@@ -1,0 +1,193 @@
+"""MLflow tracking and registry for the flywheel.
+
+One registered model per workload. Aliases: ``champion`` (what the gateway serves) and
+``challenger`` (the last candidate). Version 1 is the untouched base model, so there is always a
+champion to compare against and to roll back to. Every version is tagged with its training-data
+digests, config hash, code revision, base model and evaluation metrics.
+
+    reg = Registry(tracking_uri, artifact_root)
+    v = reg.register_candidate("fraud", run_id, adapter_dir, tags)
+    reg.promote("fraud", v.version)      # moves champion, remembers the previous one
+    reg.rollback("fraud")                # champion back to the previous version
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class ModelRef:
+    name: str
+    version: str
+    source: str
+    run_id: str | None
+    tags: dict
+
+    @property
+    def is_base(self) -> bool:
+        return self.tags.get("kind") == "base"
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads(self.tags.get("metrics", "{}"))
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "source": self.source, "run_id": self.run_id,
+                "kind": self.tags.get("kind"), "metrics": self.metrics}
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def code_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0:
+            return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from flywheel import __version__
+
+    return f"v{__version__}"
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, artifact_root: str | None = None):
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # -- experiments and runs -----------------------------------------------------------------------
+    def experiment_id(self, workload: str) -> str:
+        name = f"flywheel-{workload}"
+        exp = self.client.get_experiment_by_name(name)
+        if exp:
+            return exp.experiment_id
+        return self.client.create_experiment(name, artifact_location=f"{self.artifact_root}/{name}" if self.artifact_root else None)
+
+    def start_run(self, workload: str, run_name: str, tags: dict | None = None):
+        return self.mlflow.start_run(experiment_id=self.experiment_id(workload), run_name=run_name, tags=tags or {})
+
+    def log_dataset(self, path: str, name: str, digest: str, context: str) -> None:
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        ds = MetaDataset(resolve_dataset_source(str(path)), name=name, digest=digest[:36])
+        self.mlflow.log_input(ds, context=context)
+
+    # -- registry ------------------------------------------------------------------------------------
+    def _ensure_model(self, workload: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(workload)
+        except MlflowException:
+            self.client.create_registered_model(workload, description=f"Flywheel workload '{workload}'")
+
+    def _ref(self, mv) -> ModelRef:
+        return ModelRef(mv.name, str(mv.version), mv.source, mv.run_id, dict(mv.tags or {}))
+
+    def get_alias(self, workload: str, alias: str) -> ModelRef | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._ref(self.client.get_model_version_by_alias(workload, alias))
+        except MlflowException:
+            return None
+
+    def champion(self, workload: str) -> ModelRef | None:
+        return self.get_alias(workload, CHAMPION)
+
+    def version(self, workload: str, version: str | int) -> ModelRef:
+        return self._ref(self.client.get_model_version(workload, str(version)))
+
+    def versions(self, workload: str) -> list[ModelRef]:
+        found = self.client.search_model_versions(f"name='{workload}'")
+        return sorted((self._ref(v) for v in found), key=lambda r: int(r.version))
+
+    def register_base(self, workload: str, base_model: str, base_path: str, metrics: dict, run_id: str | None) -> ModelRef:
+        """Version 1: the base model itself, champion until a candidate beats it."""
+        self._ensure_model(workload)
+        for ref in self.versions(workload):
+            if ref.is_base and ref.tags.get("base_model") == base_model:
+                return ref
+        mv = self.client.create_model_version(
+            workload, source=str(base_path), run_id=run_id,
+            tags={"kind": "base", "base_model": base_model, "metrics": json.dumps(metrics)},
+            description=f"Base model {base_model}, no adapter")
+        if self.champion(workload) is None:
+            self.client.set_registered_model_alias(workload, CHAMPION, mv.version)
+        return self._ref(mv)
+
+    def register_candidate(self, workload: str, run_id: str, artifact_path: str, tags: dict) -> ModelRef:
+        self._ensure_model(workload)
+        run = self.client.get_run(run_id)
+        source = f"{run.info.artifact_uri}/{artifact_path}"
+        mv = self.client.create_model_version(workload, source=source, run_id=run_id,
+                                              tags={"kind": "adapter", **{k: str(v) for k, v in tags.items()}})
+        self.client.set_registered_model_alias(workload, CHALLENGER, mv.version)
+        return self._ref(mv)
+
+    def set_tag(self, workload: str, version: str, key: str, value: str) -> None:
+        self.client.set_model_version_tag(workload, version, key, value)
+
+    def promote(self, workload: str, version: str) -> ModelRef:
+        previous = self.champion(workload)
+        self.client.set_registered_model_alias(workload, CHAMPION, version)
+        if previous and previous.version != str(version):
+            # The history of champions, newest last: what rollback walks back through.
+            history = self._history(workload) + [previous.version]
+            self.client.set_registered_model_tag(workload, "champion_history", json.dumps(history[-50:]))
+        return self.version(workload, version)
+
+    def _history(self, workload: str) -> list[str]:
+        rm = self.client.get_registered_model(workload)
+        return json.loads((rm.tags or {}).get("champion_history", "[]"))
+
+    def rollback(self, workload: str, to: str | None = None) -> tuple[ModelRef, ModelRef]:
+        """Move champion back (to ``to`` or to the previous champion). Returns (from, to)."""
+        current = self.champion(workload)
+        if current is None:
+            raise LookupError(f"workload {workload!r} has no champion to roll back")
+        history = self._history(workload)
+        if to is None:
+            if not history:
+                raise LookupError(f"workload {workload!r}: champion v{current.version} has no previous champion")
+            to = history.pop()
+        else:
+            self.version(workload, to)  # raises if unknown
+            history = [v for v in history if v != str(to)]
+        self.client.set_registered_model_alias(workload, CHAMPION, str(to))
+        self.client.set_registered_model_tag(workload, "champion_history", json.dumps(history))
+        return current, self.version(workload, to)
+
+    def local_path(self, ref: ModelRef, cache_dir: str | Path) -> Path:
+        """A local folder for the version's source (downloaded once for remote artifact stores)."""
+        if ref.is_base:
+            return Path(ref.source)
+        target = Path(cache_dir) / ref.name / f"v{ref.version}"
+        if (target / "adapter_config.json").exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        local = self.mlflow.artifacts.download_artifacts(artifact_uri=ref.source, dst_path=str(target.parent / f".v{ref.version}.tmp"))
+        os.replace(local, target)
+        return target

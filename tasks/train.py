@@ -1,0 +1,69 @@
+"""Tasks: build the SFT dataset (curated rows + feedback), train a LoRA adapter, log to MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from prefect import get_run_logger, task
+
+from flywheel.core.config import WorkloadConfig
+from flywheel.core.dataset import read_dataset, write_dataset
+from flywheel.feedback.store import FeedbackStore
+from flywheel.training.sft import train_sft
+from tasks.common import home, registry
+
+SFT_COLUMNS = ["id", "text", "answer", "label", "source"]
+
+
+def labelled_rows(dataset_path: str) -> list[dict]:
+    """Rows with a label and an answer in ``meta`` (what the workload generator and users provide)."""
+    df = read_dataset(dataset_path).to_pandas()
+    out = []
+    for r in df.to_dict("records"):
+        meta = json.loads(r.get("meta") or "{}")
+        if meta.get("label") and meta.get("answer"):
+            out.append({"id": r["id"], "text": r["text"], "answer": meta["answer"], "label": meta["label"],
+                        "source": r["source"]})
+    return out
+
+
+@task(name="build-sft-dataset", tags=["training"])
+def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedback: bool) -> dict:
+    log = get_run_logger()
+    h = home()
+    rows = labelled_rows(curated_path)
+    n_curated = len(rows)
+    fb_rows: list[dict] = []
+    if include_feedback:
+        fb_rows = [r for r in FeedbackStore(h.database_url()).training_rows(workload.name) if r["label"] in workload.labels]
+        rows += [{k: r[k] for k in SFT_COLUMNS} for r in fb_rows]
+    src = read_dataset(curated_path)
+    ds = write_dataset(pd.DataFrame(rows, columns=SFT_COLUMNS), h.datasets, f"{workload.name}-sft",
+                       parents=[src.digest], config={"include_feedback": include_feedback})
+    log.info("SFT dataset: %s curated rows + %s from feedback = %s", n_curated, len(fb_rows), ds.rows)
+    return {**ds.summary(), "from_curated": n_curated, "from_feedback": len(fb_rows)}
+
+
+@task(name="train-sft", retries=1, retry_delay_seconds=5, tags=["training"], timeout_seconds=6 * 3600)
+def train_adapter(sft_dataset_path: str, workload: WorkloadConfig, run_id: str) -> dict:
+    log = get_run_logger()
+    h = home()
+    ds = read_dataset(sft_dataset_path)
+    rows = ds.to_pandas().to_dict("records")
+    out_dir = h.runs / run_id
+    log.info("training %s LoRA r=%s on %s rows for %s steps", workload.sft.base_model, workload.sft.lora_r, len(rows),
+             workload.sft.max_steps)
+    result = train_sft(rows, workload.sft, workload.system_prompt, out_dir, h.models)
+    reg = registry(h)
+    with reg.mlflow.start_run(run_id=run_id):
+        reg.mlflow.log_params({f"sft.{k}": v for k, v in workload.sft.model_dump().items()})
+        reg.log_dataset(ds.path, ds.name, ds.digest, context="training")
+        for step, loss in enumerate(result.losses, 1):
+            reg.mlflow.log_metric("train_loss", loss, step=step)
+        reg.mlflow.log_metrics({"train_tokens_per_second": result.tokens_per_second, "train_seconds": result.seconds,
+                                "train_tokens": result.tokens, "trainable_params": result.trainable_params})
+        reg.mlflow.log_artifacts(result.adapter_dir, artifact_path="adapter")
+    log.info("trained in %.0fs, loss %.3f -> %.3f, %.0f tokens/s", result.seconds,
+             result.losses[0] if result.losses else float("nan"), result.final_loss, result.tokens_per_second)
+    return result.as_dict()
