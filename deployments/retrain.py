@@ -9,8 +9,6 @@ the two in step).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,13 +35,25 @@ def trigger_for(cfg: WorkloadConfig, config_path: str):
     )
 
 
-def ensure_work_pool(name: str = DEFAULT_POOL, type_: str = "process") -> None:
-    """Create the pool with the worker type's default job template (as `prefect work-pool create` does)."""
-    prefect = [sys.executable, "-m", "prefect"]
-    got = subprocess.run([*prefect, "work-pool", "inspect", name], capture_output=True, text=True)
-    if got.returncode == 0:
-        return
-    subprocess.run([*prefect, "work-pool", "create", name, "--type", type_], check=True, capture_output=True, text=True)
+def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
+    """Create a process pool with the worker's default job template (as `prefect work-pool create` does).
+    For Kubernetes, create the pool from deployments/work-pools/kubernetes.json instead."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            return
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process",
+                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+        except ObjectAlreadyExists:  # created concurrently
+            pass
 
 
 def apply(cfg: WorkloadConfig, config_path: str, pool: str = DEFAULT_POOL) -> str:

@@ -274,10 +274,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as e:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors carry their own exit code (2)
+        if hasattr(e, "exit_code") and hasattr(e, "show"):  # a (vendored) click ClickException
             e.show()
             sys.exit(e.exit_code)
         typer.echo(f"internal error: {type(e).__name__}: {e}", err=True)

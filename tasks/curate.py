@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 
 from flywheel.core.config import CurationConfig
 from flywheel.core.dataset import read_dataset, write_dataset
 from flywheel.curation.pipeline import curate
-from tasks.common import home, publish_counts
+from tasks.common import home, logger, publish_counts
 
 
 @task(name="curate-dataset", retries=1, tags=["curation"])
 def curate_dataset(dataset_path: str, name: str, cfg: CurationConfig) -> dict:
-    log = get_run_logger()
+    log = logger()
     h = home()
     src = read_dataset(dataset_path)
     kept, removed, stats = curate(src.to_pandas(), cfg, h.dask_address())

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 
 from flywheel.core.config import WorkloadConfig
 from flywheel.evaluation.metrics import evaluate_model
-from tasks.common import home
+from tasks.common import home, logger
 from tasks.train import labelled_rows
 
 
 @task(name="evaluate-model", retries=1, tags=["evaluation"])
 def evaluate(label: str, base_path: str, adapter_dir: str | None, test_dataset_path: str, general_text_path: str,
              workload: WorkloadConfig) -> dict:
-    log = get_run_logger()
+    log = logger()
     rows = labelled_rows(test_dataset_path)
     text = Path(general_text_path).read_text()
     res = evaluate_model(base_path, adapter_dir, rows, text, workload.labels, workload.system_prompt, workload.eval)

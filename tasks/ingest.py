@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 
 from flywheel.core.dataset import write_dataset
 from flywheel.ingest.readers import ingest_paths
-from tasks.common import home, publish_counts
+from tasks.common import home, logger, publish_counts
 
 COLUMNS = ["id", "text", "source", "page", "kind", "meta"]
 
 
 @task(name="ingest-documents", retries=1, tags=["ingest"])
 def ingest_documents(paths: list[str], name: str) -> dict:
-    log = get_run_logger()
+    log = logger()
     h = home()
     result = ingest_paths(paths)
     df = pd.DataFrame(result.rows, columns=COLUMNS)

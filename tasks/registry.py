@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from prefect import get_run_logger, task
+from prefect import task
 
 from flywheel.core.config import WorkloadConfig
 from flywheel.evaluation.gate import decide
 from flywheel.registry.mlflow_registry import code_revision, config_hash
-from tasks.common import home, registry
+from tasks.common import home, logger, registry
 from tasks.events import emit
 
 
@@ -40,7 +40,7 @@ def store_metrics(workload: WorkloadConfig, version: str, metrics: dict, key: st
 def gate_and_register(workload: WorkloadConfig, run_id: str, candidate: dict, champion_ref: dict,
                       datasets: dict, key: str) -> dict:
     """Register the candidate as a new version (alias challenger); promote it if the gate passes."""
-    log = get_run_logger()
+    log = logger()
     reg = registry()
     decision = decide(candidate, champion_ref["metrics"], workload.gate)
     tags = {

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 
 from flywheel.core.config import WorkloadConfig
 from flywheel.core.dataset import read_dataset, write_dataset
 from flywheel.feedback.store import FeedbackStore
 from flywheel.training.sft import train_sft
-from tasks.common import home, registry
+from tasks.common import home, logger, registry
 
 SFT_COLUMNS = ["id", "text", "answer", "label", "source"]
 
@@ -30,7 +30,7 @@ def labelled_rows(dataset_path: str) -> list[dict]:
 
 @task(name="build-sft-dataset", tags=["training"])
 def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedback: bool) -> dict:
-    log = get_run_logger()
+    log = logger()
     h = home()
     rows = labelled_rows(curated_path)
     n_curated = len(rows)
@@ -47,7 +47,7 @@ def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedb
 
 @task(name="train-sft", retries=1, retry_delay_seconds=5, tags=["training"], timeout_seconds=6 * 3600)
 def train_adapter(sft_dataset_path: str, workload: WorkloadConfig, run_id: str) -> dict:
-    log = get_run_logger()
+    log = logger()
     h = home()
     ds = read_dataset(sft_dataset_path)
     rows = ds.to_pandas().to_dict("records")

@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Protocol
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine,
+from sqlalchemy import (Boolean, case, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine,
                         event, func, select, update)
 
 metadata = MetaData()
@@ -111,8 +111,11 @@ class FeedbackStore:
             return [_decode(dict(r)) for r in c.execute(q).mappings()]
 
     def counts(self, workload: str | None = None) -> dict:
-        q = select(func.count(), func.count(interactions.c.feedback_ts), func.sum(interactions.c.rating == 1),
-                   func.sum(interactions.c.rating == -1), func.count(interactions.c.correction))
+        def n(cond):
+            return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+        q = select(func.count(), func.count(interactions.c.feedback_ts), n(interactions.c.rating > 0),
+                   n(interactions.c.rating < 0), func.count(interactions.c.correction))
         if workload:
             q = q.where(interactions.c.workload == workload)
         with self.engine.connect() as c:

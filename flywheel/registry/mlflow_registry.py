@@ -88,10 +88,12 @@ class Registry:
         return self.mlflow.start_run(experiment_id=self.experiment_id(workload), run_name=run_name, tags=tags or {})
 
     def log_dataset(self, path: str, name: str, digest: str, context: str) -> None:
-        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.dataset_source_registry import get_dataset_source_from_json
         from mlflow.data.meta_dataset import MetaDataset
 
-        ds = MetaDataset(resolve_dataset_source(str(path)), name=name, digest=digest[:36])
+        # A local Dataset folder: the "local" artifact source (resolving the bare path is ambiguous).
+        source = get_dataset_source_from_json(json.dumps({"uri": Path(path).resolve().as_uri()}), "local")
+        ds = MetaDataset(source, name=name, digest=digest[:36])
         self.mlflow.log_input(ds, context=context)
 
     # -- registry ------------------------------------------------------------------------------------

@@ -102,7 +102,10 @@ def _tiny(out: Path) -> Path:
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                      tie_word_embeddings=True)
+                      tie_word_embeddings=True,
+                      # 0.02 (the Llama default) caps the tied-embedding logits near +-1.3 at width 64,
+                      # so no adapter could make an answer likely; 0.3 gives the logits room to move.
+                      initializer_range=0.3)
     model = LlamaForCausalLM(cfg)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

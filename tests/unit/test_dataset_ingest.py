@@ -1,0 +1,69 @@
+"""Dataset contract and ingest: digests, quarantine of bad input, readers chosen by content."""
+
+import json
+
+import pandas as pd
+
+from examples.documents import write_corrupt_pdf, write_policy_pdf
+from flywheel.core.dataset import content_digest, read_dataset, write_dataset
+from flywheel.ingest.readers import ingest_paths
+
+
+def test_digest_is_a_pure_function_of_content(tmp_path):
+    df = pd.DataFrame({"id": ["a", "b"], "text": ["x y", "z"]})
+    a = write_dataset(df, tmp_path, "d", config={"k": 1})
+    b = write_dataset(df.copy(), tmp_path, "d", config={"k": 1})
+    assert a.digest == b.digest == content_digest(df)
+    assert a.path == b.path and a.manifest["created_at"] == b.manifest["created_at"]
+    changed = write_dataset(df.assign(text=["x y", "z!"]), tmp_path, "d")
+    assert changed.digest != a.digest
+    back = read_dataset(a.path)
+    assert back.rows == 2 and set(back.manifest["schema"]) == {"id", "text"}
+    pd.testing.assert_frame_equal(back.to_pandas(), df, check_dtype=False)
+
+
+def test_manifest_records_parents_and_config(tmp_path):
+    parent = write_dataset(pd.DataFrame({"id": ["a"], "text": ["t"]}), tmp_path, "p")
+    child = write_dataset(pd.DataFrame({"id": ["a"], "text": ["T"]}), tmp_path, "c", parents=[parent.digest],
+                          config={"min_words": 3})
+    m = json.loads((child.path / "manifest.json").read_text())
+    assert m["parents"] == [parent.digest] and m["config"] == {"min_words": 3} and m["rows"] == 1
+
+
+def test_corrupt_pdf_and_malformed_jsonl_line_are_quarantined_and_the_rest_goes_on(tmp_path):
+    write_policy_pdf(tmp_path / "policy.pdf")
+    write_corrupt_pdf(tmp_path / "broken.pdf")
+    (tmp_path / "data.jsonl").write_text(
+        '{"id": "r1", "text": "first good record", "label": "LEGIT"}\n'
+        '{"id": "r2", "text": "second good record"\n'          # truncated JSON
+        '["not", "an", "object"]\n'
+        '{"id": "r4", "text": ""}\n'                          # empty text
+        '{"id": "r5", "text": "fifth good record"}\n')
+    (tmp_path / "empty.txt").write_text("")
+    res = ingest_paths([tmp_path])
+    reasons = sorted((q["path"].split("/")[-1], q.get("line"), q["reason"]) for q in res.quarantine)
+    assert reasons == [("broken.pdf", None, "corrupt_pdf"), ("data.jsonl", 2, "malformed_jsonl"),
+                       ("data.jsonl", 3, "malformed_jsonl"), ("data.jsonl", 4, "malformed_jsonl"),
+                       ("empty.txt", None, "empty")]
+    ids = {r["id"] for r in res.rows}
+    assert {"r1", "r5"} <= ids
+    pdf_rows = [r for r in res.rows if r["source"].endswith("policy.pdf")]
+    assert [r["page"] for r in pdf_rows] == [1, 2]
+    assert "Cross-border" in pdf_rows[0]["text"] and "Card Fraud Review Policy" in pdf_rows[0]["text"]
+    assert json.loads(next(r for r in res.rows if r["id"] == "r1")["meta"]) == {"label": "LEGIT"}
+    assert res.stats.as_dict()["kept"] == len(res.rows) == 4  # 2 PDF pages + 2 good JSONL lines
+    assert res.stats.total == 9  # 4 rows + 5 quarantined units
+    assert res.stats.dropped["malformed_jsonl"] == 3 and res.stats.dropped["corrupt_pdf"] == 1
+
+
+def test_reader_is_chosen_by_content_not_extension(tmp_path):
+    write_policy_pdf(tmp_path / "manual.txt")  # a PDF with the wrong extension
+    res = ingest_paths([tmp_path / "manual.txt"])
+    assert res.quarantine == [] and [r["page"] for r in res.rows] == [1, 2]
+
+
+def test_missing_and_binary_files_are_quarantined(tmp_path):
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
+    res = ingest_paths([tmp_path / "blob.bin", tmp_path / "nope.pdf"])
+    assert sorted(q["reason"] for q in res.quarantine) == ["missing", "unsupported_binary"]
+    assert res.rows == []

@@ -1,0 +1,80 @@
+"""House rules: the domain package never imports Prefect; every YAML validates; prefect.yaml agrees."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flywheel.core.config import SCHEMAS, ConfigError, load_config, load_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_domain_never_imports_prefect_or_orchestration():
+    files = list((ROOT / "flywheel").rglob("*.py"))
+    assert len(files) > 15
+    offenders = {str(f.relative_to(ROOT)): sorted(_imports(f) & {"prefect", "prefect_dask", "tasks", "flows"})
+                 for f in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_import_scan_detects_a_prefect_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from prefect import flow\n")
+    assert "prefect" in _imports(bad)
+
+
+def _yaml_files():
+    return sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_every_config_yaml_validates(path):
+    folder = path.relative_to(ROOT / "configs").parts[0]
+    assert folder in SCHEMAS, f"configs/{folder}/ has no schema in flywheel.core.config.SCHEMAS"
+    load_config(path, SCHEMAS[folder])
+    assert path.read_text().startswith("#"), "each YAML opens with what it is and how to run it"
+
+
+def test_unknown_key_fails_with_its_name(tmp_path):
+    cfg = yaml.safe_load((ROOT / "configs/workloads/fraud.yaml").read_text())
+    cfg["sft"]["lora_rnak"] = 8
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"sft\.lora_rnak: unknown key"):
+        load_workload(bad)
+
+
+def test_out_of_bounds_value_names_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: fraud\nsystem_prompt: x\nlabels: [A, B]\nretrain: {feedback_threshold: 0}\n")
+    with pytest.raises(ConfigError, match=r"retrain\.feedback_threshold"):
+        load_workload(bad)
+
+
+def test_prefect_yaml_retrain_deployment_matches_the_workload_config():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deps = {d["name"]: d for d in spec["deployments"]}
+    dep = deps["retrain-fraud"]
+    assert dep["entrypoint"] == "flows/retrain.py:retrain"
+    module, func = dep["entrypoint"].split(":")
+    assert f"def {func}(" in (ROOT / module).read_text()
+    trig = dep["triggers"][0]
+    cfg = load_workload(ROOT / "configs/workloads/fraud.yaml")
+    assert trig["expect"] == ["flywheel.feedback.received"]
+    assert trig["match"] == {"prefect.resource.id": "flywheel.workload.fraud"}
+    assert trig["threshold"] == cfg.retrain.feedback_threshold
+    assert trig["within"] == cfg.retrain.within_seconds
+    # The bare form silently creates no run (DESIGN.md §5).
+    assert trig["parameters"]["trigger_event"] == "{{ event.id | string }}"

@@ -1,0 +1,49 @@
+"""MLflow registry: base as v1/champion, candidates, promotion history and rollback."""
+
+import json
+
+import pytest
+
+from flywheel.registry.mlflow_registry import Registry
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlflow")
+    return Registry(f"sqlite:///{d / 'mlflow.db'}", (d / "artifacts").as_uri())
+
+
+def _candidate(reg, tmp_path, workload, acc):
+    adapter = tmp_path / f"adapter-{acc}"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    with reg.start_run(workload, "cycle") as run:
+        reg.mlflow.log_artifacts(str(adapter), artifact_path="adapter")
+        reg.log_dataset(str(tmp_path), "fraud-sft", "abc123" * 6, context="training")
+    return reg.register_candidate(workload, run.info.run_id, "adapter", {"metrics": json.dumps({"accuracy": acc})}), run
+
+
+def test_base_is_version_one_and_champion(reg, tmp_path):
+    ref = reg.register_base("w1", "tiny", str(tmp_path), {"accuracy": 0.5}, None)
+    assert ref.version == "1" and ref.is_base and reg.champion("w1").version == "1"
+    assert reg.register_base("w1", "tiny", str(tmp_path), {"accuracy": 0.5}, None).version == "1"  # idempotent
+
+
+def test_promote_rollback_and_lineage(reg, tmp_path):
+    reg.register_base("w2", "tiny", str(tmp_path), {"accuracy": 0.5}, None)
+    v2, run = _candidate(reg, tmp_path, "w2", 0.7)
+    assert reg.get_alias("w2", "challenger").version == "2" and reg.champion("w2").version == "1"
+    reg.promote("w2", v2.version)
+    v3, _ = _candidate(reg, tmp_path, "w2", 0.8)
+    reg.promote("w2", v3.version)
+    assert reg.champion("w2").version == "3"
+    assert reg.rollback("w2")[1].version == "2"
+    assert reg.rollback("w2")[1].version == "1"
+    with pytest.raises(LookupError, match="no previous champion"):
+        reg.rollback("w2")
+    assert reg.rollback("w2", to="3")[1].version == "3"
+    # lineage: the run records its training dataset by digest, the version points at the run's adapter
+    inputs = reg.client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("fraud-sft", ("abc123" * 6)[:36])]
+    local = reg.local_path(reg.version("w2", "2"), tmp_path / "cache")
+    assert json.loads((local / "adapter_config.json").read_text()) == {"r": 8}

@@ -1,0 +1,56 @@
+"""SFT recipe and metrics on the tiny model (a random 2-layer Llama: fast, not a language model)."""
+
+import math
+
+import pytest
+from transformers import AutoTokenizer
+
+from examples.fraud import generate
+from flywheel.core.config import EvalConfig, SftConfig
+from flywheel.evaluation.metrics import evaluate_model
+from flywheel.training.sft import IGNORE, encode, lr_at, train_sft
+
+SP = "You triage card transactions."
+
+
+def test_loss_is_only_on_the_assistant_turn(tiny_model):
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    ids, labels = encode(tok, {"text": "Online purchase of $12.00", "answer": "LEGIT: small"}, SP, 512)
+    learned = [t for t, l in zip(ids, labels) if l != IGNORE]
+    assert tok.decode(learned).strip() == "LEGIT: small<|im_end|>"
+    assert labels[: len(ids) - len(learned)] == [IGNORE] * (len(ids) - len(learned))
+    short_ids, short_labels = encode(tok, {"text": "word " * 400, "answer": "LEGIT: small"}, SP, 64)
+    assert len(short_ids) == 64 and [l for l in short_labels if l != IGNORE] == learned  # the answer survives
+
+
+def test_schedule_warms_up_then_decays():
+    cfg = SftConfig(max_steps=100, learning_rate=1e-3)
+    assert lr_at(0, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, cfg) == pytest.approx(1e-3)
+    assert lr_at(99, cfg) < 1e-5
+
+
+def test_sft_learns_the_answer_and_eval_sees_it(tiny_model, tmp_path):
+    rows = [{**r, "answer": "LEGIT: normal", "label": "LEGIT"} for r in generate(64, seed=3)]
+    test = generate(40, seed=4)
+    cfg = SftConfig(base_model=str(tiny_model), max_steps=30, batch_size=8, learning_rate=1e-2, lora_r=8,
+                    max_seq_length=128)
+    steps = []
+    res = train_sft(rows, cfg, SP, tmp_path, tmp_path / "models", on_step=lambda s, l, tps: steps.append(s))
+    assert steps == list(range(1, 31)) and res.steps == 30
+    assert res.final_loss < res.losses[0] / 10, res.losses
+    assert 0 < res.trainable_params < res.total_params / 2 and res.tokens > 30 * 8 * 20
+    after = evaluate_model(tiny_model, res.adapter_dir, test, "some general text " * 50, ["FRAUD", "LEGIT"], SP,
+                           EvalConfig(max_examples=40))
+    # Trained to always say LEGIT: every LEGIT example right, every FRAUD example wrong.
+    assert after.per_label_recall == {"FRAUD": 0.0, "LEGIT": 1.0}
+    legit_share = sum(r["label"] == "LEGIT" for r in test) / len(test)
+    assert after.accuracy == pytest.approx(legit_share)
+    assert math.isfinite(after.perplexity) and after.perplexity > 1
+
+
+def test_unknown_base_model_fails_clearly(tmp_path):
+    from flywheel.training.models import resolve_base_model
+
+    with pytest.raises(ValueError, match="never downloaded"):
+        resolve_base_model("meta-llama/Llama-3-8B", tmp_path)
