@@ -14,7 +14,6 @@ from pathlib import Path
 
 from flywheel.core.config import WorkloadConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POOL = "flywheel-process"
 EVENT = "flywheel.feedback.received"
 
@@ -57,20 +56,23 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
 
 
 def apply(cfg: WorkloadConfig, config_path: str, pool: str = DEFAULT_POOL) -> str:
-    """Create or update deployment ``retrain/retrain-<workload>``; returns its id."""
+    """Create or update deployment ``retrain/retrain-<workload>``; returns its id.
+
+    The entrypoint is a module path (``flows.retrain:retrain``): workers import the installed
+    package, so no code is pulled and no working directory matters. (A file path would put
+    ``flows/`` first on ``sys.path``, where ``flows/flywheel.py`` shadows the ``flywheel`` package.)"""
+    from prefect.types.entrypoint import EntrypointType
+
     from flows.retrain import retrain
 
     ensure_work_pool(pool)
-    source = retrain.from_source(source=str(REPO_ROOT), entrypoint="flows/retrain.py:retrain")
-    dep_id = source.deploy(
+    config_path = str(Path(config_path).resolve())
+    deployment = retrain.to_deployment(
         name=f"retrain-{cfg.name}",
-        work_pool_name=pool,
-        parameters={"workload": cfg.name, "config_path": str(Path(config_path).resolve())},
-        triggers=[trigger_for(cfg, str(Path(config_path).resolve()))],
+        parameters={"workload": cfg.name, "config_path": config_path},
+        triggers=[trigger_for(cfg, config_path)],
         tags=["flywheel", cfg.name],
         description=f"Retrain {cfg.name} after {cfg.retrain.feedback_threshold} feedback events",
-        print_next_steps=False,
-        build=False,
-        push=False,
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    return str(dep_id)
+    return str(deployment.apply(work_pool_name=pool))

@@ -5,11 +5,16 @@ description and answers ``FRAUD: <reason>`` or ``LEGIT: <reason>`` on one line.
 
 The hidden rule (what the model has to learn; the base model does not know it):
 
-    FRAUD if  the card's country differs from the merchant's and amount > 800
+    FRAUD if  the purchase is cross-border (card country != merchant country) and amount >= $1,000
           or  velocity (transactions in the past hour) >= 5
-          or  hour in 0..4 and category in {electronics, gift cards, crypto} and amount > 250
-          or  the account is younger than 7 days and amount > 1500
+          or  hour in 00..04 and category in {electronics, gift cards, crypto}
     else LEGIT
+
+(account age and channel are in every description too: real records carry fields that do not
+decide the label.)
+
+The description carries what a fraud system's enrichment step adds (``cross-border``), as the
+reference case's transaction records do; the thresholds are the policy manual's.
 
 then ``noise`` of the labels are flipped, as real chargeback labels are noisy.
 
@@ -57,24 +62,23 @@ class Transaction:
 
     def describe(self) -> str:
         where = f"{COUNTRIES[self.merchant_country]}, {self.merchant_country}"
+        border = " (cross-border)" if self.card_country != self.merchant_country else ""
         return (
             f"{self.channel} purchase of ${self.amount:,.2f} at {self.merchant} ({self.category}) in {where}; "
-            f"card issued in {self.card_country}; {self.hour:02d}:{self.minute:02d} local time; "
+            f"card issued in {self.card_country}{border}; {self.hour:02d}:{self.minute:02d} local time; "
             f"{self.velocity} transaction{'s' if self.velocity != 1 else ''} in the past hour; "
             f"account opened {self.account_age_days} days ago."
         )
 
     def rule(self) -> tuple[str, str]:
         """The hidden rule: (label, one-line reason)."""
-        if self.card_country != self.merchant_country and self.amount > 800:
-            return "FRAUD", f"${self.amount:,.0f} abroad in {self.merchant_country} on a card issued in {self.card_country}"
+        if self.card_country != self.merchant_country and self.amount >= 1000:
+            return "FRAUD", f"cross-border ${self.amount:,.0f}"
         if self.velocity >= 5:
-            return "FRAUD", f"{self.velocity} transactions in one hour is abnormal velocity"
-        if self.hour <= 4 and self.category in RISKY and self.amount > 250:
-            return "FRAUD", f"{self.category} purchase of ${self.amount:,.0f} at {self.hour:02d}:{self.minute:02d}"
-        if self.account_age_days < 7 and self.amount > 1500:
-            return "FRAUD", f"${self.amount:,.0f} on an account opened {self.account_age_days} days ago"
-        return "LEGIT", f"{self.category} purchase consistent with normal card use"
+            return "FRAUD", f"{self.velocity} transactions in one hour"
+        if self.hour <= 4 and self.category in RISKY:
+            return "FRAUD", f"{self.category} at {self.hour:02d}:{self.minute:02d}"
+        return "LEGIT", "no fraud rule applies"
 
 
 def _transaction(rng: random.Random) -> Transaction:

@@ -108,16 +108,12 @@ def generate(workload: WorkloadOpt = DEFAULT_WORKLOAD, out: Optional[Path] = typ
     """Write the bundled sample data (labelled transactions, PDFs, general text) for a workload."""
     home = _setup()
     cfg = _workload(workload)
-    from examples.documents import write_documents
-    from examples.fraud import generate as gen, write_jsonl
+    from examples.sample import write_sample_data
 
-    out = out or home.data / cfg.name
-    d = cfg.data
-    files = {
-        "train": str(write_jsonl(gen(d.n_train, d.seed, d.noise, "train"), out / f"{cfg.name}-train.jsonl")),
-        "test": str(write_jsonl(gen(d.n_test, d.seed + 1, 0.0, "test"), out / f"{cfg.name}-test.jsonl")),
-        **write_documents(out),
-    }
+    try:
+        files = write_sample_data(cfg, out or home.data / cfg.name)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     _out(files, as_json)
 
 
@@ -257,9 +253,13 @@ def demo(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False,
     """Everything: servers, sample data, a full cycle, the gateway, simulated traffic and feedback,
     the event-triggered retrain, and a summary."""
     home = _setup()
+    import contextlib
+
     from flows.demo import run_demo
 
-    res = run_demo(home, workload, timeout)
+    # Progress goes to stderr; with --json the summary JSON is the only thing on stdout.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        res = run_demo(home, workload, timeout)
     if as_json:
         _out(res, True)
 

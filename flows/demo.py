@@ -27,7 +27,7 @@ from flywheel.core.config import GatewaySettings, load_workload
 from flywheel.core.home import Home
 from flows import server
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # progress lines stay whole in logs and CI
 
 
 def _step(msg: str) -> None:
@@ -117,12 +117,15 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
     st = server.start(home)
     env = server.service_env(home, st)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_", "FLYWHEEL_"))})
+    from flows.runtime import configure
+
+    configure(home)  # marks the URLs as taken from services.json, not as the user's own
     console.print(f"  Prefect UI {st['prefect']['url']}   MLflow UI {st['mlflow']['url']}")
 
     _step("writing the bundled sample data")
-    from flows.cli import generate
+    from examples.sample import write_sample_data
 
-    generate(workload=workload_path, out=None, as_json=False)
+    write_sample_data(cfg, home.data / cfg.name)
 
     _step("cycle 1: ingest -> curate -> train -> evaluate -> gate -> register")
     from flows.flywheel import flywheel
@@ -218,4 +221,4 @@ def _print_summary(s: dict) -> None:
     t.add_row("model version served", f"v{s['served']['version']}")
     t.add_row("Prefect UI", s["prefect_ui"])
     t.add_row("MLflow UI", s["mlflow_ui"])
-    Console().print(t)
+    Console(width=None if sys.stdout.isatty() else 130).print(t)

@@ -22,7 +22,7 @@ def champion_metrics(workload: WorkloadConfig, base_path: str, test_path: str, g
     ref = champion.fn(workload)
     if ref is None:
         metrics = evaluate_model.fn("base", base_path, None, test_path, general_path, workload)
-        return {**register_base.fn(workload, base_path, metrics, key), "eval_key": key}
+        return {**register_base.fn(workload, metrics, key), "eval_key": key}
     if ref.get("eval_key") == key and ref["metrics"]:
         return ref
     adapter = None

@@ -11,6 +11,7 @@ Must run before Prefect is imported (Prefect reads its settings at import):
 
 from __future__ import annotations
 
+import logging
 import os
 
 from flywheel.core.home import Home
@@ -30,12 +31,25 @@ def configure(home: Home | None = None) -> Home:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
+    # Values taken from services.json are remembered as "injected", so `flywheel server start`
+    # can tell them from a user's own (external) PREFECT_API_URL / MLFLOW_TRACKING_URI.
+    injected = set(filter(None, os.environ.get("FLYWHEEL_INJECTED", "").split(",")))
     services = home.services()
-    if not os.environ.get("PREFECT_API_URL") and services.get("prefect", {}).get("api_url"):
-        os.environ["PREFECT_API_URL"] = services["prefect"]["api_url"]
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        os.environ["MLFLOW_TRACKING_URI"] = home.tracking_uri()
+    for var, value in (("PREFECT_API_URL", services.get("prefect", {}).get("api_url")),
+                       ("MLFLOW_TRACKING_URI", services.get("mlflow", {}).get("url"))):
+        if value and (not os.environ.get(var) or var in injected):
+            os.environ[var] = value
+            injected.add(var)
+    os.environ["FLYWHEEL_INJECTED"] = ",".join(sorted(injected))
+    for noisy in ("httpx", "httpcore", "urllib3", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return home
+
+
+def external(var: str) -> str | None:
+    """The user's own value of PREFECT_API_URL / MLFLOW_TRACKING_URI (not one taken from services.json)."""
+    injected = os.environ.get("FLYWHEEL_INJECTED", "").split(",")
+    return None if var in injected else (os.environ.get(var) or None)
 
 
 def require_api() -> str:

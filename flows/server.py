@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from flywheel.core.home import Home
+from flows.runtime import external
 
 BIN = Path(sys.executable).parent
 POOL = "flywheel-process"
@@ -75,7 +76,10 @@ def _spawn(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
 
 
 def service_env(home: Home, state: dict) -> dict:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+        if external(var):
+            env[var] = os.environ[var]
     env.update({
         "FLYWHEEL_HOME": str(home.root),
         "PREFECT_HOME": str(home.prefect_home),
@@ -91,6 +95,7 @@ def service_env(home: Home, state: dict) -> dict:
         env["PREFECT_API_URL"] = state["prefect"]["api_url"]
     if "mlflow" in state:
         env["MLFLOW_TRACKING_URI"] = state["mlflow"]["url"]
+    env.pop("FLYWHEEL_INJECTED", None)
     return env
 
 
@@ -102,7 +107,7 @@ def start(home: Home, prefect_port: int = 4200, mlflow_port: int = 5000, worker:
     stop(home)
     state = {}
     logs = home.logs
-    if not os.environ.get("PREFECT_API_URL"):
+    if not external("PREFECT_API_URL"):
         port = free_port(prefect_port)
         url = f"http://127.0.0.1:{port}"
         env = service_env(home, state)
@@ -114,7 +119,7 @@ def start(home: Home, prefect_port: int = 4200, mlflow_port: int = 5000, worker:
     else:
         state["prefect"] = {"url": os.environ["PREFECT_API_URL"].removesuffix("/api"),
                             "api_url": os.environ["PREFECT_API_URL"], "pid": None, "external": True}
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    if not external("MLFLOW_TRACKING_URI"):
         port = free_port(mlflow_port)
         url = f"http://127.0.0.1:{port}"
         proc = _spawn([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

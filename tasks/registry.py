@@ -14,9 +14,9 @@ from tasks.events import emit
 
 
 @task(name="register-base-model", tags=["registry"])
-def register_base(workload: WorkloadConfig, base_path: str, metrics: dict, key: str) -> dict:
+def register_base(workload: WorkloadConfig, metrics: dict, key: str) -> dict:
     reg = registry()
-    ref = reg.register_base(workload.name, workload.sft.base_model, base_path, metrics, None)
+    ref = reg.register_base(workload.name, workload.sft.base_model, metrics)
     reg.set_tag(workload.name, ref.version, "metrics", json.dumps(metrics))
     reg.set_tag(workload.name, ref.version, "eval_key", key)
     return reg.version(workload.name, ref.version).as_dict()

@@ -54,7 +54,13 @@ def train_adapter(sft_dataset_path: str, workload: WorkloadConfig, run_id: str) 
     out_dir = h.runs / run_id
     log.info("training %s LoRA r=%s on %s rows for %s steps", workload.sft.base_model, workload.sft.lora_r, len(rows),
              workload.sft.max_steps)
-    result = train_sft(rows, workload.sft, workload.system_prompt, out_dir, h.models)
+    every = max(1, workload.sft.max_steps // 8)
+
+    def progress(step: int, loss: float, tps: float) -> None:
+        if step % every == 0 or step == workload.sft.max_steps:
+            log.info("step %s/%s loss %.3f (%.0f tokens/s)", step, workload.sft.max_steps, loss, tps)
+
+    result = train_sft(rows, workload.sft, workload.system_prompt, out_dir, h.models, on_step=progress)
     reg = registry(h)
     with reg.mlflow.start_run(run_id=run_id):
         reg.mlflow.log_params({f"sft.{k}": v for k, v in workload.sft.model_dump().items()})

@@ -72,8 +72,9 @@ class EvalConfig(_Model):
 
 class MetricTolerance(_Model):
     greater_is_better: bool = True
-    tolerance: float = Field(0.0, ge=0, description="Allowed regression versus the champion, in the metric's units.")
-    min_improvement: float = Field(0.0, ge=0, description="Required improvement versus the champion.")
+    tolerance: float = Field(0.0, ge=0, description="Allowed regression versus the champion (metric units, or a fraction of the champion's value when relative).")
+    min_improvement: float = Field(0.0, ge=0, description="Required improvement versus the champion (same units as tolerance).")
+    relative: bool = Field(False, description="Read tolerance and min_improvement as fractions of the champion's value.")
 
 
 class GateConfig(_Model):
@@ -82,7 +83,8 @@ class GateConfig(_Model):
     metrics: dict[str, MetricTolerance] = Field(
         default_factory=lambda: {
             "accuracy": MetricTolerance(greater_is_better=True, min_improvement=0.01),
-            "perplexity": MetricTolerance(greater_is_better=False, tolerance=5.0),
+            # A task adapter may cost some general fluency, not much: at most +50% perplexity.
+            "perplexity": MetricTolerance(greater_is_better=False, tolerance=0.5, relative=True),
         },
         description="metric name -> rule; a candidate missing a metric is refused.",
     )

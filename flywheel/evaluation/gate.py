@@ -2,8 +2,9 @@
 
 For a metric where greater is better (accuracy) the candidate must reach
 ``champion + min_improvement - tolerance``; where lower is better (perplexity) it must stay at or
-under ``champion - min_improvement + tolerance``. With accuracy 0.62 -> 0.80, min_improvement 0.01:
-0.80 >= 0.63, pass. With perplexity 18.0 -> 24.5, tolerance 5.0: 24.5 > 23.0, refused.
+under ``champion - min_improvement + tolerance``. With ``relative: true`` both are fractions of the
+champion's value. With accuracy 0.62 -> 0.80, min_improvement 0.01: 0.80 >= 0.63, pass. With
+perplexity 40.5 -> 64.0, relative tolerance 0.5: 64.0 > 60.75, refused.
 A candidate that lacks a metric is refused (never promoted on partial evidence).
 """
 
@@ -48,12 +49,14 @@ def decide(candidate: dict, champion: dict, cfg: GateConfig) -> GateDecision:
         if champ is None or (isinstance(champ, float) and math.isnan(champ)):
             checks.append(MetricCheck(name, cand, champ, None, True, "no champion value: nothing to regress from"))
             continue
+        scale = abs(champ) if rule.relative else 1.0
+        tol, gain = rule.tolerance * scale, rule.min_improvement * scale
         if rule.greater_is_better:
-            threshold = champ + rule.min_improvement - rule.tolerance
+            threshold = champ + gain - tol
             ok = cand >= threshold
             text = f"{cand:.4f} {'>=' if ok else '<'} {threshold:.4f} (champion {champ:.4f})"
         else:
-            threshold = champ - rule.min_improvement + rule.tolerance
+            threshold = champ - gain + tol
             ok = cand <= threshold
             text = f"{cand:.4f} {'<=' if ok else '>'} {threshold:.4f} (champion {champ:.4f})"
         checks.append(MetricCheck(name, cand, champ, threshold, ok, text))

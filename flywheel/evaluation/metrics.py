@@ -108,10 +108,14 @@ def perplexity(model, tok, text: str, max_tokens: int = 2048, window: int = 256)
 
 
 def evaluate_model(base_path, adapter_dir, rows, general_text, labels, system_prompt, cfg) -> EvalResult:
-    from flywheel.training.models import load_model_and_tokenizer
+    import torch
+
+    from flywheel.training.models import load_model_and_tokenizer, pick_device
 
     t0 = time.perf_counter()
-    model, tok = load_model_and_tokenizer(base_path, adapter_dir)
+    device = pick_device("auto")
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    model, tok = load_model_and_tokenizer(base_path, adapter_dir, device, dtype)
     rows = rows[: cfg.max_examples]
     acc, recall = accuracy(model, tok, rows, labels, system_prompt, cfg.batch_size)
     ppl = perplexity(model, tok, general_text, cfg.perplexity_max_tokens)

@@ -126,14 +126,21 @@ class Registry:
         found = self.client.search_model_versions(f"name='{workload}'")
         return sorted((self._ref(v) for v in found), key=lambda r: int(r.version))
 
-    def register_base(self, workload: str, base_model: str, base_path: str, metrics: dict, run_id: str | None) -> ModelRef:
-        """Version 1: the base model itself, champion until a candidate beats it."""
+    def register_base(self, workload: str, base_model: str, metrics: dict) -> ModelRef:
+        """Version 1: the base model itself, champion until a candidate beats it.
+
+        The weights are not copied into MLflow (the base is resolved by name from each machine's
+        model cache, like a hub id); the version's source is a small run artifact naming it, because
+        an MLflow server only accepts sources inside a run's artifacts."""
         self._ensure_model(workload)
         for ref in self.versions(workload):
             if ref.is_base and ref.tags.get("base_model") == base_model:
                 return ref
+        with self.start_run(workload, run_name="base-model", tags={"flywheel.kind": "base"}) as run:
+            self.mlflow.log_dict({"base_model": base_model}, "base/base_model.json")
+            self.mlflow.log_metrics({f"base_{k}": v for k, v in metrics.items()})
         mv = self.client.create_model_version(
-            workload, source=str(base_path), run_id=run_id,
+            workload, source=f"{run.info.artifact_uri}/base", run_id=run.info.run_id,
             tags={"kind": "base", "base_model": base_model, "metrics": json.dumps(metrics)},
             description=f"Base model {base_model}, no adapter")
         if self.champion(workload) is None:
@@ -183,9 +190,9 @@ class Registry:
         return current, self.version(workload, to)
 
     def local_path(self, ref: ModelRef, cache_dir: str | Path) -> Path:
-        """A local folder for the version's source (downloaded once for remote artifact stores)."""
+        """A local folder with the version's adapter (downloaded once from the artifact store)."""
         if ref.is_base:
-            return Path(ref.source)
+            raise ValueError(f"{ref.name} v{ref.version} is the base model: resolve it by its base_model tag")
         target = Path(cache_dir) / ref.name / f"v{ref.version}"
         if (target / "adapter_config.json").exists():
             return target

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 from flywheel.core.config import GatewaySettings
@@ -115,9 +116,9 @@ def registry_resolver(registry, cache_dir) -> Callable[[str], Served]:
         ref = registry.champion(workload)
         if ref is None:
             raise UnknownModel(f"{workload} has no champion yet: run `flywheel run` first")
-        if ref.is_base:
-            return Served(str(ref.source), None, ref.version)
         base = resolve_base_model(ref.tags["base_model"], cache_dir)
-        return Served(str(base), str(registry.local_path(ref, cache_dir)), ref.version)
+        if ref.is_base:
+            return Served(str(base), None, ref.version)
+        return Served(str(base), str(registry.local_path(ref, Path(cache_dir) / "registry")), ref.version)
 
     return resolve

@@ -20,7 +20,7 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api):
     dep_id = apply(cfg, str(ROOT / "configs/workloads/fraud.yaml"))
     with get_client(sync_client=True) as client:
         dep = client.read_deployment(dep_id)
-        assert dep.work_pool_name == "flywheel-process" and dep.entrypoint == "flows/retrain.py:retrain"
+        assert dep.work_pool_name == "flywheel-process" and dep.entrypoint == "flows.retrain.retrain"
         # The automation needs a moment to be loaded by the triggers service.
         time.sleep(2)
 

@@ -67,9 +67,9 @@ def test_prefect_yaml_retrain_deployment_matches_the_workload_config():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deps = {d["name"]: d for d in spec["deployments"]}
     dep = deps["retrain-fraud"]
-    assert dep["entrypoint"] == "flows/retrain.py:retrain"
+    assert dep["entrypoint"] == "flows.retrain:retrain"
     module, func = dep["entrypoint"].split(":")
-    assert f"def {func}(" in (ROOT / module).read_text()
+    assert f"def {func}(" in (ROOT / (module.replace(".", "/") + ".py")).read_text()
     trig = dep["triggers"][0]
     cfg = load_workload(ROOT / "configs/workloads/fraud.yaml")
     assert trig["expect"] == ["flywheel.feedback.received"]

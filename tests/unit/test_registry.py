@@ -24,13 +24,16 @@ def _candidate(reg, tmp_path, workload, acc):
 
 
 def test_base_is_version_one_and_champion(reg, tmp_path):
-    ref = reg.register_base("w1", "tiny", str(tmp_path), {"accuracy": 0.5}, None)
+    ref = reg.register_base("w1", "tiny", {"accuracy": 0.5})
     assert ref.version == "1" and ref.is_base and reg.champion("w1").version == "1"
-    assert reg.register_base("w1", "tiny", str(tmp_path), {"accuracy": 0.5}, None).version == "1"  # idempotent
+    assert ref.metrics == {"accuracy": 0.5} and ref.source.endswith("/base")
+    assert reg.register_base("w1", "tiny", {"accuracy": 0.5}).version == "1"  # idempotent
+    with pytest.raises(ValueError, match="base model"):
+        reg.local_path(ref, tmp_path)
 
 
 def test_promote_rollback_and_lineage(reg, tmp_path):
-    reg.register_base("w2", "tiny", str(tmp_path), {"accuracy": 0.5}, None)
+    reg.register_base("w2", "tiny", {"accuracy": 0.5})
     v2, run = _candidate(reg, tmp_path, "w2", 0.7)
     assert reg.get_alias("w2", "challenger").version == "2" and reg.champion("w2").version == "1"
     reg.promote("w2", v2.version)

@@ -1,0 +1,67 @@
+"""End to end on real components: `flywheel demo` with the real SmolLM2-135M-Instruct, a real
+Prefect server, MLflow server and process worker, the gateway over HTTP, and the feedback
+automation starting the retrain deployment. Slow (about 8 minutes on 2 cores): marker `integration`.
+
+The workload is the bundled fraud config with fewer steps and a lower trigger threshold, so the
+loop closes in bounded time; `make demo` runs the full config.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.unit.test_house_rules import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    cfg = yaml.safe_load((ROOT / "configs/workloads/fraud.yaml").read_text())
+    cfg["sft"]["max_steps"] = 16
+    cfg["data"].update(n_train=200, n_test=60, n_traffic=10)
+    cfg["eval"]["max_examples"] = 60
+    cfg["retrain"]["feedback_threshold"] = 8  # 10 requests: fires once, at the 8th feedback
+    workload = tmp / "fraud.yaml"
+    workload.write_text("# reduced fraud workload for the integration test\n" + yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(FLYWHEEL_HOME=str(tmp / "home"), OMP_NUM_THREADS=str(os.cpu_count() or 2))
+    try:
+        out = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--workload", str(workload), "--json",
+                              "--timeout", "900"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1400)
+    finally:
+        subprocess.run([sys.executable, "-m", "flows.cli", "server", "stop"], cwd=ROOT, env=env, capture_output=True)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return {"summary": json.loads(out.stdout), "stderr": out.stderr, "home": tmp / "home"}
+
+
+def test_demo_closes_the_loop(demo):
+    s = demo["summary"]
+    c1 = s["cycle_1"]
+    assert c1["data"]["ingest_train"]["kept"] == 200 and c1["data"]["test_rows"] == 60
+    assert [q["reason"] for q in c1["data"]["quarantined"]] == ["corrupt_pdf"]
+    assert c1["champion"]["version"] == "1" and c1["candidate"]["version"] == "2"
+    assert c1["training"]["steps"] == 16 and c1["training"]["final_loss"] < 1.0
+    # base SmolLM2 answers FRAUD to everything: its accuracy is the FRAUD share of the test set (45%)
+    assert c1["champion"]["metrics"]["accuracy"] == pytest.approx(0.45, abs=0.02)
+    assert s["traffic"]["requests"] == 10 and s["feedback_store"]["feedback"] == 10
+    rr = s["retrain_run"]
+    assert rr["state"] == "Completed" and rr["parameters"]["trigger_event"]
+    r = s["retrain"]
+    assert r["trigger"] == rr["parameters"]["trigger_event"]
+    assert r["data"]["sft_from_feedback"] >= 8  # every rated-up or corrected answer seen by the retrain
+    assert r["champion"]["version"] == c1["served_version"]
+    assert r["candidate"]["version"] == "3"
+    assert s["served"]["version"] == r["served_version"]
+    assert s["served"]["gateway_models"][0]["version"] in (None, s["served"]["version"])
+
+
+def test_demo_prints_progress_and_the_urls(demo):
+    assert "cycle 1:" in demo["stderr"] and "retrain run" in demo["stderr"]
+    services = demo["summary"]
+    assert services["prefect_ui"].startswith("http://127.0.0.1:") and services["mlflow_ui"].startswith("http://127.0.0.1:")
