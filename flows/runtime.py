@@ -41,7 +41,7 @@ def configure(home: Home | None = None) -> Home:
             os.environ[var] = value
             injected.add(var)
     os.environ["FLYWHEEL_INJECTED"] = ",".join(sorted(injected))
-    for noisy in ("httpx", "httpcore", "urllib3", "alembic", "mlflow.store.db.utils"):
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "alembic", "mlflow.store.db.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return home
 
