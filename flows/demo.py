@@ -150,13 +150,7 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
         second = retrain.get("result") if isinstance(retrain.get("result"), dict) else None
         if second:
             _print_cycle("retrain", second)
-        time.sleep(gw_settings.reload_interval_s + 1)
-        models = httpx.get(f"{gw_url}/v1/models", timeout=10).json()["data"]
-        # One request after the retrain so the gateway re-reads the champion alias.
-        from openai import OpenAI
-
-        OpenAI(base_url=f"{gw_url}/v1", api_key="x").chat.completions.create(
-            model=cfg.name, max_tokens=4, messages=[{"role": "user", "content": "ping"}])
+        # What the gateway has loaded; it re-reads the champion alias on its next request.
         models = httpx.get(f"{gw_url}/v1/models", timeout=10).json()["data"]
     finally:
         os.killpg(gw.pid, 15)

@@ -182,8 +182,12 @@ def status(home: Home) -> dict:
     for name, url in (("prefect", state.get("prefect", {}).get("api_url", "") + "/health"),
                       ("mlflow", state.get("mlflow", {}).get("url", "") + "/health")):
         svc = state.get(name, {})
+        if not url.startswith("http"):  # e.g. MLFLOW_TRACKING_URI=sqlite:///...: a store, no server to ask
+            svc["healthy"] = bool(svc)
+            ok &= svc["healthy"]
+            continue
         try:
-            svc["healthy"] = bool(url.startswith("http") and httpx.get(url, timeout=3).status_code == 200)
+            svc["healthy"] = httpx.get(url, timeout=3).status_code == 200
         except httpx.HTTPError:
             svc["healthy"] = False
         ok &= svc["healthy"]

@@ -58,7 +58,10 @@ def test_demo_closes_the_loop(demo):
     assert r["champion"]["version"] == c1["served_version"]
     assert r["candidate"]["version"] == "3"
     assert s["served"]["version"] == r["served_version"]
-    assert s["served"]["gateway_models"][0]["version"] in (None, s["served"]["version"])
+    # during the traffic the gateway served cycle 1's champion, and logged that version
+    assert s["traffic"]["versions"] == {c1["served_version"]: 10}
+    assert s["served"]["gateway_models"] == [{"id": "fraud", "object": "model", "created": 0, "owned_by": "flywheel",
+                                              "version": c1["served_version"]}]
 
 
 def test_demo_prints_progress_and_the_urls(demo):
