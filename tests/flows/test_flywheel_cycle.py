@@ -88,3 +88,20 @@ def test_a_worse_candidate_leaves_the_champion_untouched(cycle):
     better = {"accuracy": 0.95, "perplexity": 10.5}
     out = gate_and_register.fn(cfg, s["mlflow_run_id"], better, champ, {}, "k")
     assert out["promoted"] is True and reg.champion("fraud").version == out["version"]
+
+
+def test_rollback_moves_the_champion_back_and_says_so(cycle):
+    from prefect.events.worker import EventsWorker
+
+    from tasks.registry import rollback
+
+    reg = cycle["reg"]
+    current = reg.champion("fraud").version
+    out = rollback("fraud")
+    EventsWorker.drain_all(timeout=10)
+    assert out["from"] == current and out["to"] != current
+    assert reg.champion("fraud").version == out["to"]
+    with pytest.raises(LookupError):
+        while True:  # walk back to the first champion; then there is nothing left to roll back to
+            rollback("fraud")
+    assert reg.champion("fraud").version == "1"
