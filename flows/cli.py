@@ -176,6 +176,10 @@ def evaluate(workload: WorkloadOpt = DEFAULT_WORKLOAD,
     from flows.evaluate import evaluate as eval_flow
 
     cfg = _workload(workload)
+    if not cfg.inputs.general_text:
+        raise BadInput(f"{workload}: inputs.general_text is required for the perplexity check")
+    if not (test / "manifest.json").exists() or not (adapter / "adapter_config.json").exists():
+        raise BadInput(f"--test must be a Dataset folder and --adapter a PEFT adapter folder ({test}, {adapter})")
     base = str(resolve_base_model(cfg.sft.base_model, home.models))
     res = eval_flow(cfg, run_id, str(adapter), base, str(test), str(resolve(home, cfg.inputs.general_text)))
     _out(res, as_json, f"v{res['version']}: {'promoted' if res['promoted'] else 'refused'} (champion v{res['champion_version']})")

@@ -47,9 +47,14 @@ def test_flows_refuse_to_run_without_a_prefect_api(tmp_path):
     assert out.returncode == 2 and "no Prefect API" in out.stderr and out.stdout == ""
 
 
-def test_bad_usage_exits_2():
+def test_bad_usage_exits_2(tmp_path):
     assert flywheel("ingest").returncode == 2  # missing PATH
     assert flywheel("no-such-stage").returncode == 2
+    env = {"FLYWHEEL_HOME": str(tmp_path), "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # never contacted
+    out = flywheel("evaluate", "--run-id", "r", "--adapter", str(tmp_path), "--test", str(tmp_path), env=env)
+    assert out.returncode == 2 and "--test must be a Dataset folder" in out.stderr
+    out = flywheel("train", "--dataset", str(tmp_path), env=env)
+    assert out.returncode == 2 and "not a dataset" in out.stderr
 
 
 def test_generate_then_ingest_json_through_the_api(prefect_api, tmp_path):
