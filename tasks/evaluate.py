@@ -8,8 +8,8 @@ from prefect import task
 
 from flywheel.core.config import WorkloadConfig
 from flywheel.evaluation.metrics import evaluate_model
-from tasks.common import home, logger
-from tasks.train import labelled_rows
+from flywheel.training.data import labelled_rows
+from tasks.common import logger
 
 
 @task(name="evaluate-model", retries=1, tags=["evaluation"])
@@ -31,5 +31,3 @@ def eval_key(test_digest: str, general_text_path: str, workload: WorkloadConfig)
     text_digest = hashlib.sha256(Path(general_text_path).read_bytes()).hexdigest()[:12]
     return f"{test_digest[:12]}-{text_digest}-{workload.eval.max_examples}-{workload.eval.perplexity_max_tokens}"
 
-
-__all__ = ["evaluate", "eval_key", "home"]

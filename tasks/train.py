@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 from prefect import task
 
 from flywheel.core.config import WorkloadConfig
 from flywheel.core.dataset import read_dataset, write_dataset
 from flywheel.feedback.store import FeedbackStore
+from flywheel.training.data import SFT_COLUMNS, labelled_rows
 from flywheel.training.sft import train_sft
 from tasks.common import home, logger, registry
-
-SFT_COLUMNS = ["id", "text", "answer", "label", "source"]
-
-
-def labelled_rows(dataset_path: str) -> list[dict]:
-    """Rows with a label and an answer in ``meta`` (what the workload generator and users provide)."""
-    df = read_dataset(dataset_path).to_pandas()
-    out = []
-    for r in df.to_dict("records"):
-        meta = json.loads(r.get("meta") or "{}")
-        if meta.get("label") and meta.get("answer"):
-            out.append({"id": r["id"], "text": r["text"], "answer": meta["answer"], "label": meta["label"],
-                        "source": r["source"]})
-    return out
-
 
 @task(name="build-sft-dataset", tags=["training"])
 def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedback: bool) -> dict:

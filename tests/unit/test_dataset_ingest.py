@@ -67,3 +67,14 @@ def test_missing_and_binary_files_are_quarantined(tmp_path):
     res = ingest_paths([tmp_path / "blob.bin", tmp_path / "nope.pdf"])
     assert sorted(q["reason"] for q in res.quarantine) == ["missing", "unsupported_binary"]
     assert res.rows == []
+
+
+def test_only_rows_with_label_and_answer_become_training_examples(tmp_path):
+    from flywheel.training.data import labelled_rows
+
+    df = pd.DataFrame({"id": ["a", "b", "c"], "text": ["t1", "t2", "t3"], "source": "s", "page": 0, "kind": "text",
+                       "meta": [json.dumps({"label": "FRAUD", "answer": "FRAUD: x"}), "{}",
+                                json.dumps({"label": "LEGIT"})]})
+    ds = write_dataset(df, tmp_path, "mixed")
+    assert labelled_rows(str(ds.path)) == [{"id": "a", "text": "t1", "answer": "FRAUD: x", "label": "FRAUD",
+                                            "source": "s"}]
