@@ -16,6 +16,7 @@ from flywheel.core.steps import Filter, Transform
 
 _WS = re.compile(r"[ \t\u00a0]+")
 _NL = re.compile(r"\n{3,}")
+_TABLE_SYNTAX = re.compile(r"\|---(?:\|---)*\||(?<!\\)\|")
 
 
 class UnicodeNormalizer(Transform):
@@ -51,7 +52,9 @@ class NonAlphaNumericFilter(Filter):
 
     def keep(self, row: dict) -> tuple[bool, str]:
         text = row["text"]
-        if not text:
+        if row.get("kind") == "table":  # Markdown pipes and rules are structure, not noise: judge the cells
+            text = _TABLE_SYNTAX.sub(" ", text)
+        if not text.strip():
             return False, "empty"
         symbols = sum(1 for c in text if not (c.isalnum() or c.isspace()))
         return (symbols / len(text) <= self.max_ratio), "non_alnum"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.core.steps import StepStats
+from flywheel.ingest.tables import MIN_RULINGS, ruling_count, table_rows
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # 512 MiB: beyond this a single file is quarantined as oversize
 
@@ -27,6 +28,7 @@ class IngestResult:
     quarantine: list[dict] = field(default_factory=list)
     stats: StepStats = field(default_factory=lambda: StepStats("ingest"))
     files: int = 0
+    extra: dict = field(default_factory=dict)  # e.g. table_pages_scanned
 
 
 class QuarantineError(Exception):
@@ -59,7 +61,8 @@ def _doc_id(source: str, *parts) -> str:
     return hashlib.sha1("|".join([source, *map(str, parts)]).encode()).hexdigest()[:16]
 
 
-def read_pdf(path: Path) -> list[dict]:
+def read_pdf(path: Path, result: "IngestResult | None" = None) -> list[dict]:
+    """Text per page (pypdfium2) plus Markdown tables (pdfplumber) from pages with ruling lines."""
     import pypdfium2 as pdfium
 
     try:
@@ -71,16 +74,27 @@ def read_pdf(path: Path) -> list[dict]:
     try:
         if len(pdf) == 0:
             raise QuarantineError("zero_pages", "PDF has no pages")
-        rows = []
+        rows, table_pages = [], []
         for i in range(len(pdf)):
             page = pdf[i]
             text = page.get_textpage().get_text_bounded().replace("\r\n", "\n").strip()
             if text:
                 rows.append({"id": _doc_id(str(path), i + 1), "text": text, "source": str(path),
                              "page": i + 1, "kind": "text", "meta": json.dumps({"pages": len(pdf)})})
-        return rows
+            if ruling_count(page) >= MIN_RULINGS:
+                table_pages.append(i + 1)
+        n_pages = len(pdf)
     finally:
         pdf.close()
+    try:
+        rows += table_rows(str(path), table_pages, n_pages, _doc_id)
+    except Exception as e:  # noqa: BLE001 - a table parser failure must not lose the page text
+        if result is not None:
+            result.quarantine.append({"path": str(path), "reason": "table_extraction_failed",
+                                      "error": f"{type(e).__name__}: {e}", "partial": True})
+    if result is not None:
+        result.extra["table_pages_scanned"] = result.extra.get("table_pages_scanned", 0) + len(table_pages)
+    return rows
 
 
 def read_jsonl(path: Path, quarantine: list[dict]) -> list[dict]:
@@ -131,7 +145,7 @@ def ingest_file(path: Path, result: IngestResult) -> None:
             raise QuarantineError("oversize", f"{size} bytes > {MAX_FILE_BYTES}")
         kind = sniff(path)
         if kind == "pdf":
-            rows = read_pdf(path)
+            rows = read_pdf(path, result)
         elif kind == "jsonl":
             rows = read_jsonl(path, result.quarantine)
         else:
@@ -151,6 +165,9 @@ def ingest_paths(paths: list[str | Path]) -> IngestResult:
     # Counted per input unit: a file, or a JSONL line. Quarantined units are the drops.
     s.kept = len(result.rows)
     for q in result.quarantine:
-        s.dropped[q["reason"]] += 1
+        if q.get("partial"):  # the file's text was kept; only one extraction failed
+            result.extra["partial_failures"] = result.extra.get("partial_failures", 0) + 1
+        else:
+            s.dropped[q["reason"]] += 1
     s.total = s.kept + sum(s.dropped.values())
     return result

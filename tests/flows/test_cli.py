@@ -69,10 +69,10 @@ def test_generate_then_ingest_json_through_the_api(prefect_api, tmp_path):
     out = flywheel("ingest", files["documents"], files["train"], "--name", "mixed", "--json", env=env)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)  # stdout is the JSON summary alone
-    assert res["rows"] == 600 + 3 and res["counts"]["dropped_corrupt_pdf"] == 1
+    assert res["rows"] == 600 + 5 and res["counts"]["dropped_corrupt_pdf"] == 1
     assert [q["reason"] for q in res["quarantine"]] == ["corrupt_pdf"]
     assert (tmp_path / "home" / "datasets" / "mixed").is_dir()
     cur = flywheel("curate", res["path"], "--name", "mixed-curated", "--json", env=env)
     assert cur.returncode == 0, cur.stderr
     c = json.loads(cur.stdout)
-    assert c["counts"]["total"] == 603 and c["rows"] == c["counts"]["kept"] > 500
+    assert c["counts"]["total"] == 605 and c["rows"] == c["counts"]["kept"] > 500

@@ -48,18 +48,18 @@ def test_corrupt_pdf_and_malformed_jsonl_line_are_quarantined_and_the_rest_goes_
     ids = {r["id"] for r in res.rows}
     assert {"r1", "r5"} <= ids
     pdf_rows = [r for r in res.rows if r["source"].endswith("policy.pdf")]
-    assert [r["page"] for r in pdf_rows] == [1, 2]
+    assert [(r["page"], r["kind"]) for r in pdf_rows] == [(1, "text"), (2, "text"), (1, "table"), (2, "table")]
     assert "Cross-border" in pdf_rows[0]["text"] and "Card Fraud Review Policy" in pdf_rows[0]["text"]
     assert json.loads(next(r for r in res.rows if r["id"] == "r1")["meta"]) == {"label": "LEGIT"}
-    assert res.stats.as_dict()["kept"] == len(res.rows) == 4  # 2 PDF pages + 2 good JSONL lines
-    assert res.stats.total == 9  # 4 rows + 5 quarantined units
+    assert res.stats.as_dict()["kept"] == len(res.rows) == 6  # 2 PDF pages + 2 tables + 2 good JSONL lines
+    assert res.stats.total == 11  # 6 rows + 5 quarantined units
     assert res.stats.dropped["malformed_jsonl"] == 3 and res.stats.dropped["corrupt_pdf"] == 1
 
 
 def test_reader_is_chosen_by_content_not_extension(tmp_path):
     write_policy_pdf(tmp_path / "manual.txt")  # a PDF with the wrong extension
     res = ingest_paths([tmp_path / "manual.txt"])
-    assert res.quarantine == [] and [r["page"] for r in res.rows] == [1, 2]
+    assert res.quarantine == [] and [r["page"] for r in res.rows if r["kind"] == "text"] == [1, 2]
 
 
 def test_missing_and_binary_files_are_quarantined(tmp_path):
@@ -78,3 +78,46 @@ def test_only_rows_with_label_and_answer_become_training_examples(tmp_path):
     ds = write_dataset(df, tmp_path, "mixed")
     assert labelled_rows(str(ds.path)) == [{"id": "a", "text": "t1", "answer": "FRAUD: x", "label": "FRAUD",
                                             "source": "s"}]
+
+
+def _ruled_pdf(path, pages):
+    """pages: a list of tables (list of rows) or None for a text-only page."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    story = []
+    for i, table in enumerate(pages):
+        story.append(Paragraph(f"Section {i + 1}: quarterly figures and notes for the review board.",
+                               getSampleStyleSheet()["BodyText"]))
+        if table is not None:
+            story.append(Table(table, style=TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)])))
+        story.append(PageBreak())
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+
+
+def test_ruled_tables_are_extracted_cell_exact_and_only_on_pages_with_rulings(tmp_path):
+    truth = {}
+    pages = []
+    for p in range(1, 9):
+        if p % 3 == 0:
+            pages.append(None)  # text-only page: the table parser must not even open it
+            continue
+        table = [["Region", "Q1", "Q2", "Owner"]] + [[f"R{p}-{r}", f"{p * 100 + r:,}", f"${r * 7.5:.2f}", f"team {r}|{p}"]
+                                                    for r in range(1, 5)]
+        truth[p] = table
+        pages.append(table)
+    _ruled_pdf(tmp_path / "report.pdf", pages)
+    res = ingest_paths([tmp_path / "report.pdf"])
+    tables = {r["page"]: r for r in res.rows if r["kind"] == "table"}
+    assert sorted(tables) == sorted(truth)
+    assert res.extra["table_pages_scanned"] == len(truth)  # 6 of 8 pages
+    from flywheel.ingest.tables import to_markdown
+
+    for page, table in truth.items():
+        assert tables[page]["text"] == to_markdown(table)
+        meta = json.loads(tables[page]["meta"])
+        assert (meta["rows"], meta["cols"], meta["pages"]) == (5, 4, 8) and len(meta["bbox"]) == 4
+    assert "| R2-3 | 203 | $22.50 | team 3\\|2 |" in tables[2]["text"]  # the pipe in a cell is escaped
+    assert len([r for r in res.rows if r["kind"] == "text"]) == 8
