@@ -78,3 +78,14 @@ def test_prefect_yaml_retrain_deployment_matches_the_workload_config():
     assert trig["within"] == cfg.retrain.within_seconds
     # The bare form silently creates no run (DESIGN.md §5).
     assert trig["parameters"]["trigger_event"] == "{{ event.id | string }}"
+
+
+def test_kubernetes_work_pool_template_is_valid_json_with_its_variables():
+    import json
+
+    tpl = json.loads((ROOT / "deployments/work-pools/kubernetes.json").read_text())
+    assert set(tpl) == {"job_configuration", "variables"}
+    props = tpl["variables"]["properties"]
+    for ref in ("image", "namespace", "gpus", "env"):
+        assert ref in props
+    assert tpl["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]["image"] == "{{ image }}"
