@@ -31,5 +31,6 @@ def ingest_documents(paths: list[str], name: str) -> dict:
     counts.pop("seconds", None)
     log.info("ingest %s: %s files -> %s rows, %s quarantined", name, result.files, ds.rows, len(result.quarantine))
     publish_counts(f"ingest-{name}", f"Ingest counts for {name}", counts)
-    return {**ds.summary(), "files": result.files, "counts": counts, "quarantine": result.quarantine,
+    return {**ds.summary(), "files": result.files, "counts": counts, "extra": result.extra,
+            "quarantine": result.quarantine,
             "quarantine_file": str(qfile)}

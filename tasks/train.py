@@ -12,6 +12,7 @@ from flywheel.training.data import SFT_COLUMNS, labelled_rows
 from flywheel.training.sft import train_sft
 from tasks.common import home, logger, registry
 
+
 @task(name="build-sft-dataset", tags=["training"])
 def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedback: bool) -> dict:
     log = logger()

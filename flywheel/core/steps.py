@@ -23,14 +23,6 @@ class StepStats:
     seconds: float = 0.0
     modified: int = 0
 
-    def merge(self, other: "StepStats") -> "StepStats":
-        self.total += other.total
-        self.kept += other.kept
-        self.dropped.update(other.dropped)
-        self.seconds += other.seconds
-        self.modified += other.modified
-        return self
-
     def as_dict(self) -> dict:
         out = {"total": self.total, "kept": self.kept}
         out.update({f"dropped_{k}": v for k, v in sorted(self.dropped.items())})

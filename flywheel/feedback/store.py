@@ -150,6 +150,3 @@ def _decode(row: dict) -> dict:
             row[k] = row[k].isoformat()
     return row
 
-
-def now_ms() -> float:
-    return time.perf_counter() * 1000

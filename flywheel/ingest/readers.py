@@ -61,7 +61,7 @@ def _doc_id(source: str, *parts) -> str:
     return hashlib.sha1("|".join([source, *map(str, parts)]).encode()).hexdigest()[:16]
 
 
-def read_pdf(path: Path, result: "IngestResult | None" = None) -> list[dict]:
+def read_pdf(path: Path, result: IngestResult) -> list[dict]:
     """Text per page (pypdfium2) plus Markdown tables (pdfplumber) from pages with ruling lines."""
     import pypdfium2 as pdfium
 
@@ -89,11 +89,9 @@ def read_pdf(path: Path, result: "IngestResult | None" = None) -> list[dict]:
     try:
         rows += table_rows(str(path), table_pages, n_pages, _doc_id)
     except Exception as e:  # noqa: BLE001 - a table parser failure must not lose the page text
-        if result is not None:
-            result.quarantine.append({"path": str(path), "reason": "table_extraction_failed",
-                                      "error": f"{type(e).__name__}: {e}", "partial": True})
-    if result is not None:
-        result.extra["table_pages_scanned"] = result.extra.get("table_pages_scanned", 0) + len(table_pages)
+        result.quarantine.append({"path": str(path), "reason": "table_extraction_failed",
+                                  "error": f"{type(e).__name__}: {e}", "partial": True})
+    result.extra["table_pages_scanned"] = result.extra.get("table_pages_scanned", 0) + len(table_pages)
     return rows
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from flywheel.core.config import GatewaySettings
-from flywheel.feedback.store import FeedbackStore
+from flywheel.feedback.store import FeedbackStoreProtocol
 from flywheel.serving.engine import Engine, LocalEngine, UpstreamEngine
 
 log = logging.getLogger("flywheel.gateway")
@@ -45,7 +45,7 @@ class UnknownModel(LookupError):
 
 
 class GatewayService:
-    def __init__(self, settings: GatewaySettings, store: FeedbackStore, resolve: Callable[[str], Served],
+    def __init__(self, settings: GatewaySettings, store: FeedbackStoreProtocol, resolve: Callable[[str], Served],
                  events: EventSink | None = None, engine_factory: Callable[[str, Served], Engine] | None = None):
         self.settings = settings
         self.store = store
