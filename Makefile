@@ -8,9 +8,17 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: venv demo test test-fast test-slow stop clean
+.PHONY: venv system-deps demo test test-fast test-slow stop clean
+
+# OCR needs Debian's tesseract-ocr (the `tesseract` binary and its English model).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null
+	tesseract --version | head -1
 
 venv: $(STAMP)
+	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory system-deps
 
 # torch first, pinned: anything that depends on torch would otherwise pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml

@@ -88,8 +88,8 @@ def write_policy_pdf(path: Path) -> Path:
 
 
 def write_corrupt_pdf(path: Path) -> Path:
-    """A PDF header followed by garbage: what a truncated upload looks like."""
-    path.write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + bytes(range(256)) * 4)
+    """A PDF header and end marker around garbage: a corrupt file (a cut one is ``truncated``)."""
+    path.write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + bytes(range(256)) * 4 + b"\n%%EOF\n")
     return path
 
 
@@ -98,7 +98,7 @@ def write_documents(out: Path) -> dict:
     docs.mkdir(parents=True, exist_ok=True)
     write_policy_pdf(docs / "fraud-policy.pdf")
     (docs / "ops-note.txt").write_text(OPS_NOTE)
-    write_corrupt_pdf(docs / "scan-upload-truncated.pdf")
+    write_corrupt_pdf(docs / "scan-upload-corrupt.pdf")
     (out / "general.txt").write_text(GENERAL_TEXT)
     return {"documents": str(docs), "general_text": str(out / "general.txt")}
 

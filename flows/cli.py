@@ -5,7 +5,7 @@ API), 1 internal failure. With ``--json`` the machine-readable summary is the on
 stdout; progress and logs go to stderr.
 
     flywheel server start|stop|status
-    flywheel generate | ingest | curate | train | evaluate | run | deploy | retrain | rollback | serve | demo
+    flywheel generate | ingest | ingest-deploy | watch | curate | train | evaluate | run | deploy | retrain | rollback | serve | demo
 """
 
 from __future__ import annotations
@@ -117,15 +117,71 @@ def generate(workload: WorkloadOpt = DEFAULT_WORKLOAD, out: Optional[Path] = typ
     _out(files, as_json)
 
 
+def _ingest_config(config: Optional[Path], workers: Optional[int], timeout: Optional[float], incremental: Optional[bool]):
+    from flywheel.core.config import IngestConfig, load_config, validate
+
+    cfg = load_config(config, IngestConfig) if config else IngestConfig()
+    overrides = {k: v for k, v in {"workers": workers, "timeout_s": timeout, "incremental": incremental}.items() if v is not None}
+    return validate(IngestConfig, {**cfg.model_dump(), **overrides}, "command line") if overrides else cfg
+
+
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (PDF, JSONL, text).")],
-           name: str = typer.Option("documents", help="Dataset name."), as_json: JsonOpt = False):
-    """Read documents into a Dataset; unreadable files go to quarantine.jsonl with their reason."""
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders: PDF, HTML, Markdown, DOCX, JSONL, Parquet, text, images.")],
+           out: Optional[Path] = typer.Option(None, "--out", help="Write the Dataset here (default: <home>/datasets/<name>/<digest>); chunks go to OUT/chunks."),
+           name: str = typer.Option("documents", help="Dataset name."),
+           config: Optional[Path] = typer.Option(None, help="IngestConfig YAML (configs/ingest/default.yaml)."),
+           workers: Optional[int] = typer.Option(None, help="Parallel tasks (default: one per core)."),
+           timeout: Optional[float] = typer.Option(None, help="Per-task timeout in seconds (a file or a PDF page batch)."),
+           incremental: Optional[bool] = typer.Option(None, "--incremental/--no-incremental", help="Reuse files already ingested."),
+           as_json: JsonOpt = False):
+    """Read documents into a Dataset (+ chunks); unreadable files go to quarantine.jsonl with their reason.
+
+    Exit code 0 even when files are quarantined: that is reported, not an error."""
+    cfg = _ingest_config(config, workers, timeout, incremental)
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
+    if missing and len(missing) == len(paths):
+        raise BadInput(f"no such file or folder: {', '.join(missing)}")
     _flow_env()
     from flows.ingest import ingest as ingest_flow
 
-    res = ingest_flow([str(p) for p in paths], name)
-    _out(res, as_json, f"{res['rows']} rows -> {res['path']} ({len(res['quarantine'])} quarantined)")
+    res = ingest_flow([str(p) for p in paths], name, cfg, str(out.resolve()) if out else None)
+    dropped = [q for q in res["quarantine"] if not q.get("partial")]
+    human = (f"{res['rows']} rows from {res['files']} files -> {res['path']} in {res['seconds']} s "
+             f"({len(dropped)} quarantined, {res['extra']['skipped_known']} unchanged reused)")
+    if res.get("chunks"):
+        human += f"\n{res['chunks']['rows']} chunks -> {res['chunks']['path']}"
+    for q in dropped:
+        human += f"\n  quarantined {q['path']}{':' + str(q['line']) if 'line' in q else ''}: {q['reason']}"
+    _out(res, as_json, human)
+
+
+@app.command("ingest-deploy")
+def ingest_deploy(folder: Annotated[Path, typer.Argument(help="The folder to ingest.")],
+                  name: str = typer.Option(..., help="Dataset and deployment name."),
+                  config: Optional[Path] = typer.Option(None, help="IngestConfig YAML."),
+                  cron: Optional[str] = typer.Option(None, help="Also create a scheduled deployment, e.g. '*/15 * * * *'."),
+                  pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False):
+    """Create ingest/ingest-NAME-watch (started by `flywheel watch`) and, with --cron, ingest/ingest-NAME-scheduled."""
+    cfg = _ingest_config(config, None, None, None)
+    if not folder.is_dir():
+        raise BadInput(f"{folder}: not a folder")
+    _flow_env()
+    from deployments.ingest import apply
+
+    _out(apply(folder, name, cfg, cron, pool), as_json)
+
+
+@app.command()
+def watch(folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
+          name: str = typer.Option(..., help="Same name as given to ingest-deploy."),
+          debounce: float = typer.Option(2.0, help="Seconds of quiet before one event is sent for a burst of files.")):
+    """Emit flywheel.folder.changed events for new files, which start the watched ingest deployment (Ctrl-C stops)."""
+    if not folder.is_dir():
+        raise BadInput(f"{folder}: not a folder")
+    _flow_env()
+    from flows.watch import watch as run_watch
+
+    run_watch(folder, name, debounce)
 
 
 @app.command()

@@ -33,9 +33,9 @@ def flywheel(workload: WorkloadConfig, include_feedback: bool = False, trigger: 
     general = str(resolve(h, inp.general_text))
 
     # 1. ingest: labelled examples, the held-out split, the documents for the knowledge base
-    raw_train = ingest_documents(paths(inp.train), f"{workload.name}-train-raw")
-    test = ingest_documents(paths(inp.test), f"{workload.name}-test")
-    raw_docs = ingest_documents(paths(inp.documents), f"{workload.name}-documents-raw") if inp.documents else None
+    raw_train = ingest_documents(paths(inp.train), f"{workload.name}-train-raw", workload.ingest)
+    test = ingest_documents(paths(inp.test), f"{workload.name}-test", workload.ingest)
+    raw_docs = ingest_documents(paths(inp.documents), f"{workload.name}-documents-raw", workload.ingest) if inp.documents else None
     # 2. curate
     train_set = curate_dataset(raw_train["path"], f"{workload.name}-train", workload.curation)
     docs = curate_dataset(raw_docs["path"], f"{workload.name}-documents", workload.curation) if raw_docs else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,6 +60,93 @@ class Dataset:
         return {"name": self.name, "digest": self.digest, "rows": self.rows, "path": str(self.path)}
 
 
+class DatasetWriter:
+    """Stream DataFrames into a Dataset without holding them all: parts are written as they fill, the
+    digest is updated row by row (equal to :func:`content_digest` of the concatenation), and the
+    folder is published atomically by :meth:`close`.
+
+        with DatasetWriter(root, "docs") as w:
+            for df in frames: w.write(df)
+        ds = w.dataset
+    """
+
+    def __init__(self, root: str | Path, name: str, *, parents=(), config: dict | None = None,
+                 extra: dict | None = None, path: str | Path | None = None):
+        self.root, self.name, self.fixed_path = Path(root), name, Path(path) if path else None
+        self.manifest_base = {"name": name, "parents": list(parents), "config": config or {}, **(extra or {})}
+        self.tmp = (self.fixed_path or self.root / name).with_name(
+            (self.fixed_path.name if self.fixed_path else name) + f".tmp-{uuid.uuid4().hex[:8]}")
+        self.tmp.mkdir(parents=True)
+        self.hash = hashlib.sha256()
+        self.rows, self.parts, self.schema, self.columns = 0, 0, None, None
+        self.buffer: list[pd.DataFrame] = []
+        self.buffered = 0
+        self.dataset: Dataset | None = None
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.columns is None:
+            self.columns = list(map(str, df.columns))
+            self.schema = {c: str(t) for c, t in df.dtypes.items()}
+            self.hash.update(json.dumps(self.columns).encode())
+        elif list(map(str, df.columns)) != self.columns:
+            raise ValueError(f"dataset {self.name}: columns {list(df.columns)} differ from {self.columns}")
+        for row in df.itertuples(index=False, name=None):
+            self.hash.update(json.dumps(row, default=str, ensure_ascii=False).encode())
+            self.hash.update(b"\n")
+        self.rows += len(df)
+        self.buffer.append(df)
+        self.buffered += len(df)
+        while self.buffered >= PART_ROWS:
+            self._flush(PART_ROWS)
+
+    def _flush(self, n: int) -> None:
+        df = pd.concat(self.buffer, ignore_index=True) if len(self.buffer) > 1 else self.buffer[0].reset_index(drop=True)
+        df.iloc[:n].to_parquet(self.tmp / f"part-{self.parts:05d}.parquet", index=False)
+        self.parts += 1
+        rest = df.iloc[n:]
+        self.buffer, self.buffered = ([rest] if len(rest) else []), len(rest)
+
+    def close(self) -> Dataset:
+        if self.columns is None:
+            raise ValueError(f"dataset {self.name}: nothing written (not even an empty frame with its columns)")
+        if self.buffered or self.parts == 0:
+            self.buffer = self.buffer or [pd.DataFrame({c: pd.Series(dtype=t) for c, t in self.schema.items()})]
+            self._flush(max(self.buffered, 0))
+        digest = self.hash.hexdigest()
+        path = self.fixed_path or self.root / self.name / digest[:12]
+        manifest = {"name": self.name, "digest": digest, "rows": self.rows, "schema": self.schema, **self.manifest_base}
+        existing = path / "manifest.json"
+        if existing.exists():
+            old = json.loads(existing.read_text())
+            if old.get("digest") == digest:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.dataset = Dataset(path, old)  # idempotent: same content, same folder, keep created_at
+                return self.dataset
+        manifest["created_at"] = datetime.now(timezone.utc).isoformat()
+        (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            if not (path / "manifest.json").exists() and any(path.iterdir()):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise FileExistsError(f"{path}: exists and is not a dataset; refusing to replace it")
+            shutil.rmtree(path)
+        self.tmp.rename(path)  # atomic publish: readers never see half a dataset
+        self.dataset = Dataset(path, manifest)
+        return self.dataset
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_dataset(
     df: pd.DataFrame,
     root: str | Path,
@@ -67,34 +155,16 @@ def write_dataset(
     parents: list[str] | tuple[str, ...] = (),
     config: dict | None = None,
     extra: dict | None = None,
+    path: str | Path | None = None,
 ) -> Dataset:
-    df = df.reset_index(drop=True)
-    digest = content_digest(df)
-    path = Path(root) / name / digest[:12]
-    manifest = {
-        "name": name,
-        "digest": digest,
-        "rows": int(len(df)),
-        "schema": {c: str(t) for c, t in df.dtypes.items()},
-        "parents": list(parents),
-        "config": config or {},
-        **(extra or {}),
-    }
-    existing = path / "manifest.json"
-    if existing.exists():
-        old = json.loads(existing.read_text())
-        if old.get("digest") == digest:
-            return Dataset(path, old)  # idempotent: same content, same folder, keep created_at
-    manifest["created_at"] = datetime.now(timezone.utc).isoformat()
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for i, start in enumerate(range(0, max(len(df), 1), PART_ROWS)):
-        df.iloc[start : start + PART_ROWS].to_parquet(tmp / f"part-{i:05d}.parquet", index=False)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # atomic publish: readers never see half a dataset
-    return Dataset(path, manifest)
+    """Write one DataFrame as a Dataset at ``<root>/<name>/<digest[:12]>`` (or at ``path``)."""
+    w = DatasetWriter(root, name, parents=parents, config=config, extra=extra, path=path)
+    try:
+        w.write(df.reset_index(drop=True))
+        return w.close()
+    except BaseException:
+        w.abort()
+        raise
 
 
 def read_dataset(path: str | Path) -> Dataset:

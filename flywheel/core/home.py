@@ -50,6 +50,11 @@ class Home:
         return self._dir("data")
 
     @property
+    def cache(self) -> Path:
+        """Derived state that can be rebuilt (the incremental ingest cache)."""
+        return self._dir("cache")
+
+    @property
     def prefect_home(self) -> Path:
         return self._dir("prefect")
 

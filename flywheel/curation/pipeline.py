@@ -13,12 +13,12 @@ in-process LocalCluster. ``backend: cudf`` runs the partitions on GPUs (``[gpu]`
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import OrderedDict
 
 import pandas as pd
 
+from flywheel.core.cluster import dask_client
 from flywheel.core.config import CurationConfig
 from flywheel.core.steps import StepStats
 from flywheel.curation.steps import NonAlphaNumericFilter, UnicodeNormalizer, WordCountFilter, text_hash
@@ -54,23 +54,6 @@ def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     if len(out):
         out.at[0, "_modified"] = json.dumps(modified)  # carried back to the driver for the step counts
     return out
-
-
-@contextlib.contextmanager
-def dask_client(address: str | None = None, workers: int = 1, threads: int = 2):
-    from distributed import Client, LocalCluster
-
-    if address:
-        client = Client(address)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    # processes=False: one in-process worker, so no subprocesses (and no second Prefect client) on a laptop.
-    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client
 
 
 def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = None):

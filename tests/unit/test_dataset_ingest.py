@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 
+from examples.corpus import ruled_table_pdf
 from examples.documents import write_corrupt_pdf, write_policy_pdf
 from flywheel.core.dataset import content_digest, read_dataset, write_dataset
 from flywheel.ingest.readers import ingest_paths
@@ -59,7 +60,10 @@ def test_corrupt_pdf_and_malformed_jsonl_line_are_quarantined_and_the_rest_goes_
 def test_reader_is_chosen_by_content_not_extension(tmp_path):
     write_policy_pdf(tmp_path / "manual.txt")  # a PDF with the wrong extension
     res = ingest_paths([tmp_path / "manual.txt"])
-    assert res.quarantine == [] and [r["page"] for r in res.rows if r["kind"] == "text"] == [1, 2]
+    assert [r["page"] for r in res.rows if r["kind"] == "text"] == [1, 2]
+    # read as the PDF it is; the wrong extension is reported, nothing is lost
+    assert [(q["reason"], q["partial"]) for q in res.quarantine] == [("mislabelled", True)]
+    assert res.stats.dropped == {} and res.extra["partial_failures"] == 1
 
 
 def test_missing_and_binary_files_are_quarantined(tmp_path):
@@ -80,23 +84,6 @@ def test_only_rows_with_label_and_answer_become_training_examples(tmp_path):
                                             "source": "s"}]
 
 
-def _ruled_pdf(path, pages):
-    """pages: a list of tables (list of rows) or None for a text-only page."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
-
-    story = []
-    for i, table in enumerate(pages):
-        story.append(Paragraph(f"Section {i + 1}: quarterly figures and notes for the review board.",
-                               getSampleStyleSheet()["BodyText"]))
-        if table is not None:
-            story.append(Table(table, style=TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)])))
-        story.append(PageBreak())
-    SimpleDocTemplate(str(path), pagesize=A4).build(story)
-
-
 def test_ruled_tables_are_extracted_cell_exact_and_only_on_pages_with_rulings(tmp_path):
     truth = {}
     pages = []
@@ -108,7 +95,7 @@ def test_ruled_tables_are_extracted_cell_exact_and_only_on_pages_with_rulings(tm
                                                     for r in range(1, 5)]
         truth[p] = table
         pages.append(table)
-    _ruled_pdf(tmp_path / "report.pdf", pages)
+    ruled_table_pdf(tmp_path / "report.pdf", pages, text_lines=1)
     res = ingest_paths([tmp_path / "report.pdf"])
     tables = {r["page"]: r for r in res.rows if r["kind"] == "table"}
     assert sorted(tables) == sorted(truth)
