@@ -42,8 +42,7 @@ log = logging.getLogger("flywheel.ingest")
 
 READER_VERSION = 3  # bump when a reader changes its rows, so cached entries are re-read
 COLUMNS = ["id", "text", "source", "page", "kind", "meta"]
-PRELOAD = ["flywheel.ingest.engine", "flywheel.ingest.readers", "flywheel.ingest.pdf", "flywheel.ingest.formats",
-           "pypdfium2", "pdfplumber", "pyarrow.parquet", "PIL.Image", "lxml.html", "docx", "markdown_it"]
+FIRST_UNIT_PAGES = 8  # the first unit of a file also learns its page count
 
 
 @dataclass
@@ -101,34 +100,6 @@ def cache_key(digest: str, cfg: IngestConfig) -> str:
 
 # ---------------------------------------------------------------- the sandboxed unit
 
-def _write_rows(rows: list[dict], out: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("page", pa.int64()),
-                        ("kind", pa.string()), ("meta", pa.string())])
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
-
-
-def _unit_main(path: str, digest: str, cfg_json: str, first: int, last: int, out_dir: str, unit: str) -> None:
-    """Body of one unit (runs in the sandbox process): rows to ``<unit>.parquet``, outcome to ``<unit>.json``."""
-    from flywheel.ingest.readers import read_unit
-
-    out = Path(out_dir)
-    try:
-        res = read_unit(path, digest, IngestConfig.model_validate_json(cfg_json), first, last)
-        rows = res.pop("rows")
-        _write_rows(rows, out / f"{unit}.parquet")
-        res.update(ok=True, rows=len(rows))
-    except QuarantineError as e:
-        res = {"ok": False, "reason": e.reason, "error": e.detail}
-    except Exception as e:  # noqa: BLE001 - any reader bug quarantines this file, never the run
-        res = {"ok": False, "reason": "reader_error", "error": f"{type(e).__name__}: {e}"}
-    tmp = out / f"{unit}.json.tmp"
-    tmp.write_text(json.dumps(res, default=str))
-    tmp.rename(out / f"{unit}.json")
-
-
 def run_unit(path: str, digest: str, cfg_json: str, first: int, last: int, out_dir: str, unit: str,
              timeout_s: float, isolate: bool = True) -> dict:
     """Run one unit in this thread's sandbox process with a wall-clock limit; returns the unit's outcome dict."""
@@ -142,7 +113,9 @@ def run_unit(path: str, digest: str, cfg_json: str, first: int, last: int, out_d
         if status == "crashed" or not (out / f"{unit}.json").exists():
             return {"ok": False, "reason": "crashed", "error": detail or "the reader wrote no result"}
     else:  # in this thread: no timeout (tests of the readers themselves, debugging)
-        _unit_main(path, digest, cfg_json, first, last, out_dir, unit)
+        from flywheel.ingest.unit import unit_main
+
+        unit_main(path, digest, cfg_json, first, last, out_dir, unit)
     return json.loads((out / f"{unit}.json").read_text())
 
 
@@ -170,7 +143,7 @@ def file_task(path: str, cfg_json: str, cache_dir: str, isolate: bool = True) ->
         return {"path": path, "status": "cached", "key": key, "digest": digest}
     work = Path(cache_dir) / f"{key}.tmp-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
-    last = cfg.pages_per_task
+    last = min(cfg.pages_per_task, FIRST_UNIT_PAGES)  # small, so the rest of a big PDF is scheduled early
     res = run_unit(path, digest, cfg_json, 1, last, str(work), _unit_name(1), cfg.timeout_s, isolate)
     more = []
     if res.get("ok") and res.get("kind") == "pdf":
@@ -262,46 +235,44 @@ def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path 
     if files:
         address = dask_address or os.environ.get("FLYWHEEL_DASK_ADDRESS")
         threads = cfg.workers or os.cpu_count() or 1
-        try:
-            with dask_client(address, threads=threads) as client:
-                futures = as_completed(client.map(file_task, files, cfg_json=cfg_json, cache_dir=str(cache_dir),
-                                                  isolate=isolate, pure=False))
-                for fut in futures:
-                    out = fut.result()
-                    if "first" in out:  # a later page batch of a PDF
-                        state = states[out["path"]]
-                        state["units"][out["first"]] = out["res"]
-                        prog.pages_done += out["res"].get("counters", {}).get("pages", 0)
-                        state["pending"] -= 1
-                    elif out["status"] == "quarantined":
-                        result.quarantine.append({k: out[k] for k in ("path", "reason", "error")})
-                        prog.done += 1
-                        continue
-                    elif out["status"] == "cached":
-                        final = cache_dir / out["key"]
-                        entry = json.loads((final / "entry.json").read_text())
-                        entries[out["path"]] = (entry, final)
-                        counters["skipped_known"] += 1
-                        prog.done += 1
-                        continue
-                    else:
-                        state = states[out["path"]] = {**out, "pending": len(out["more"])}
-                        first = out["units"][1]
-                        prog.pages_known += first.get("n_pages", 0)
-                        prog.pages_done += first.get("counters", {}).get("pages", 0)
-                        for a, b in out["more"]:
-                            futures.add(client.submit(unit_task, out["path"], out["digest"], cfg_json, a, b, out["work"],
-                                                      isolate=isolate, pure=False))
-                    if state["pending"] == 0:
-                        if (published := _finish_file(state, cache_dir, result)) is not None:
-                            entries[out["path"]] = published
-                        prog.done += 1
-                    prog.tick()
-        finally:
-            if not address:  # local helpers end with the run; a cluster's workers keep theirs warm
-                from flywheel.ingest import sandbox
+        if not address:
+            from flywheel.ingest import sandbox
 
-                sandbox.shutdown()
+            sandbox.prestart(min(threads, len(files)))  # they start while the cluster comes up
+        with dask_client(address, threads=threads) as client:
+            futures = as_completed(client.map(file_task, files, cfg_json=cfg_json, cache_dir=str(cache_dir),
+                                              isolate=isolate, pure=False))
+            for fut in futures:
+                out = fut.result()
+                if "first" in out:  # a later page batch of a PDF
+                    state = states[out["path"]]
+                    state["units"][out["first"]] = out["res"]
+                    prog.pages_done += out["res"].get("counters", {}).get("pages", 0)
+                    state["pending"] -= 1
+                elif out["status"] == "quarantined":
+                    result.quarantine.append({k: out[k] for k in ("path", "reason", "error")})
+                    prog.done += 1
+                    continue
+                elif out["status"] == "cached":
+                    final = cache_dir / out["key"]
+                    entry = json.loads((final / "entry.json").read_text())
+                    entries[out["path"]] = (entry, final)
+                    counters["skipped_known"] += 1
+                    prog.done += 1
+                    continue
+                else:
+                    state = states[out["path"]] = {**out, "pending": len(out["more"])}
+                    first = out["units"][1]
+                    prog.pages_known += first.get("n_pages", 0)
+                    prog.pages_done += first.get("counters", {}).get("pages", 0)
+                    for a, b in out["more"]:
+                        futures.add(client.submit(unit_task, out["path"], out["digest"], cfg_json, a, b, out["work"],
+                                                  isolate=isolate, pure=False))
+                if state["pending"] == 0:
+                    if (published := _finish_file(state, cache_dir, result)) is not None:
+                        entries[out["path"]] = published
+                    prog.done += 1
+                prog.tick()
     # Publish in input order, whatever order the units finished in.
     for path in sorted(entries, key=order.get):
         entry, final = entries[path]

@@ -67,7 +67,8 @@ def run_nv_ingest(paths, cfg, cache_dir: str | Path):
         from nv_ingest_client.client import Ingestor
     except ImportError as e:
         raise RuntimeError("ingest backend 'nv_ingest' needs the NV-Ingest client: pip install 'flywheel[nv-ingest]'") from e
-    from flywheel.ingest.engine import _write_rows, cache_key, run_ingest
+    from flywheel.ingest.engine import cache_key, run_ingest
+    from flywheel.ingest.unit import _write_rows
     from flywheel.ingest.readers import Doc, check_file, expand, file_digest
     from flywheel.ingest.sniff import sniff
 

@@ -4,7 +4,7 @@ One pass over each page's objects through pdfium's C API decides what else the p
 
 - text layer            -> a ``kind=text`` row (always, when the page has characters);
 - >= ``min_rulings`` path objects -> pdfplumber opens the page for ``kind=table`` rows;
-- no characters at all  -> the page is rendered at ``ocr.dpi`` and OCR'd into a ``kind=ocr`` row;
+- no text at all        -> the page is rendered at ``ocr.dpi`` and OCR'd into a ``kind=ocr`` row;
 - an image of at least ``ocr.min_image_px`` on a page with text -> that image is OCR'd into a
   ``kind=image_text`` row with its bounding box (charts, figures, stamped scans).
 
@@ -97,9 +97,7 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
             out["pages"] += 1
             width, height = page.get_size()
             page_box = [0.0, 0.0, round(width, 2), round(height, 2)]
-            textpage = page.get_textpage()
-            n_chars = textpage.count_chars()
-            text = textpage.get_text_bounded().replace("\r\n", "\n").strip() if n_chars else ""
+            text = page.get_textpage().get_text_range().replace("\r\n", "\n").strip()
             n_paths, images = _page_objects(page)
             if text:
                 out["rows"].append(doc.row(text, "text", page=pno, bbox=page_box, pages=n_pages))
@@ -108,7 +106,7 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
             if not want_ocr:
                 continue
             try:
-                if not n_chars:  # no text layer: a scanned page
+                if not text:  # no text layer: a scanned page
                     image = page.render(scale=cfg.ocr.dpi / 72).to_pil()
                     words, _ = ocr_mod.ocr_image(image, cfg.ocr.lang, cfg.ocr.min_confidence)
                     out["ocr_pages"] += 1

@@ -1,10 +1,11 @@
 """Sandbox processes for ingest units: a hung or crashing parser costs one file, never the run.
 
-Each thread that runs units (a Dask worker thread) owns one helper process
-(``python -m flywheel.ingest.sandbox``), started once with the readers imported and reused for
-many units. A unit is one JSON line in, one line out. When a unit does not answer within its
-timeout the helper is killed (and a fresh one starts for the next unit); when it dies, the unit is
-reported as crashed. Helpers are recycled after ``RECYCLE_AFTER`` units to bound their memory.
+A unit runs in a helper process (``python -m flywheel.ingest.sandbox``) taken from a pool: started
+once with the readers imported, reused for many units, returned to the pool after each. A unit is
+one JSON line in, one line out. When a unit does not answer within its timeout its helper is
+killed (the next unit gets a fresh one); when a helper dies, the unit is reported as crashed.
+Helpers are recycled after ``RECYCLE_AFTER`` units to bound their memory, and stopped when the
+process exits. :func:`prestart` warms the pool while the driver is still planning.
 
 Why not multiprocessing: its spawn/forkserver children re-import the parent's ``__main__``
 (``prefect.engine`` inside a flow run: seconds per unit), and ``fork`` from a threaded process can
@@ -13,6 +14,7 @@ deadlock. A helper is a plain subprocess, which also works inside daemonic Dask 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -22,7 +24,7 @@ import threading
 from pathlib import Path
 
 RECYCLE_AFTER = 500
-_local = threading.local()
+_idle: list["Helper"] = []
 _helpers: set["Helper"] = set()
 _lock = threading.Lock()
 
@@ -56,50 +58,89 @@ class Helper:
             self.close()
             return "crashed", f"reader process died with exit code {code}"
         self.units += 1
-        if self.units >= RECYCLE_AFTER:
-            self.close()
         return "ok", ""
 
-    def close(self, kill: bool = False) -> None:
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, kill: bool = False, wait: bool = True) -> None:
         with _lock:
             _helpers.discard(self)
-        if getattr(_local, "helper", None) is self:
-            _local.helper = None
         if kill:
             self.proc.kill()
         else:
             try:
-                self.proc.stdin.close()
+                self.proc.stdin.close()  # the helper's loop ends on EOF
             except OSError:
                 pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if wait:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _acquire() -> Helper:
+    with _lock:
+        while _idle:
+            h = _idle.pop()
+            if h.alive:
+                return h
+    return Helper()
+
+
+def _release(h: Helper) -> None:
+    if not h.alive or h.units >= RECYCLE_AFTER:
+        h.close(wait=False)
+        return
+    with _lock:
+        if len(_idle) < (os.cpu_count() or 1) * 2:
+            _idle.append(h)
+            return
+    h.close(wait=False)
+
+
+def prestart(n: int) -> None:
+    """Start helpers until ``n`` are idle; they import their readers while the caller goes on."""
+    with _lock:
+        missing = n - sum(1 for h in _idle if h.alive)
+    for _ in range(max(0, missing)):
+        h = Helper()
+        with _lock:
+            _idle.append(h)
 
 
 def run(args: list, timeout_s: float) -> tuple[str, str]:
-    """Run ``flywheel.ingest.engine._unit_main(*args)`` in this thread's helper."""
-    helper = getattr(_local, "helper", None)
-    if helper is None or helper.proc.poll() is not None:
-        helper = _local.helper = Helper()
-    return helper.call(args, timeout_s)
+    """Run ``flywheel.ingest.unit.unit_main(*args)`` in a pooled helper."""
+    helper = _acquire()
+    status, detail = helper.call(args, timeout_s)
+    if status == "ok":
+        _release(helper)
+    return status, detail
 
 
+@atexit.register
 def shutdown() -> None:
-    """Stop every helper this process started (the end of a local ingest run)."""
+    """Stop every helper this process started."""
     with _lock:
         helpers = list(_helpers)
+        _idle.clear()
     for h in helpers:
-        h.close()
+        h.close(wait=False)
+    for h in helpers:
+        try:
+            h.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            h.proc.kill()
 
 
 def main() -> None:
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
     sys.stdout = sys.stderr
-    from flywheel.ingest.engine import PRELOAD, _unit_main
+    from flywheel.ingest.unit import PRELOAD, unit_main
 
     for mod in PRELOAD:
         try:
@@ -108,7 +149,7 @@ def main() -> None:
             pass
     for line in sys.stdin:
         if line.strip():
-            _unit_main(*json.loads(line))
+            unit_main(*json.loads(line))
             proto.write("ok\n")
 
 
