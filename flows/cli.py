@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -48,6 +49,8 @@ def _setup() -> Home:
     home = configure()
     # Logs go to stderr so --json output stays clean.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    # Dask's cluster start/stop chatter at every stage; distributed reads this when it is imported.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     return home
 
 
@@ -59,7 +62,6 @@ def _flow_env() -> Home:
         require_api()
     except NoPrefectAPI as e:
         raise BadInput(str(e)) from None
-    import os
 
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(home.prefect_home / "storage"))

@@ -34,9 +34,11 @@ def ingest_documents(paths: list[str], name: str, config: IngestConfig | None = 
 
         result = run_nv_ingest(paths, cfg, cache_dir=h.cache / "ingest")
     else:
-        result = run_ingest(paths, cfg, cache_dir=h.cache / "ingest",
-                            progress=lambda s: log.info("ingest %s: %d/%d files, %d/%d PDF pages", name, s["files_done"],
-                                                        s["files"], s["pages_done"], s["pages_known"]))
+        def progress(s: dict) -> None:
+            pages = f", {s['pages_done']}/{s['pages_known']} PDF pages" if s["pages_known"] else ""
+            log.info("ingest %s: %d/%d files%s", name, s["files_done"], s["files"], pages)
+
+        result = run_ingest(paths, cfg, cache_dir=h.cache / "ingest", progress=progress)
     writer = DatasetWriter(h.datasets, name, config={"paths": sorted(map(str, paths)), "ingest": cfg.model_dump()}, path=out)
     try:
         wrote = False

@@ -40,9 +40,10 @@ from flywheel.ingest.sniff import QuarantineError
 
 log = logging.getLogger("flywheel.ingest")
 
-READER_VERSION = 3  # bump when a reader changes its rows, so cached entries are re-read
+READER_VERSION = 4  # bump when a reader changes its rows, so cached entries are re-read
 COLUMNS = ["id", "text", "source", "page", "kind", "meta"]
 FIRST_UNIT_PAGES = 8  # the first unit of a file also learns its page count
+OCR_PAGES_PER_TASK = 8  # page batches of a PDF whose first pages needed OCR
 
 
 @dataclass
@@ -147,7 +148,9 @@ def file_task(path: str, cfg_json: str, cache_dir: str, isolate: bool = True) ->
     res = run_unit(path, digest, cfg_json, 1, last, str(work), _unit_name(1), cfg.timeout_s, isolate)
     more = []
     if res.get("ok") and res.get("kind") == "pdf":
-        more = [(a, min(a + cfg.pages_per_task - 1, res["n_pages"])) for a in range(last + 1, res["n_pages"] + 1, cfg.pages_per_task)]
+        # A scanned PDF needs seconds per page of OCR: smaller batches keep each under the timeout.
+        step = min(cfg.pages_per_task, OCR_PAGES_PER_TASK) if res.get("counters", {}).get("ocr_pages") else cfg.pages_per_task
+        more = [(a, min(a + step - 1, res["n_pages"])) for a in range(last + 1, res["n_pages"] + 1, step)]
     return {"path": path, "status": "read", "key": key, "digest": digest, "work": str(work), "units": {1: res}, "more": more}
 
 
@@ -162,14 +165,15 @@ def unit_task(path: str, digest: str, cfg_json: str, first: int, last: int, work
 class _Progress:
     def __init__(self, files: int, callback, every_s: float = 2.0):
         self.files, self.done, self.pages_done, self.pages_known = files, 0, 0, 0
-        self.callback, self.every_s, self.last = callback, every_s, 0.0
+        self.callback, self.every_s, self.last = callback, every_s, time.monotonic()  # short runs report once, at the end
+        self.reported = None
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last < self.every_s:
-            return
-        self.last = now
         state = {"files_done": self.done, "files": self.files, "pages_done": self.pages_done, "pages_known": self.pages_known}
+        if (not force and now - self.last < self.every_s) or state == self.reported:
+            return
+        self.last, self.reported = now, state
         (self.callback or (lambda s: log.info("ingest: %(files_done)d/%(files)d files, %(pages_done)d/%(pages_known)d PDF pages", s)))(state)
 
 
@@ -202,8 +206,12 @@ def _finish_file(state: dict, cache_dir: Path, result: IngestResult):
 
 
 def _account(entry: dict, final: Path, path: str, result: IngestResult, counters: Counter) -> None:
+    from flywheel.ingest.sniff import mislabel_note
+
     result.entries.append((path, final))
     result.quarantine.extend({**q, "path": path} for q in entry["quarantine"])
+    if note := mislabel_note(Path(path), entry["kind"]):  # about this path's name, not the (cached) content
+        result.quarantine.append({"path": path, "reason": "mislabelled", "error": note, "partial": True})
     counters["rows"] += entry["rows"]
     counters[f"files_{entry['kind']}"] += 1
     counters.update(entry["counters"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.ingest import formats
-from flywheel.ingest.sniff import QuarantineError, mislabel_note, sniff, unsupported_reason
+from flywheel.ingest.sniff import QuarantineError, sniff, unsupported_reason
 
 
 
@@ -117,9 +117,7 @@ def read_unit(path: str, digest: str, cfg, first: int = 1, last: int | None = No
         if e.reason == "unsupported_binary" and unsupported_reason(p) == "mislabelled":
             raise QuarantineError("mislabelled", f"extension {p.suffix!r} but the content is not a format we read ({e.detail})") from None
         raise
-    doc = Doc(path, digest, cfg)
-    if first == 1 and (note := mislabel_note(p, kind)):
-        doc.note("mislabelled", note)
+    doc = Doc(path, digest, cfg)  # (a wrong extension is noted per path by the engine, not cached with the content)
     out = {"kind": kind, "n_pages": 0}
     if kind == "pdf":
         from flywheel.ingest.pdf import read_pdf_pages
@@ -141,11 +139,13 @@ def read_unit(path: str, digest: str, cfg, first: int = 1, last: int | None = No
 
 
 def expand(paths: list[str | Path]) -> list[Path]:
-    """Files under the given paths (folders recursively, hidden files skipped), in a stable order."""
+    """Files under the given paths (folders recursively; hidden files and folders such as ``.flywheel``
+    or ``.git`` skipped), in a stable order."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if (x.is_file() or x.is_symlink()) and not x.name.startswith(".")))
+            files.extend(sorted(x for x in p.rglob("*") if (x.is_file() or x.is_symlink())
+                                and not any(part.startswith(".") for part in x.relative_to(p).parts)))
         else:
             files.append(p)
     return files

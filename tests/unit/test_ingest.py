@@ -104,10 +104,11 @@ def test_reingest_skips_known_content_and_follows_moved_files(tmp_path):
     corpus.ruled_table_pdf(docs / "a.pdf", [corpus.table_for(1), None])
     corpus.markdown_doc(docs / "b.md")
     corpus.html_doc(docs / "c.html")
-    cache = tmp_path / "cache"
+    cache = docs / ".cache"  # hidden folders (a home, .git) inside an ingested folder are skipped
     cfg = IngestConfig(ocr={"enabled": False})
     first = run_ingest([docs], cfg, cache_dir=cache)
     again = run_ingest([docs], cfg, cache_dir=cache)
+    assert first.files == again.files == 3
     assert first.extra["skipped_known"] == 0 and again.extra["skipped_known"] == 3
     pd.testing.assert_frame_equal(pd.concat(first.frames()), pd.concat(again.frames()))
     (docs / "b.md").write_text((docs / "b.md").read_text() + "\nOne more line.\n")  # changed content
@@ -195,3 +196,18 @@ def test_nv_ingest_backend_without_its_client_says_how_to_install_it(tmp_path, m
     cfg = IngestConfig(backend="nv_ingest", nv_ingest_url="http://127.0.0.1:7670")
     with pytest.raises(RuntimeError, match=r"pip install 'flywheel\[nv-ingest\]'"):
         run_nv_ingest([tmp_path], cfg, tmp_path / "cache")
+
+
+def test_runs_on_a_dask_scheduler_address_and_still_cuts_hangs(tmp_path):
+    """A real scheduler with worker processes (daemonic, as on a cluster): the sandbox still works there."""
+    from distributed import LocalCluster
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    corpus.ruled_table_pdf(docs / "a.pdf", [corpus.table_for(1), None])
+    corpus.hang_pdf(docs / "hang.pdf")
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        res = run_ingest([docs], IngestConfig(timeout_s=8, ocr={"enabled": False}),
+                         dask_address=cluster.scheduler_address, cache_dir=tmp_path / "cache")
+    assert {q["path"].rsplit("/", 1)[1]: q["reason"] for q in res.quarantine} == {"hang.pdf": "timeout"}
+    assert [r["kind"] for r in _rows(res, "a.pdf")] == ["text", "text", "table"]
