@@ -201,26 +201,30 @@ def encrypted_pdf(path: Path) -> Path:
 def bad_corpus(out: Path, good: bool = True) -> dict[str, str]:
     """Write the bad-input corpus (and, with ``good``, two good files). Returns file name -> expected reason.
 
-    ``oversize.txt`` is 2 MiB: run with ``max_file_bytes`` below that (the tests use 1 MiB)."""
-    out.mkdir(parents=True, exist_ok=True)
-    expected = {}
-    encrypted_pdf(out / "encrypted.pdf"); expected["encrypted.pdf"] = "encrypted"  # noqa: E702
+    ``oversize.txt`` is 2 MiB: run with ``max_file_bytes`` below that (the tests use 1 MiB), and a
+    ``timeout_s`` well under a minute for ``hang.pdf``."""
     from examples.documents import write_corrupt_pdf
 
-    write_corrupt_pdf(out / "corrupt.pdf"); expected["corrupt.pdf"] = "corrupt_pdf"  # noqa: E702
+    out.mkdir(parents=True, exist_ok=True)
     whole = ruled_table_pdf(out / ".whole.pdf", [table_for(1), None]).read_bytes()
-    (out / "truncated.pdf").write_bytes(whole[: len(whole) // 3]); expected["truncated.pdf"] = "truncated"  # noqa: E702
     (out / ".whole.pdf").unlink()
-    (out / "empty.pdf").write_bytes(b""); expected["empty.pdf"] = "empty"  # noqa: E702
-    zero_page_pdf(out / "zero-pages.pdf"); expected["zero-pages.pdf"] = "zero_pages"  # noqa: E702
-    (out / "oversize.txt").write_text(("oversize filler line for the size limit\n" * 52_000)); expected["oversize.txt"] = "oversize"  # noqa: E702
-    (out / "photo.docx").write_bytes(os.urandom(4096).replace(b"PK", b"pk")); expected["photo.docx"] = "mislabelled"  # noqa: E702
-    (out / "unreadable.pdf").symlink_to(out / "no-such-target.pdf"); expected["unreadable.pdf"] = "unreadable"  # noqa: E702
-    hang_pdf(out / "hang.pdf"); expected["hang.pdf"] = "timeout"  # noqa: E702
+    writers = {
+        "encrypted.pdf": ("encrypted", encrypted_pdf),
+        "corrupt.pdf": ("corrupt_pdf", write_corrupt_pdf),
+        "truncated.pdf": ("truncated", lambda p: p.write_bytes(whole[: len(whole) // 3])),
+        "empty.pdf": ("empty", lambda p: p.write_bytes(b"")),
+        "zero-pages.pdf": ("zero_pages", zero_page_pdf),
+        "oversize.txt": ("oversize", lambda p: p.write_text("oversize filler line for the size limit\n" * 52_000)),
+        "photo.docx": ("mislabelled", lambda p: p.write_bytes(os.urandom(4096).replace(b"PK", b"pk"))),
+        "unreadable.pdf": ("unreadable", lambda p: p.symlink_to(out / "no-such-target.pdf")),
+        "hang.pdf": ("timeout", hang_pdf),
+    }
+    for name, (_, write) in writers.items():
+        write(out / name)
     if good:
         ruled_table_pdf(out / "good.pdf", [table_for(1), None])
         html_doc(out / "good-page.pdf")  # HTML named .pdf: read as HTML, noted as mislabelled, nothing lost
-    return expected
+    return {name: reason for name, (reason, _) in writers.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

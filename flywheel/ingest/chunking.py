@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
@@ -40,7 +41,10 @@ def encoder(name: str, cache_dir=None) -> Callable[[str], Spans]:
 
     from flywheel.training.models import resolve_tokenizer
 
-    tok = Tokenizer.from_file(str(resolve_tokenizer(name, cache_dir or ".") / "tokenizer.json"))
+    folder = Path(name).expanduser()
+    if not (folder / "tokenizer.json").exists():  # a base-model name (or a model folder) instead
+        folder = resolve_tokenizer(name, cache_dir or ".")
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_truncation()
 
     def encode(text: str) -> Spans:

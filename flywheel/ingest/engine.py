@@ -93,6 +93,17 @@ def _relocate(df, old: str, new: str):
     return df
 
 
+def _sweep(cache_dir: Path, older_than_s: float = 86_400) -> None:
+    """Remove work folders a killed run left behind (a live run's are younger than a day)."""
+    now = time.time()
+    for tmp in cache_dir.glob("*.tmp-*"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def cache_key(digest: str, cfg: IngestConfig) -> str:
     """Content digest + the settings that change rows (tables, rulings, OCR), not the ones that only change speed."""
     knobs = {"v": READER_VERSION, "tables": cfg.tables, "min_rulings": cfg.min_rulings, "ocr": cfg.ocr.model_dump()}
@@ -103,7 +114,7 @@ def cache_key(digest: str, cfg: IngestConfig) -> str:
 
 def run_unit(path: str, digest: str, cfg_json: str, first: int, last: int, out_dir: str, unit: str,
              timeout_s: float, isolate: bool = True) -> dict:
-    """Run one unit in this thread's sandbox process with a wall-clock limit; returns the unit's outcome dict."""
+    """Run one unit in a pooled sandbox process with a wall-clock limit; returns the unit's outcome dict."""
     out = Path(out_dir)
     if isolate:
         from flywheel.ingest import sandbox
@@ -189,7 +200,6 @@ def _finish_file(state: dict, cache_dir: Path, result: IngestResult):
     if failed is not None:
         shutil.rmtree(work, ignore_errors=True)
         result.quarantine.append({"path": path, "reason": failed["reason"], "error": failed.get("error", "")})
-        result.quarantine.extend(q for q in partial if not q.get("partial"))
         return None
     unit_counters = Counter()
     for u in units:
@@ -232,6 +242,7 @@ def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path 
         cache_dir = result._tmp.name
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _sweep(cache_dir)
     files = list(dict.fromkeys(str(p) for p in expand(paths)))  # a file named twice is read once
     result.files = len(files)
     cfg_json = cfg.model_dump_json()

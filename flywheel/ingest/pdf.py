@@ -141,11 +141,3 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
                                  "pages": [table_pages[0], table_pages[-1]]})
     return out
 
-
-def page_count(path: str) -> int:
-    pdf = open_pdf(path)
-    try:
-        return len(pdf)
-    finally:
-        pdf.close()
-
