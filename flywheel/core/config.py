@@ -25,6 +25,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class FuzzyDedupConfig(_Model):
+    """MinHash + LSH + connected components over the whole dataset (flywheel/curation/fuzzy.py)."""
+
+    enabled: bool = Field(False, description="Remove near-duplicates (templated records such as transactions are near-duplicates by design: off by default).")
+    preset: Literal["curator", "fast"] = Field(
+        "curator", description="curator: NeMo Curator's char 24-grams, 20 bands x 13 rows, seed 42; fast: word 5-grams, 9 x 13."
+    )
+    shingle: Literal["char", "word"] | None = Field(None, description="Override the preset's shingles.")
+    ngram: int | None = Field(None, ge=1, le=1000, description="Override the preset's shingle length (characters or words).")
+    bands: int | None = Field(None, ge=1, le=1000, description="Override the preset's LSH bands.")
+    rows: int | None = Field(None, ge=1, le=1000, description="Override the preset's rows per band (bands x rows hashes in all).")
+    seed: int = Field(42, ge=0, description="Seed of the hash permutations.")
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity from which two documents are duplicates.")
+    verify: Literal["exact", "minhash", "none"] = Field(
+        "exact", description="Check LSH candidates: exact shingle Jaccard, the MinHash estimate, or not at all."
+    )
+
+
 class CurationConfig(_Model):
     """Thin curation recipe: normalise, filter, exact-dedup (issue 4 deepens it)."""
 
@@ -38,6 +56,7 @@ class CurationConfig(_Model):
         0.25, ge=0, le=1, description="Drop rows whose share of non-alphanumeric, non-space characters is higher (NeMo Curator default 0.25)."
     )
     exact_dedup: bool = Field(True, description="Drop rows whose normalised text hash was already seen (keeps the smallest id).")
+    fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
     partitions: int = Field(2, ge=1, le=10_000, description="Dask partitions; one per core is the laptop default.")
 
 

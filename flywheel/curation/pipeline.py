@@ -56,6 +56,30 @@ def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     return out
 
 
+def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) -> StepStats:
+    """Mark near-duplicates among the rows still live (in place, by position); signatures are computed on Dask."""
+    import dask.dataframe as dd
+    import numpy as np
+
+    from flywheel.curation.fuzzy import find_duplicates, partition_signatures, resolved
+
+    positions = np.flatnonzero(result["_step"].isna().to_numpy())
+    live = result.iloc[positions][["id", "text"]].reset_index(drop=True)
+    st = StepStats("fuzzy_dedup", total=len(live))
+    if len(live):
+        p = resolved(cfg.fuzzy_dedup)
+        with dask_client(dask_address):
+            parts = dd.from_pandas(live, npartitions=max(1, min(cfg.partitions, len(live))))
+            sig = parts.map_partitions(partition_signatures, p, meta=partition_signatures(live.head(0), p)).compute()
+        dups, _ = find_duplicates(live, cfg.fuzzy_dedup, sig.drop(columns=["id"]).to_numpy())
+        rows = positions[dups["pos"].to_numpy()]
+        for column, value in (("_step", "fuzzy_dedup"), ("reason", "fuzzy_duplicate"), ("duplicate_of", dups["duplicate_of"].to_numpy())):
+            result.iloc[rows, result.columns.get_loc(column)] = value
+        st.dropped["fuzzy_duplicate"] = len(dups)
+    st.kept = st.total - sum(st.dropped.values())
+    return st
+
+
 def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = None):
     import dask.dataframe as dd
 
@@ -101,6 +125,8 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
         result = result.drop(columns=["_first_id"])
     else:
         result["duplicate_of"] = None
+    if cfg.fuzzy_dedup.enabled:
+        stats["fuzzy_dedup"] = _fuzzy(result, cfg, dask_address)
     keep_mask = result["_step"].isna()
     kept = result[keep_mask].drop(columns=["_step", "reason", "duplicate_of"]).sort_values("id").reset_index(drop=True)
     removed = result[~keep_mask].rename(columns={"_step": "step"}).sort_values("id").reset_index(drop=True)

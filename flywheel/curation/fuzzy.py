@@ -1,0 +1,117 @@
+"""Fuzzy deduplication across the whole dataset: MinHash -> LSH buckets -> verified edges -> connected components.
+
+1. signatures per partition (on Dask workers; :mod:`flywheel.curation.minhash`), reduced to
+   ``bands`` bucket hashes of ``rows`` values each;
+2. documents sharing a bucket in any band are candidates; each is linked to the bucket's anchor
+   (its smallest id) — global, not per partition;
+3. each candidate edge is verified (``verify``): ``exact`` recomputes both documents' shingle sets
+   and keeps the edge when their Jaccard similarity is >= ``threshold``; ``minhash`` uses the share
+   of equal signature values (an unbiased Jaccard estimate); ``none`` keeps every LSH edge;
+4. connected components of the kept edges (scipy): in each component the smallest id is kept, the
+   others are removed as ``fuzzy_duplicate`` with ``duplicate_of`` = the kept id.
+
+With 20 bands x 13 rows a pair at Jaccard 0.8 becomes a candidate with probability
+1 - (1 - 0.8^13)^20 = 0.80... per the S-curve; at 0.9 it is 0.998. Presets (``FuzzyDedupConfig``):
+``curator`` = NeMo Curator's (character 24-grams, 20 x 13 = 260 hashes, seed 42), ``fast`` =
+word 5-grams, 9 x 13 = 117 hashes.
+
+    dups, info = find_duplicates(df, FuzzyDedupConfig(enabled=True))   # id, duplicate_of, similarity, pos
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flywheel.curation.minhash import band_hashes, jaccard, shingle_set, signatures
+
+PRESETS = {
+    "curator": {"shingle": "char", "ngram": 24, "bands": 20, "rows": 13},
+    "fast": {"shingle": "word", "ngram": 5, "bands": 9, "rows": 13},
+}
+
+
+def resolved(cfg) -> dict:
+    """The preset's values, overridden by any field the config sets explicitly."""
+    out = dict(PRESETS[cfg.preset])
+    for key in ("shingle", "ngram", "bands", "rows"):
+        if getattr(cfg, key) is not None:
+            out[key] = getattr(cfg, key)
+    out.update(seed=cfg.seed, threshold=cfg.threshold, verify=cfg.verify)
+    return out
+
+
+def partition_signatures(part: pd.DataFrame, p: dict) -> pd.DataFrame:
+    """One partition's ids with their signatures (columns ``s0..``) — what a Dask worker computes."""
+    sig = signatures(part["text"].tolist(), p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+    out = pd.DataFrame(sig, columns=[f"s{k}" for k in range(sig.shape[1])], index=part.index)
+    out.insert(0, "id", part["id"].astype(str).values)
+    return out
+
+
+def candidate_edges(ids: np.ndarray, bands: np.ndarray) -> np.ndarray:
+    """(i, j) index pairs: every document to the anchor (smallest id) of each bucket it shares."""
+    order = np.argsort(ids, kind="stable")  # so the first member of a bucket has the smallest id
+    edges = []
+    for band in range(bands.shape[1]):
+        col = bands[order, band]
+        frame = pd.DataFrame({"h": col, "i": order})
+        first = frame.groupby("h", sort=False)["i"].transform("first").to_numpy()
+        mask = first != frame["i"].to_numpy()
+        if mask.any():
+            edges.append(np.stack([first[mask], frame["i"].to_numpy()[mask]], axis=1))
+    if not edges:
+        return np.empty((0, 2), np.int64)
+    return np.unique(np.concatenate(edges), axis=0)
+
+
+def find_duplicates(df: pd.DataFrame, cfg, sig: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+    """Rows to remove: ``id, duplicate_of, similarity, pos`` (row position in ``df``); and counts.
+
+    ``sig`` may be passed when the signatures were computed elsewhere (on Dask partitions), in the
+    order of ``df``'s rows."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    p = resolved(cfg)
+    ids = df["id"].astype(str).to_numpy()
+    texts = df["text"].tolist()
+    if sig is None:
+        sig = signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+    empty = (sig == np.uint32(0xFFFFFFFF)).all(axis=1)  # no shingles: never a fuzzy duplicate
+    edges = candidate_edges(ids, band_hashes(sig, p["bands"], p["rows"]))
+    edges = edges[~(empty[edges[:, 0]] | empty[edges[:, 1]])] if len(edges) else edges
+    info = {"candidate_pairs": int(len(edges))}
+    if p["verify"] == "exact" and len(edges):
+        cache: dict[int, np.ndarray] = {}
+
+        def sh(i):
+            if i not in cache:
+                cache[i] = shingle_set(texts[i], p["shingle"], p["ngram"])
+            return cache[i]
+
+        sims = np.array([jaccard(sh(i), sh(j)) for i, j in edges])
+    elif len(edges):
+        sims = (sig[edges[:, 0]] == sig[edges[:, 1]]).mean(axis=1)
+    else:
+        sims = np.empty(0)
+    if p["verify"] != "none" and len(edges):
+        keep = sims >= p["threshold"]
+        edges, sims = edges[keep], sims[keep]
+    info["verified_pairs"] = int(len(edges))
+    n = len(ids)
+    if not len(edges):
+        return pd.DataFrame({"id": pd.Series(dtype="str"), "duplicate_of": pd.Series(dtype="str"),
+                             "similarity": pd.Series(dtype="float64"), "pos": pd.Series(dtype="int64")}), {**info, "components": 0}
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    frame = pd.DataFrame({"id": ids, "label": labels})
+    sizes = frame.groupby("label")["id"].transform("size")
+    frame = frame[sizes > 1]
+    keeper = frame.groupby("label")["id"].transform("min")
+    removed = frame[frame["id"] != keeper].assign(duplicate_of=keeper[frame["id"] != keeper])
+    best = pd.Series(sims, index=edges[:, 1]).groupby(level=0).max()  # the similarity that linked each doc
+    removed = removed.assign(similarity=[float(best.get(i, np.nan)) for i in removed.index],
+                             pos=removed.index.to_numpy())
+    info["components"] = int(frame["label"].nunique())
+    return removed[["id", "duplicate_of", "similarity", "pos"]].reset_index(drop=True), info
