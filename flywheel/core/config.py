@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -56,7 +56,23 @@ class CurationConfig(_Model):
         0.25, ge=0, le=1, description="Drop rows whose share of non-alphanumeric, non-space characters is higher (NeMo Curator default 0.25)."
     )
     exact_dedup: bool = Field(True, description="Drop rows whose normalised text hash was already seen (keeps the smallest id).")
+    heuristics: list[dict] = Field(
+        default_factory=list,
+        description="NeMo Curator heuristic filters by class name and parameters, e.g. {filter: RepeatingTopNGramsFilter, n: 2, max_repeating_ngram_ratio: 0.2}.",
+    )
     fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
+
+    @field_validator("heuristics")
+    @classmethod
+    def _known_filters(cls, specs: list[dict]) -> list[dict]:
+        from flywheel.curation.heuristics import build
+
+        for i, spec in enumerate(specs):
+            try:
+                build(spec)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"heuristics[{i}]: {e}") from None
+        return specs
     partitions: int = Field(2, ge=1, le=10_000, description="Dask partitions; one per core is the laptop default.")
 
 

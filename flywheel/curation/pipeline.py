@@ -21,7 +21,7 @@ import pandas as pd
 from flywheel.core.cluster import dask_client
 from flywheel.core.config import CurationConfig
 from flywheel.core.steps import StepStats
-from flywheel.curation.steps import NonAlphaNumericFilter, UnicodeNormalizer, WordCountFilter, text_hash
+from flywheel.curation.steps import HeuristicFilters, NonAlphaNumericFilter, UnicodeNormalizer, WordCountFilter, text_hash
 
 
 def build_steps(cfg: CurationConfig) -> list:
@@ -30,6 +30,8 @@ def build_steps(cfg: CurationConfig) -> list:
         steps.append(UnicodeNormalizer())
     steps.append(WordCountFilter(cfg.min_words, cfg.max_words))
     steps.append(NonAlphaNumericFilter(cfg.max_non_alnum_ratio))
+    if cfg.heuristics:
+        steps.append(HeuristicFilters(cfg.heuristics))
     return steps
 
 

@@ -3,6 +3,7 @@
     UnicodeNormalizer   NFKC + whitespace collapse (Transform)
     WordCountFilter     min/max words               -> dropped_too_few_words / dropped_too_many_words
     NonAlphaNumericFilter share of symbols          -> dropped_non_alnum
+    HeuristicFilters    NeMo Curator's filter set   -> dropped_<Curator filter name>
     exact dedup         sha1 of normalised text     -> dropped_exact_duplicate (see pipeline.py: global)
 """
 
@@ -58,6 +59,24 @@ class NonAlphaNumericFilter(Filter):
             return False, "empty"
         symbols = sum(1 for c in text if not (c.isalnum() or c.isspace()))
         return (symbols / len(text) <= self.max_ratio), "non_alnum"
+
+
+class HeuristicFilters(Filter):
+    """NeMo Curator's heuristic filters (flywheel/curation/heuristics.py) as one step; the reason is the
+    refusing filter's Curator name. Tables are structure, not prose: they are not judged by these."""
+
+    name = "heuristics"
+
+    def __init__(self, specs: list[dict]):
+        from flywheel.curation.heuristics import FilterSet
+
+        self.set = FilterSet(specs)
+
+    def keep(self, row: dict) -> tuple[bool, str]:
+        if row.get("kind") == "table":
+            return True, ""
+        reason = self.set.reason(row["text"])
+        return reason is None, reason or ""
 
 
 def text_hash(text: str) -> str:
