@@ -43,6 +43,19 @@ class FuzzyDedupConfig(_Model):
     )
 
 
+PII_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "STREET_ADDRESS",
+                "US_SSN", "US_PASSPORT", "US_DRIVER_LICENSE", "UK_NHS", "UK_NINO", "ES_NIF", "IT_FISCAL_CODE"]
+
+
+class PiiConfig(_Model):
+    """Presidio PII redaction (flywheel/curation/pii.py): findings become typed placeholders such as <EMAIL_ADDRESS>."""
+
+    enabled: bool = Field(False, description="Redact PII in every row (kept and removed) before any filter sees it; a row the analyzer fails on is dropped as pii_error.")
+    entities: list[str] = Field(default_factory=lambda: list(PII_ENTITIES), min_length=1,
+                                description="Presidio entity types: names, e-mails, phones, cards, IBANs, IPs, street addresses, national ids.")
+    score_threshold: float = Field(0.35, ge=0, le=1, description="Presidio findings below this confidence are left alone.")
+
+
 class CurationConfig(_Model):
     """Thin curation recipe: normalise, filter, exact-dedup (issue 4 deepens it)."""
 
@@ -50,6 +63,7 @@ class CurationConfig(_Model):
         "pandas", description="Dataframe backend of the Dask partitions; cudf needs the [gpu] extra."
     )
     normalize_unicode: bool = Field(True, description="NFKC-normalise text and collapse whitespace.")
+    fix_mojibake: bool = Field(True, description="Repair mojibake and broken Unicode with ftfy (with normalize_unicode).")
     min_words: int = Field(3, ge=0, le=10_000, description="Drop rows with fewer words (NeMo Curator WordCountFilter uses 50 for web text; records here are short).")
     max_words: int = Field(100_000, ge=1, description="Drop rows with more words.")
     max_non_alnum_ratio: float = Field(
@@ -60,6 +74,7 @@ class CurationConfig(_Model):
         default_factory=list,
         description="NeMo Curator heuristic filters by class name and parameters, e.g. {filter: RepeatingTopNGramsFilter, n: 2, max_repeating_ngram_ratio: 0.2}.",
     )
+    pii: PiiConfig = Field(default_factory=PiiConfig)
     fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
 
     @field_validator("heuristics")

@@ -21,13 +21,16 @@ import pandas as pd
 from flywheel.core.cluster import dask_client
 from flywheel.core.config import CurationConfig
 from flywheel.core.steps import StepStats
-from flywheel.curation.steps import HeuristicFilters, NonAlphaNumericFilter, UnicodeNormalizer, WordCountFilter, text_hash
+from flywheel.curation.steps import (HeuristicFilters, NonAlphaNumericFilter, PiiRedaction, TextSanity, UnicodeNormalizer,
+                                     WordCountFilter, text_hash)
 
 
 def build_steps(cfg: CurationConfig) -> list:
-    steps = []
+    steps = [TextSanity()]
     if cfg.normalize_unicode:
-        steps.append(UnicodeNormalizer())
+        steps.append(UnicodeNormalizer(cfg.fix_mojibake))
+    if cfg.pii.enabled:  # before any filter, so removed rows are redacted too
+        steps.append(PiiRedaction(cfg.pii))
     steps.append(WordCountFilter(cfg.min_words, cfg.max_words))
     steps.append(NonAlphaNumericFilter(cfg.max_non_alnum_ratio))
     if cfg.heuristics:
@@ -82,6 +85,28 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
     return st
 
 
+def _mark_bad_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Before Dask sees the rows: Dask turns text columns into Arrow strings, which would make ``42``
+    the text "42" and fail on lone surrogates (JSON can carry them). Such rows get a printable text
+    and a ``_bad_text`` reason that TextSanity drops them with."""
+    def verdict(t):
+        if not isinstance(t, str):
+            return "not_text"
+        try:
+            t.encode("utf-8")
+            return None
+        except UnicodeEncodeError:
+            return "invalid_utf8"
+
+    bad = df["text"].map(verdict)
+    if bad.isna().all():
+        return df
+    df = df.copy()
+    df["text"] = [("" if b == "not_text" else t.encode("utf-8", "backslashreplace").decode("utf-8")) if b else t
+                  for t, b in zip(df["text"], bad)]
+    return df.assign(_bad_text=bad)
+
+
 def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = None):
     import dask.dataframe as dd
 
@@ -90,7 +115,7 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
             import cudf  # noqa: F401  (lazy: GPU-only)
         except ImportError as e:
             raise RuntimeError("curation backend 'cudf' needs the [gpu] extra and a CUDA device") from e
-    df = df.reset_index(drop=True)
+    df = _mark_bad_text(df.reset_index(drop=True))
     with dask_client(dask_address):
         ddf = dd.from_pandas(df, npartitions=max(1, min(cfg.partitions, len(df) or 1)))
         meta = _run_partition(df.head(0), cfg)
@@ -129,6 +154,7 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
         result["duplicate_of"] = None
     if cfg.fuzzy_dedup.enabled:
         stats["fuzzy_dedup"] = _fuzzy(result, cfg, dask_address)
+    result = result.drop(columns=["_bad_text"], errors="ignore")
     keep_mask = result["_step"].isna()
     kept = result[keep_mask].drop(columns=["_step", "reason", "duplicate_of"]).sort_values("id").reset_index(drop=True)
     removed = result[~keep_mask].rename(columns={"_step": "step"}).sort_values("id").reset_index(drop=True)

@@ -1,6 +1,8 @@
 """Curation steps: one transform or predicate each (NeMo Curator names where one exists).
 
-    UnicodeNormalizer   NFKC + whitespace collapse (Transform)
+    TextSanity          not a string / empty / invalid UTF-8 -> dropped_not_text / _empty / _invalid_utf8
+    UnicodeNormalizer   ftfy (mojibake) + NFKC + whitespace collapse (Transform)
+    PiiRedaction        Presidio, typed placeholders, fail-closed -> dropped_pii_error
     WordCountFilter     min/max words               -> dropped_too_few_words / dropped_too_many_words
     NonAlphaNumericFilter share of symbols          -> dropped_non_alnum
     HeuristicFilters    NeMo Curator's filter set   -> dropped_<Curator filter name>
@@ -23,11 +25,75 @@ _TABLE_SYNTAX = re.compile(r"\|---(?:\|---)*\||(?<!\\)\|")
 class UnicodeNormalizer(Transform):
     name = "normalize"
 
+    def __init__(self, fix_mojibake: bool = True):
+        self.fix_mojibake = fix_mojibake
+
     def transform(self, text: str) -> str:
+        if self.fix_mojibake:
+            import ftfy
+
+            text = ftfy.fix_text(text, normalization="NFKC")
         text = unicodedata.normalize("NFKC", text)
         text = _WS.sub(" ", text)
         text = _NL.sub("\n\n", text)
         return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+class TextSanity(Filter):
+    """Rows no step can judge: text that is not a string, is empty, or is not valid Unicode (lone surrogates)."""
+
+    name = "sanity"
+
+    def keep(self, row: dict) -> tuple[bool, str]:
+        text = row.get("text")
+        if not isinstance(text, str):
+            return False, "not_text"
+        if isinstance(row.get("_bad_text"), str):  # marked by the pipeline before Dask saw the row
+            return False, row["_bad_text"]
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return False, "invalid_utf8"
+        if not text.strip():
+            return False, "empty"
+        return True, ""
+
+
+class PiiRedaction:
+    """Presidio redaction as a step, fail-closed: a row the analyzer fails on is dropped (``pii_error``)."""
+
+    name = "pii"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def apply(self, df):
+        import time
+
+        import pandas as pd
+
+        from flywheel.core.steps import StepStats
+        from flywheel.curation.pii import redactor_for
+
+        t0 = time.perf_counter()
+        redactor = redactor_for(self.cfg)
+        texts, ok, modified = [], [], 0
+        for text in df["text"].tolist():
+            try:
+                new, counts = redactor.redact(text)
+                texts.append(new)
+                ok.append(True)
+                modified += bool(counts)
+            except Exception:  # noqa: BLE001 - never let an un-redacted row through
+                texts.append("")
+                ok.append(False)
+        out = df.assign(text=texts)
+        mask = pd.Series(ok, index=df.index)
+        stats = StepStats(self.name, total=len(df), kept=int(mask.sum()), modified=modified,
+                          seconds=time.perf_counter() - t0)
+        if (~mask).any():
+            stats.dropped["pii_error"] = int((~mask).sum())
+        return out[mask], out[~mask].assign(reason="pii_error", step=self.name), stats
 
 
 class WordCountFilter(Filter):
@@ -79,6 +145,8 @@ class HeuristicFilters(Filter):
         return reason is None, reason or ""
 
 
-def text_hash(text: str) -> str:
+def text_hash(text) -> str:
     """Hash of the text with case and whitespace folded: what 'exact duplicate' means here."""
+    if not isinstance(text, str):
+        return ""  # a row without text (already dropped by TextSanity)
     return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()

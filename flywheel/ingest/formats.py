@@ -168,6 +168,10 @@ def _record_row(doc, rec: dict, index: int) -> dict:
     text = rec.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("missing, null or empty 'text' field")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON may escape lone surrogates; they are not text
+        raise ValueError(f"'text' is not valid Unicode: {e.reason} at {e.start}") from None
     meta = {k: v for k, v in rec.items() if k not in ("id", "text", "source")}
     rid = rec.get("id")
     return {"id": str(rid) if rid not in (None, "") else doc.id(index), "text": text,
