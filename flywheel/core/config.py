@@ -43,6 +43,29 @@ class FuzzyDedupConfig(_Model):
     )
 
 
+class LanguageConfig(_Model):
+    """Language identification with lingua (its models ship in the wheel; nothing is downloaded)."""
+
+    keep: list[str] = Field(default_factory=list, description="ISO 639-1 codes to keep, e.g. [en]; empty = no language filter.")
+    candidates: list[str] = Field(
+        default_factory=lambda: ["en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "nb", "fi", "pl", "cs", "ro",
+                                 "hu", "tr", "ru", "uk", "ar", "zh", "ja", "ko", "hi", "id", "vi", "el", "he"],
+        min_length=1, description="Languages the detector chooses among (fewer = faster and steadier).")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Below this the language is 'unknown' and the row is dropped.")
+
+    @model_validator(mode="after")
+    def _known_codes(self):
+        from lingua import IsoCode639_1
+
+        for code in [*self.candidates, *self.keep]:
+            if not hasattr(IsoCode639_1, code.upper()):
+                raise ValueError(f"{code!r} is not an ISO 639-1 code lingua knows")
+        missing = {c.lower() for c in self.keep} - {c.lower() for c in self.candidates}
+        if missing:
+            raise ValueError(f"keep {sorted(missing)} must also be in candidates")
+        return self
+
+
 PII_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "STREET_ADDRESS",
                 "US_SSN", "US_PASSPORT", "US_DRIVER_LICENSE", "UK_NHS", "UK_NINO", "ES_NIF", "IT_FISCAL_CODE"]
 
@@ -74,6 +97,7 @@ class CurationConfig(_Model):
         default_factory=list,
         description="NeMo Curator heuristic filters by class name and parameters, e.g. {filter: RepeatingTopNGramsFilter, n: 2, max_repeating_ngram_ratio: 0.2}.",
     )
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
 

@@ -21,7 +21,7 @@ import pandas as pd
 from flywheel.core.cluster import dask_client
 from flywheel.core.config import CurationConfig
 from flywheel.core.steps import StepStats
-from flywheel.curation.steps import (HeuristicFilters, NonAlphaNumericFilter, PiiRedaction, TextSanity, UnicodeNormalizer,
+from flywheel.curation.steps import (HeuristicFilters, LanguageFilter, NonAlphaNumericFilter, PiiRedaction, TextSanity, UnicodeNormalizer,
                                      WordCountFilter, text_hash)
 
 
@@ -32,6 +32,8 @@ def build_steps(cfg: CurationConfig) -> list:
     if cfg.pii.enabled:  # before any filter, so removed rows are redacted too
         steps.append(PiiRedaction(cfg.pii))
     steps.append(WordCountFilter(cfg.min_words, cfg.max_words))
+    if cfg.language.keep:
+        steps.append(LanguageFilter(cfg.language))
     steps.append(NonAlphaNumericFilter(cfg.max_non_alnum_ratio))
     if cfg.heuristics:
         steps.append(HeuristicFilters(cfg.heuristics))

@@ -127,6 +127,34 @@ class NonAlphaNumericFilter(Filter):
         return (symbols / len(text) <= self.max_ratio), "non_alnum"
 
 
+_DETECTORS: dict = {}
+
+
+class LanguageFilter(Filter):
+    """lingua's language of the text must be in ``keep``; the reason names what it was (``language_de``)."""
+
+    name = "language"
+
+    def __init__(self, cfg):
+        from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+        self.allowed, self.min_confidence = {c.lower() for c in cfg.keep}, cfg.min_confidence
+        key = tuple(sorted(cfg.candidates))
+        if key not in _DETECTORS:
+            codes = [getattr(IsoCode639_1, c.upper()) for c in key]
+            _DETECTORS[key] = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
+        self.detector = _DETECTORS[key]
+
+    def keep(self, row: dict) -> tuple[bool, str]:
+        if row.get("kind") == "table":
+            return True, ""
+        best = self.detector.compute_language_confidence_values(row["text"])
+        if not best or best[0].value < self.min_confidence:
+            return False, "language_unknown"
+        code = best[0].language.iso_code_639_1.name.lower()
+        return code in self.allowed, f"language_{code}"
+
+
 class HeuristicFilters(Filter):
     """NeMo Curator's heuristic filters (flywheel/curation/heuristics.py) as one step; the reason is the
     refusing filter's Curator name. Tables are structure, not prose: they are not judged by these."""

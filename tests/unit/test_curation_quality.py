@@ -1,4 +1,4 @@
-"""PII: seeded identifiers of every configured type never reach the curated output (Presidio + spaCy, offline)."""
+"""PII redaction (seeded identifiers never reach the output), bad text rows, mojibake, language identification."""
 
 import re
 
@@ -61,3 +61,25 @@ def test_mojibake_is_repaired():
                        "source": "s", "page": 0, "kind": "text", "meta": "{}"})
     kept, _, _ = curate(df, CurationConfig(min_words=1))
     assert kept.text.iloc[0] == "The café was closed and the analyst wrote a note."
+
+
+def test_language_filter_keeps_the_listed_languages():
+    rows = [("en", "The analyst reviewed the payment and wrote a short note for the team."),
+            ("de", "Der Analyst hat die Zahlung geprüft und eine kurze Notiz für das Team geschrieben."),
+            ("es", "El analista revisó el pago y escribió una breve nota para el equipo."),
+            ("num", "12345 67890 11111")]
+    df = pd.DataFrame([{"id": i, "text": t, "source": "s", "page": 0, "kind": "text", "meta": "{}"} for i, t in rows])
+    kept, removed, stats = curate(df, CurationConfig(min_words=1, max_non_alnum_ratio=1.0, language={"keep": ["en"]}))
+    assert list(kept.id) == ["en"]
+    assert dict(zip(removed.id, removed.reason)) == {"de": "language_de", "es": "language_es", "num": "language_unknown"}
+
+
+def test_language_codes_are_checked_when_the_config_loads():
+    import pytest
+
+    from flywheel.core.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="'xx' is not an ISO 639-1 code"):
+        validate(CurationConfig, {"language": {"keep": ["en"], "candidates": ["en", "xx"]}})
+    with pytest.raises(ConfigError, match="must also be in candidates"):
+        validate(CurationConfig, {"language": {"keep": ["fr"], "candidates": ["en"]}})
