@@ -43,6 +43,40 @@ class FuzzyDedupConfig(_Model):
     )
 
 
+class BlendConfig(_Model):
+    """Sample sources by weight (NeMo Curator 1.x has no blending)."""
+
+    weights: dict[str, float] = Field(default_factory=dict, description="Glob on the source column -> weight, e.g. {'*.pdf': 0.3, '*.jsonl': 0.7}; empty = no blending.")
+    total: int | None = Field(None, ge=1, description="Rows after blending; default: as many as there are.")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, w: dict[str, float]) -> dict[str, float]:
+        if any(v < 0 for v in w.values()) or (w and sum(w.values()) <= 0):
+            raise ValueError("weights must be >= 0 and not all 0")
+        return w
+
+
+class SplitConfig(_Model):
+    """Deterministic splits with leakage protection."""
+
+    fractions: dict[str, float] = Field(default_factory=dict, description="Split name -> share, e.g. {train: 0.8, validation: 0.1, test: 0.1}; empty = no split column.")
+    stratify_by: str | None = Field(None, description="A column, or meta.<key> (e.g. meta.label), cut by the fractions on its own.")
+    seed: int = Field(0, ge=0, description="Split assignment is a hash of (seed, id).")
+    train: str = Field("train", description="The split that loses rows duplicating the others.")
+    leakage: bool = Field(True, description="Remove train rows that are exact or near-duplicates (fuzzy_dedup preset and threshold) of any other split's rows.")
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.fractions:
+            if any(v < 0 for v in self.fractions.values()) or abs(sum(self.fractions.values()) - 1) > 1e-6:
+                raise ValueError(f"fractions must be >= 0 and sum to 1 (they sum to {sum(self.fractions.values()):g})")
+            if self.train not in self.fractions:
+                raise ValueError(f"train split {self.train!r} is not among the fractions {list(self.fractions)}")
+        return self
+
+
 class LanguageConfig(_Model):
     """Language identification with lingua (its models ship in the wheel; nothing is downloaded)."""
 
@@ -100,6 +134,8 @@ class CurationConfig(_Model):
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
+    blend: BlendConfig = Field(default_factory=BlendConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
 
     @field_validator("heuristics")
     @classmethod

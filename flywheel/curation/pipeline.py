@@ -87,6 +87,37 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
     return st
 
 
+def _blend(kept: pd.DataFrame, cfg: CurationConfig):
+    from flywheel.curation.split import blend
+
+    out, info = blend(kept, cfg.blend.weights, cfg.blend.total or len(kept), cfg.blend.seed)
+    base_ids = set(out["id"].str.replace(r"#\d+$", "", regex=True))
+    gone = kept[~kept["id"].astype(str).isin(base_ids)].assign(step="blend", reason="not_sampled", duplicate_of=None)
+    st = StepStats("blend", total=len(kept), kept=len(out))
+    if len(gone):
+        st.dropped["not_sampled"] = len(gone)
+    st.modified = sum(v.get("repeated", 0) for v in info.values())  # rows added as repeats (up-sampling)
+    return out.sort_values("id").reset_index(drop=True), gone, st
+
+
+def _split(kept: pd.DataFrame, cfg: CurationConfig):
+    from flywheel.curation.split import assign_splits, leakage
+
+    split = assign_splits(kept, cfg.split.fractions, cfg.split.seed, cfg.split.stratify_by)
+    st = StepStats("split", total=len(kept))
+    kept = kept.assign(split=split.to_numpy())
+    gone = kept.head(0).assign(step=None, reason=None, duplicate_of=None)
+    if cfg.split.leakage:
+        leaks = leakage(kept, split, cfg.fuzzy_dedup, cfg.split.train)
+        if len(leaks):
+            rows = kept.iloc[leaks["pos"].to_numpy()]
+            gone = rows.assign(step="split", reason="leakage", duplicate_of=leaks["duplicate_of"].to_numpy())
+            kept = kept.drop(index=rows.index)
+            st.dropped["leakage"] = len(gone)
+    st.kept = len(kept)
+    return kept.reset_index(drop=True), gone, st
+
+
 def _mark_bad_text(df: pd.DataFrame) -> pd.DataFrame:
     """Before Dask sees the rows: Dask turns text columns into Arrow strings, which would make ``42``
     the text "42" and fail on lone surrogates (JSON can carry them). Such rows get a printable text
@@ -160,6 +191,12 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
     keep_mask = result["_step"].isna()
     kept = result[keep_mask].drop(columns=["_step", "reason", "duplicate_of"]).sort_values("id").reset_index(drop=True)
     removed = result[~keep_mask].rename(columns={"_step": "step"}).sort_values("id").reset_index(drop=True)
+    if cfg.blend.weights:
+        kept, gone, stats["blend"] = _blend(kept, cfg)
+        removed = pd.concat([removed, gone], ignore_index=True)
+    if cfg.split.fractions:
+        kept, gone, stats["split"] = _split(kept, cfg)
+        removed = pd.concat([removed, gone], ignore_index=True)
     summary = {"total": len(df), "kept": len(kept)}
     for st in stats.values():
         for k, v in st.dropped.items():
