@@ -187,20 +187,29 @@ def watch(folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
 
 
 @app.command()
-def curate(dataset: Annotated[Path, typer.Argument(help="A Dataset folder (with manifest.json).")],
-           name: str = typer.Option(..., help="Name of the curated Dataset."),
+def curate(dataset: Annotated[Optional[Path], typer.Argument(help="A Dataset folder (same as --in).", show_default=False)] = None,
+           inp: Optional[Path] = typer.Option(None, "--in", help="A Dataset folder, or JSONL/Parquet/document files or folders (ingested first)."),
+           out: Optional[Path] = typer.Option(None, "--out", help="Write the curated Dataset here (removed rows in OUT/removed)."),
+           name: str = typer.Option("curated", help="Name of the curated Dataset."),
            config: Optional[Path] = typer.Option(None, help="CurationConfig YAML (configs/curation/*.yaml)."),
            as_json: JsonOpt = False):
-    """Normalise, filter and exact-dedup a Dataset on Dask."""
-    _flow_env()
+    """Normalise, redact PII, filter (NeMo Curator's heuristics), exact/fuzzy/semantic dedup, blend and split, on Dask."""
     from flywheel.core.config import CurationConfig, load_config
+
+    source = inp or dataset
+    if source is None:
+        raise BadInput("give the input: --in DIR (a Dataset folder, or files to ingest first)")
+    if not source.exists():
+        raise BadInput(f"{source}: no such file or folder")
+    cfg = load_config(config, CurationConfig) if config else CurationConfig()
+    _flow_env()
     from flows.curate import curate as curate_flow
 
-    cfg = load_config(config, CurationConfig) if config else CurationConfig()
-    if not (dataset / "manifest.json").exists():
-        raise BadInput(f"{dataset}: not a dataset (no manifest.json)")
-    res = curate_flow(str(dataset), name, cfg)
-    _out(res, as_json, f"{res['rows']} rows kept -> {res['path']}\n{res['counts']}")
+    res = curate_flow(str(source.resolve()), name, cfg, str(out.resolve()) if out else None)
+    human = f"{res['rows']} rows kept -> {res['path']}\n{res['counts']}"
+    for step, counts in res["steps"].items():
+        human += f"\n  {step:<15} {counts}"
+    _out(res, as_json, human)
 
 
 @app.command()

@@ -1,0 +1,52 @@
+"""`flywheel curate --in FILES --out DIR --config F`: ingest + curate on the Prefect API, counts in MLflow."""
+
+import json
+
+import yaml
+
+from examples.near_duplicates import near_duplicate_corpus
+from examples.pii_corpus import pii_corpus
+from flywheel.core.dataset import read_dataset
+from tests.flows.test_cli import flywheel
+
+
+def test_cli_curates_raw_jsonl_with_pii_fuzzy_dedup_and_splits(prefect_api, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    docs, _ = near_duplicate_corpus(30, copies=(1, 1), seed=2)
+    tickets, seeded = pii_corpus(10, seed=3)
+    with (tmp_path / "corpus.jsonl").open("w") as f:
+        for r in docs.itertuples():
+            f.write(json.dumps({"id": r.id, "text": r.text}) + "\n")
+        for r in tickets.itertuples():
+            f.write(json.dumps({"id": r.id, "text": r.text}) + "\n")
+        f.write('{"id": "null", "text": null}\n{"id": "blank", "text": "   "}\n{"id": "sur", "text": "bad \\ud800 x"}\n')
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"min_words": 5, "pii": {"enabled": True}, "fuzzy_dedup": {"enabled": True},
+                                      "split": {"fractions": {"train": 0.8, "test": 0.2}, "seed": 1}}))
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    out = tmp_path / "curated"
+    run = flywheel("curate", "--in", str(tmp_path / "corpus.jsonl"), "--out", str(out), "--config", str(recipe),
+                   "--json", env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    res = json.loads(run.stdout)
+    kept = read_dataset(out).to_pandas()
+    removed = read_dataset(out / "removed").to_pandas()
+    assert res["rows"] == len(kept) and set(kept.split) == {"train", "test"}
+    # 30 planted copies: every copy goes (fuzzy) or is a train/test leak of its original
+    assert ((removed.reason == "fuzzy_duplicate") | (removed.reason == "leakage")).sum() >= 25
+    text = "\n".join(kept.text) + "\n".join(removed.text)
+    assert not any(v in text for values in seeded.values() for v in values.values())  # nothing un-redacted written
+    # the bad lines were quarantined by ingest (null, blank, lone surrogate), not curated
+    (raw,) = (tmp_path / "home" / "datasets" / "curated-raw").iterdir()
+    assert read_dataset(raw).digest == res["parent"]
+    quarantined = {json.loads(x)["line"] for x in (raw / "quarantine.jsonl").read_text().splitlines()}
+    n = len(docs) + len(tickets)
+    assert quarantined == {n + 1, n + 2, n + 3}
+    import mlflow
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    r = mlflow.get_run(res["mlflow_run_id"])
+    assert r.data.metrics["kept"] == len(kept) and "fuzzy_dedup.dropped_fuzzy_duplicate" in r.data.metrics
+    assert {i.dataset.name for i in r.inputs.dataset_inputs} == {"curated", "curated-raw"}
