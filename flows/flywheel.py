@@ -40,7 +40,7 @@ def flywheel(workload: WorkloadConfig, include_feedback: bool = False, trigger: 
     train_set = curate_dataset(raw_train["path"], f"{workload.name}-train", workload.curation)
     docs = curate_dataset(raw_docs["path"], f"{workload.name}-documents", workload.curation) if raw_docs else None
     # 3. SFT data: curated examples, plus corrected or approved production answers when retraining
-    sft = build_sft_dataset(train_set["path"], workload, include_feedback)
+    sft = build_sft_dataset(train_set["path"], workload, include_feedback, test["path"])  # minus rows leaking into test
     lineage = {"curated": train_set, "evaluation": test, **({"knowledge": docs} if docs else {})}
     # 4. train a candidate adapter
     trained = train(workload, sft, lineage, trigger)
@@ -58,6 +58,7 @@ def flywheel(workload: WorkloadConfig, include_feedback: bool = False, trigger: 
             "curate_train": train_set["counts"], "curate_documents": docs["counts"] if docs else None,
             "quarantined": [q for d in (raw_train, test, raw_docs) if d for q in d["quarantine"]],
             "sft_rows": sft["rows"], "sft_from_feedback": sft["from_feedback"], "test_rows": test["rows"],
+            "sft_dropped_leakage": sft["dropped_leakage"],
             "digests": digests,
         },
         "training": {k: trained[k] for k in ("steps", "examples", "train_loss", "final_loss", "seconds",

@@ -14,7 +14,10 @@ from tasks.common import home, logger, registry
 
 
 @task(name="build-sft-dataset", tags=["training"])
-def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedback: bool) -> dict:
+def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedback: bool,
+                      heldout_path: str | None = None) -> dict:
+    """Curated labelled rows (+ rated production answers), minus any row that is an exact or near-duplicate
+    of a held-out row (leakage: the evaluation must not score what training has seen)."""
     log = logger()
     h = home()
     rows = labelled_rows(curated_path)
@@ -23,11 +26,26 @@ def build_sft_dataset(curated_path: str, workload: WorkloadConfig, include_feedb
     if include_feedback:
         fb_rows = [r for r in FeedbackStore(h.database_url()).training_rows(workload.name) if r["label"] in workload.labels]
         rows += [{k: r[k] for k in SFT_COLUMNS} for r in fb_rows]
+    frame = pd.DataFrame(rows, columns=SFT_COLUMNS)
+    leaked = 0
+    if heldout_path and len(frame):
+        from flywheel.curation.split import leakage
+
+        held = read_dataset(heldout_path).to_pandas()[["id", "text"]]
+        both = pd.concat([frame[["id", "text"]], held], ignore_index=True)
+        split = pd.Series(["train"] * len(frame) + ["heldout"] * len(held))
+        leaks = leakage(both, split, workload.curation.fuzzy_dedup)
+        leaked = len(leaks)
+        if leaked:
+            log.warning("SFT dataset: %s rows duplicate held-out rows and are left out, e.g. %s ~ %s (%.2f)", leaked,
+                        leaks["id"].iloc[0], leaks["duplicate_of"].iloc[0], leaks["similarity"].iloc[0])
+            frame = frame.drop(index=leaks["pos"].to_numpy()).reset_index(drop=True)
     src = read_dataset(curated_path)
-    ds = write_dataset(pd.DataFrame(rows, columns=SFT_COLUMNS), h.datasets, f"{workload.name}-sft",
-                       parents=[src.digest], config={"include_feedback": include_feedback})
-    log.info("SFT dataset: %s curated rows + %s from feedback = %s", n_curated, len(fb_rows), ds.rows)
-    return {**ds.summary(), "from_curated": n_curated, "from_feedback": len(fb_rows)}
+    parents = [src.digest] + ([read_dataset(heldout_path).digest] if heldout_path else [])
+    ds = write_dataset(frame, h.datasets, f"{workload.name}-sft", parents=parents,
+                       config={"include_feedback": include_feedback, "leakage_checked": bool(heldout_path)})
+    log.info("SFT dataset: %s curated rows + %s from feedback - %s leaking = %s", n_curated, len(fb_rows), leaked, ds.rows)
+    return {**ds.summary(), "from_curated": n_curated, "from_feedback": len(fb_rows), "dropped_leakage": leaked}
 
 
 @task(name="train-sft", retries=1, retry_delay_seconds=5, tags=["training"], timeout_seconds=6 * 3600)

@@ -50,3 +50,26 @@ def test_cli_curates_raw_jsonl_with_pii_fuzzy_dedup_and_splits(prefect_api, tmp_
     r = mlflow.get_run(res["mlflow_run_id"])
     assert r.data.metrics["kept"] == len(kept) and "fuzzy_dedup.dropped_fuzzy_duplicate" in r.data.metrics
     assert {i.dataset.name for i in r.inputs.dataset_inputs} == {"curated", "curated-raw"}
+
+
+def test_sft_data_leaves_out_rows_that_duplicate_held_out_rows(tmp_path):
+    import pandas as pd
+
+    from examples.fraud import generate
+    from flywheel.core.config import load_workload
+    from flywheel.core.dataset import write_dataset
+    from tasks.train import build_sft_dataset
+    from tests.unit.test_house_rules import ROOT
+
+    def frame(rows):
+        return pd.DataFrame([{"id": r["id"], "text": r["text"], "source": "gen", "page": 0, "kind": "text",
+                              "meta": json.dumps({"label": r["label"], "answer": r["answer"]})} for r in rows])
+
+    train, test = generate(200, seed=1), generate(40, seed=2, prefix="test")
+    copy = dict(test[5], id="leak-1", text=test[5]["text"] + " Reviewed.")  # a near-copy of a held-out row
+    train_ds = write_dataset(frame(train + [copy]), tmp_path, "train")
+    test_ds = write_dataset(frame(test), tmp_path, "test")
+    wl = load_workload(ROOT / "configs/workloads/fraud.yaml")
+    res = build_sft_dataset.fn(str(train_ds.path), wl, False, str(test_ds.path))
+    assert res["dropped_leakage"] == 1 and res["rows"] == 200  # the near-copy of test[5] is out, nothing else
+    assert "leak-1" not in set(read_dataset(res["path"]).to_pandas().id)
