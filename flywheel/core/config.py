@@ -126,7 +126,7 @@ class PiiConfig(_Model):
 
 
 class CurationConfig(_Model):
-    """Thin curation recipe: normalise, filter, exact-dedup (issue 4 deepens it)."""
+    """A curation recipe: sanity, normalise, PII, filters (incl. NeMo Curator heuristics), exact/fuzzy/semantic dedup, blend, split."""
 
     backend: Literal["pandas", "cudf"] = Field(
         "pandas", description="Dataframe backend of the Dask partitions; cudf needs the [gpu] extra."

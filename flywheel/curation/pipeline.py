@@ -1,8 +1,11 @@
 """Run a CurationConfig over a document Dataset, partition-wise on Dask.
 
-Filters and transforms run per partition (``map_partitions``); exact dedup is global: the first
-occurrence (smallest id) of each hash across *all* partitions is kept, the others are removed with
-``reason=exact_duplicate`` and ``duplicate_of=<kept id>``.
+Per partition (``map_partitions``): sanity, normalisation, PII redaction, the filters (word count,
+non-alnum, language, NeMo Curator's heuristics). Then, over the whole dataset: exact dedup (the
+smallest id of each text hash across *all* partitions is kept, the others are removed with
+``reason=exact_duplicate`` and ``duplicate_of=<kept id>``), fuzzy dedup (signatures on the
+partitions, LSH and connected components in the driver), semantic dedup, blending and splits with
+leakage protection. Every removed row comes back with its step, reason and ``duplicate_of``.
 
 The Dask cluster is a scheduler address (``FLYWHEEL_DASK_ADDRESS``) or, by default, an
 in-process LocalCluster. ``backend: cudf`` runs the partitions on GPUs (``[gpu]`` extra).
@@ -10,7 +13,6 @@ in-process LocalCluster. ``backend: cudf`` runs the partitions on GPUs (``[gpu]`
     from flywheel.curation.pipeline import curate
     kept, removed, stats = curate(df, CurationConfig(), dask_address=None)
 """
-
 from __future__ import annotations
 
 import json
