@@ -2,8 +2,8 @@
 
 1. signatures per partition (on Dask workers; :mod:`flywheel.curation.minhash`), reduced to
    ``bands`` bucket hashes of ``rows`` values each;
-2. documents sharing a bucket in any band are candidates; each is linked to the bucket's anchor
-   (its smallest id) — global, not per partition;
+2. documents sharing a bucket in any band are candidates — every pair of a small bucket, each
+   member and the bucket's smallest id in a large one — global, not per partition;
 3. each candidate edge is verified (``verify``): ``exact`` recomputes both documents' shingle sets
    and keeps the edge when their Jaccard similarity is >= ``threshold``; ``minhash`` uses the share
    of equal signature values (an unbiased Jaccard estimate); ``none`` keeps every LSH edge;
@@ -11,7 +11,7 @@
    others are removed as ``fuzzy_duplicate`` with ``duplicate_of`` = the kept id.
 
 With 20 bands x 13 rows a pair at Jaccard 0.8 becomes a candidate with probability
-1 - (1 - 0.8^13)^20 = 0.80... per the S-curve; at 0.9 it is 0.998. Presets (``FuzzyDedupConfig``):
+1 - (1 - 0.8^13)^20 = 0.68 (the S-curve's knee is near 0.8); at 0.85 it is 0.92, at 0.9 0.997. Presets (``FuzzyDedupConfig``):
 ``curator`` = NeMo Curator's (character 24-grams, 20 x 13 = 260 hashes, seed 42), ``fast`` =
 word 5-grams, 9 x 13 = 117 hashes.
 
@@ -49,17 +49,25 @@ def partition_signatures(part: pd.DataFrame, p: dict) -> pd.DataFrame:
     return out
 
 
+ALL_PAIRS_UP_TO = 32  # buckets up to this size yield every pair; larger ones link each member to the anchor
+
+
 def candidate_edges(ids: np.ndarray, bands: np.ndarray) -> np.ndarray:
-    """(i, j) index pairs: every document to the anchor (smallest id) of each bucket it shares."""
-    order = np.argsort(ids, kind="stable")  # so the first member of a bucket has the smallest id
+    """(i, j) index pairs sharing a bucket in some band: all pairs in small buckets, member-to-anchor
+    (the smallest id) in large ones, so one odd anchor cannot hide a pair of true duplicates."""
+    order = np.argsort(ids, kind="stable")  # members of a bucket come out smallest id first
     edges = []
     for band in range(bands.shape[1]):
-        col = bands[order, band]
-        frame = pd.DataFrame({"h": col, "i": order})
-        first = frame.groupby("h", sort=False)["i"].transform("first").to_numpy()
-        mask = first != frame["i"].to_numpy()
-        if mask.any():
-            edges.append(np.stack([first[mask], frame["i"].to_numpy()[mask]], axis=1))
+        frame = pd.DataFrame({"h": bands[order, band], "i": order})
+        sizes = frame.groupby("h", sort=False)["i"].transform("size").to_numpy()
+        multi = frame[sizes > 1]
+        for members in multi.groupby("h", sort=False)["i"].agg(list):
+            if len(members) <= ALL_PAIRS_UP_TO:
+                a, b = np.triu_indices(len(members), k=1)
+                m = np.asarray(members)
+                edges.append(np.stack([m[a], m[b]], axis=1))
+            else:
+                edges.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
     if not edges:
         return np.empty((0, 2), np.int64)
     return np.unique(np.concatenate(edges), axis=0)
