@@ -2,25 +2,54 @@
 
     with dask_client(os.environ.get("FLYWHEEL_DASK_ADDRESS"), threads=4) as client:
         client.submit(...)
+
+Without an address, one LocalCluster per thread count is started on first use and kept for the
+life of the process (stages that follow each other reuse it instead of starting and tearing down a
+cluster each: faster, and no teardown races between them); it is closed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import threading
+
+_LOCAL: dict[tuple[int, int], object] = {}
+_LOCK = threading.Lock()
+
+
+def _local_cluster(workers: int, threads: int):
+    from distributed import LocalCluster
+
+    with _LOCK:
+        cluster = _LOCAL.get((workers, threads))
+        if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
+            # processes=False: in-process workers, so no subprocesses (and no second Prefect client) on a laptop.
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None)
+            _LOCAL[(workers, threads)] = cluster
+        return cluster
+
+
+@atexit.register
+def _close_all() -> None:
+    import logging
+
+    if not _LOCAL:
+        return
+    # At exit the log streams may already be closed (pytest, a Prefect worker): keep the teardown quiet.
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    for cluster in list(_LOCAL.values()):
+        with contextlib.suppress(Exception):
+            cluster.close()
+    _LOCAL.clear()
 
 
 @contextlib.contextmanager
 def dask_client(address: str | None = None, workers: int = 1, threads: int = 2):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    if address:
-        client = Client(address)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    # processes=False: one in-process worker, so no subprocesses (and no second Prefect client) on a laptop.
-    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client
+    client = Client(address) if address else Client(_local_cluster(workers, threads))
+    try:
+        yield client
+    finally:
+        client.close()
