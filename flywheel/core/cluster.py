@@ -26,18 +26,20 @@ def _local_cluster(workers: int, threads: int):
         if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
             # processes=False: in-process workers, so no subprocesses (and no second Prefect client) on a laptop.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None)
+            if not _LOCAL:  # registered after distributed's own exit hooks, so it runs before them (LIFO)
+                atexit.register(_close_all)
             _LOCAL[(workers, threads)] = cluster
         return cluster
 
 
-@atexit.register
 def _close_all() -> None:
     import logging
 
     if not _LOCAL:
         return
     # At exit the log streams may already be closed (pytest, a Prefect worker): keep the teardown quiet.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    for name in [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     for cluster in list(_LOCAL.values()):
         with contextlib.suppress(Exception):
             cluster.close()

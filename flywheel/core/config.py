@@ -129,7 +129,7 @@ class CurationConfig(_Model):
     """A curation recipe: sanity, normalise, PII, filters (incl. NeMo Curator heuristics), exact/fuzzy/semantic dedup, blend, split."""
 
     backend: Literal["pandas", "cudf"] = Field(
-        "pandas", description="Dataframe backend of the Dask partitions; cudf needs the [gpu] extra."
+        "pandas", description="Dataframe backend of the Dask partitions. cudf is reserved for the GPU path (cuDF partitions, str.minhash), which is not implemented yet: choosing it stops with a clear error."
     )
     normalize_unicode: bool = Field(True, description="NFKC-normalise text and collapse whitespace.")
     fix_mojibake: bool = Field(True, description="Repair mojibake and broken Unicode with ftfy (with normalize_unicode).")

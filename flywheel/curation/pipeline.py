@@ -8,7 +8,8 @@ partitions, LSH and connected components in the driver), semantic dedup, blendin
 leakage protection. Every removed row comes back with its step, reason and ``duplicate_of``.
 
 The Dask cluster is a scheduler address (``FLYWHEEL_DASK_ADDRESS``) or, by default, an
-in-process LocalCluster. ``backend: cudf`` runs the partitions on GPUs (``[gpu]`` extra).
+in-process LocalCluster. ``backend: cudf`` (cuDF partitions on dask-cuda) is not implemented yet
+and stops with a clear error instead of silently running on pandas.
 
     from flywheel.curation.pipeline import curate
     kept, removed, stats = curate(df, CurationConfig(), dask_address=None)
@@ -16,6 +17,7 @@ in-process LocalCluster. ``backend: cudf`` runs the partitions on GPUs (``[gpu]`
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
 
 import pandas as pd
@@ -50,8 +52,10 @@ def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     live = part
     removed = []
     modified: dict = {}
+    seconds: dict = {}
     for step in build_steps(cfg):
         live, gone, st = step.apply(live)
+        seconds[step.name] = st.seconds
         if st.modified:
             modified[step.name] = st.modified
         if len(gone):
@@ -61,7 +65,8 @@ def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     out["hash"] = out["text"].map(text_hash)
     out["_modified"] = None
     if len(out):
-        out.at[0, "_modified"] = json.dumps(modified)  # carried back to the driver for the step counts
+        # carried back to the driver for the step counts and timings
+        out.at[0, "_modified"] = json.dumps({"modified": modified, "seconds": seconds})
     return out
 
 
@@ -75,6 +80,7 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
     positions = np.flatnonzero(result["_step"].isna().to_numpy())
     live = result.iloc[positions][["id", "text"]].reset_index(drop=True)
     st = StepStats("fuzzy_dedup", total=len(live))
+    t0 = time.perf_counter()
     if len(live):
         p = resolved(cfg.fuzzy_dedup)
         with dask_client(dask_address):
@@ -86,6 +92,7 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
             result.iloc[rows, result.columns.get_loc(column)] = value
         st.dropped["fuzzy_duplicate"] = len(dups)
     st.kept = st.total - sum(st.dropped.values())
+    st.seconds = time.perf_counter() - t0
     return st
 
 
@@ -99,6 +106,7 @@ def _semantic(result: pd.DataFrame, cfg: CurationConfig) -> StepStats:
     positions = np.flatnonzero(live_mask)
     live = result.iloc[positions][["id", "text"]].reset_index(drop=True)
     st = StepStats("semantic_dedup", total=len(live))
+    t0 = time.perf_counter()
     if len(live) > 1:
         dups, _ = semantic_duplicates(live, cfg.semantic_dedup)
         rows = positions[dups["pos"].to_numpy(dtype=int)]
@@ -107,6 +115,7 @@ def _semantic(result: pd.DataFrame, cfg: CurationConfig) -> StepStats:
         if len(dups):
             st.dropped["semantic_duplicate"] = len(dups)
     st.kept = st.total - sum(st.dropped.values())
+    st.seconds = time.perf_counter() - t0
     return st
 
 
@@ -167,10 +176,8 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
     import dask.dataframe as dd
 
     if cfg.backend == "cudf":
-        try:
-            import cudf  # noqa: F401  (lazy: GPU-only)
-        except ImportError as e:
-            raise RuntimeError("curation backend 'cudf' needs the [gpu] extra and a CUDA device") from e
+        raise NotImplementedError("curation backend 'cudf': the cuDF path is not implemented yet; use backend: pandas "
+                                  "(the same steps run on Dask CPU workers)")
     df = _mark_bad_text(df.reset_index(drop=True))
     with dask_client(dask_address):
         ddf = dd.from_pandas(df, npartitions=max(1, min(cfg.partitions, len(df) or 1)))
@@ -191,9 +198,12 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
         st.kept = total - len(dropped)
         stats[step.name] = st
         total = st.kept
-    for cell in result["_modified"].dropna():
-        for name, n in json.loads(cell).items():
+    for cell in result["_modified"].dropna():  # summed over partitions (seconds: CPU time of all workers)
+        carried = json.loads(cell)
+        for name, n in carried["modified"].items():
             stats[name].modified += n
+        for name, sec in carried["seconds"].items():
+            stats[name].seconds += sec
     result = result.drop(columns=["_modified"])
     if cfg.exact_dedup:
         live_mask = result["_step"].isna()
