@@ -56,6 +56,13 @@ def _zip_kind(path: Path) -> str | None:
     return None
 
 
+def _ends_like_pdf(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 1024))
+        return b"%%EOF" in f.read()
+
+
 def _text_kind(head: bytes) -> str:
     if _HTML.match(head):
         return "html"
@@ -75,8 +82,8 @@ def sniff(path: Path) -> str:
         head = f.read(HEAD_BYTES)
     if not head:
         raise QuarantineError("empty", "file has no content")
-    if head.startswith(b"%PDF-") or head[:1024].find(b"%PDF-") >= 0:  # junk before the header is legal
-        return "pdf"
+    if head.startswith(b"%PDF-") or (0 < head[:1024].find(b"%PDF-") and _ends_like_pdf(path)):
+        return "pdf"  # junk before the header is legal; a text that merely mentions %PDF- is not a PDF
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(b"PK\x03\x04"):

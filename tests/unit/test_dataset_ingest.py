@@ -66,6 +66,13 @@ def test_reader_is_chosen_by_content_not_extension(tmp_path):
     assert res.stats.dropped == {} and res.extra["partial_failures"] == 1
 
 
+def test_a_text_that_mentions_the_pdf_header_is_not_a_pdf(tmp_path):
+    (tmp_path / "notes.md").write_text("# PDF internals\n\nEvery file starts with %PDF-1.7 and a binary comment line.\n")
+    res = ingest_paths([tmp_path / "notes.md"])
+    assert res.quarantine == [] and [r["kind"] for r in res.rows] == ["text"]
+    assert "%PDF-1.7" in res.rows[0]["text"]
+
+
 def test_missing_and_binary_files_are_quarantined(tmp_path):
     (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
     res = ingest_paths([tmp_path / "blob.bin", tmp_path / "nope.pdf"])
