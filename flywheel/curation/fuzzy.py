@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flywheel.curation.minhash import band_hashes, jaccard, shingle_set, signatures
+from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures
 
 PRESETS = {
     "curator": {"shingle": "char", "ngram": 24, "bands": 20, "rows": 13},
@@ -86,19 +86,12 @@ def find_duplicates(df: pd.DataFrame, cfg, sig: np.ndarray | None = None) -> tup
     texts = df["text"].tolist()
     if sig is None:
         sig = signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
-    empty = (sig == np.uint32(0xFFFFFFFF)).all(axis=1)  # no shingles: never a fuzzy duplicate
+    empty = no_shingles(sig)
     edges = candidate_edges(ids, band_hashes(sig, p["bands"], p["rows"]))
     edges = edges[~(empty[edges[:, 0]] | empty[edges[:, 1]])] if len(edges) else edges
     info = {"candidate_pairs": int(len(edges))}
     if p["verify"] == "exact" and len(edges):
-        cache: dict[int, np.ndarray] = {}
-
-        def sh(i):
-            if i not in cache:
-                cache[i] = shingle_set(texts[i], p["shingle"], p["ngram"])
-            return cache[i]
-
-        sims = np.array([jaccard(sh(i), sh(j)) for i, j in edges])
+        sims = exact_jaccard(texts, edges, p["shingle"], p["ngram"])
     elif len(edges):
         sims = (sig[edges[:, 0]] == sig[edges[:, 1]]).mean(axis=1)
     else:

@@ -174,6 +174,23 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
+def no_shingles(sig: np.ndarray) -> np.ndarray:
+    """Rows whose signature stayed all-max: empty documents, which are never anyone's duplicate."""
+    return (sig == np.uint32(0xFFFFFFFF)).all(axis=1)
+
+
+def exact_jaccard(texts: list[str], pairs: np.ndarray, shingle: str = "char", n: int = 24) -> np.ndarray:
+    """Exact shingle Jaccard of each ``(i, j)`` pair of ``texts``; every document is shingled at most once."""
+    cache: dict[int, np.ndarray] = {}
+
+    def sh(i: int) -> np.ndarray:
+        if i not in cache:
+            cache[i] = shingle_set(texts[i], shingle, n)
+        return cache[i]
+
+    return np.array([jaccard(sh(int(i)), sh(int(j))) for i, j in pairs], dtype=float)
+
+
 def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(documents, bands) uint64: one hash of each band's ``rows`` signature values (LSH buckets)."""
     if sig.shape[1] < bands * rows:

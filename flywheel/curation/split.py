@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.curation.fuzzy import resolved
-from flywheel.curation.minhash import band_hashes, jaccard, shingle_set, signatures
+from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures
 
 
 LEAKAGE_BANDS, LEAKAGE_ROWS = 40, 6
@@ -99,7 +99,7 @@ def leakage(df: pd.DataFrame, split: pd.Series, fuzzy_cfg, train: str = "train")
     if is_train.all() or not is_train.any():
         return pd.DataFrame(columns=["pos", "id", "duplicate_of", "similarity"])
     sig = signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
-    empty = (sig == np.uint32(0xFFFFFFFF)).all(axis=1)
+    empty = no_shingles(sig)
     bands = band_hashes(sig, p["bands"], p["rows"])
     pos = np.arange(len(df))
     train_mask, held_mask = is_train & ~empty, ~is_train & ~empty
@@ -108,17 +108,12 @@ def leakage(df: pd.DataFrame, split: pd.Series, fuzzy_cfg, train: str = "train")
         left = pd.DataFrame({"h": bands[train_mask, b], "i": pos[train_mask]})
         right = pd.DataFrame({"h": bands[held_mask, b], "j": pos[held_mask]})
         pairs.update(map(tuple, left.merge(right, on="h")[["i", "j"]].to_numpy()))
-    cache: dict[int, np.ndarray] = {}
-
-    def sh(i):
-        if i not in cache:
-            cache[i] = shingle_set(texts[i], p["shingle"], p["ngram"])
-        return cache[i]
-
-    best: dict[int, tuple[float, int]] = {}
-    for i, j in pairs:
-        s = jaccard(sh(i), sh(j))
-        if s >= p["threshold"] and s > best.get(i, (-1, -1))[0]:
-            best[i] = (s, j)
-    rows = [{"pos": i, "id": ids[i], "duplicate_of": ids[j], "similarity": s} for i, (s, j) in sorted(best.items())]
+    pairs = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    found = pd.DataFrame({"pos": pairs[:, 0], "j": pairs[:, 1],
+                          "similarity": exact_jaccard(texts, pairs, p["shingle"], p["ngram"])})
+    # each leaking train row once: its most similar held-out row (ties: the first by position)
+    found = (found[found["similarity"] >= p["threshold"]]
+             .sort_values(["pos", "similarity", "j"], ascending=[True, False, True]).drop_duplicates("pos"))
+    rows = [{"pos": int(i), "id": ids[i], "duplicate_of": ids[j], "similarity": float(sim)}
+            for i, j, sim in found[["pos", "j", "similarity"]].itertuples(index=False)]
     return pd.DataFrame(rows, columns=["pos", "id", "duplicate_of", "similarity"])

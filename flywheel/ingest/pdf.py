@@ -15,7 +15,7 @@ Text-only pages therefore cost one text extraction and one object count.
 
 from __future__ import annotations
 
-from flywheel.ingest.sniff import QuarantineError
+from flywheel.ingest.sniff import QuarantineError, has_eof
 
 
 def open_pdf(path: str):
@@ -47,15 +47,6 @@ def _declares_no_pages(path: str) -> bool:
         head = f.read(1 << 20)
     counts = re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", head)
     return bool(counts) and all(int(a or b) == 0 for a, b in counts)
-
-
-def has_eof(path: str) -> bool:
-    """A complete PDF ends with %%EOF (allowing trailing whitespace/junk in the last KiB)."""
-    with open(path, "rb") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(0, size - 1024))
-        return b"%%EOF" in f.read()
 
 
 def _page_objects(page) -> tuple[int, list[int]]:

@@ -56,8 +56,9 @@ def _zip_kind(path: Path) -> str | None:
     return None
 
 
-def _ends_like_pdf(path: Path) -> bool:
-    with path.open("rb") as f:
+def has_eof(path: str | Path) -> bool:
+    """A complete PDF ends with %%EOF (allowing trailing whitespace/junk in the last KiB)."""
+    with open(path, "rb") as f:
         f.seek(0, 2)
         f.seek(max(0, f.tell() - 1024))
         return b"%%EOF" in f.read()
@@ -82,7 +83,7 @@ def sniff(path: Path) -> str:
         head = f.read(HEAD_BYTES)
     if not head:
         raise QuarantineError("empty", "file has no content")
-    if head.startswith(b"%PDF-") or (0 < head[:1024].find(b"%PDF-") and _ends_like_pdf(path)):
+    if head.startswith(b"%PDF-") or (0 < head[:1024].find(b"%PDF-") and has_eof(path)):
         return "pdf"  # junk before the header is legal; a text that merely mentions %PDF- is not a PDF
     if head.startswith(b"PAR1"):
         return "parquet"
