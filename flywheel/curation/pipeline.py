@@ -70,15 +70,28 @@ def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     return out
 
 
+def _live(result: pd.DataFrame, mask) -> tuple:
+    """Positions of the rows selected by ``mask`` in ``result`` (whose index may repeat) and their id/text."""
+    import numpy as np
+
+    positions = np.flatnonzero(mask)
+    return positions, result.iloc[positions][["id", "text"]].reset_index(drop=True)
+
+
+def _mark_removed(result: pd.DataFrame, positions, dups: pd.DataFrame, step: str, reason: str) -> None:
+    """Mark the rows a dedup step found (``dups.pos`` indexes ``positions``) as removed, in place."""
+    rows = positions[dups["pos"].to_numpy(dtype=int)]
+    for column, value in (("_step", step), ("reason", reason), ("duplicate_of", dups["duplicate_of"].to_numpy())):
+        result.iloc[rows, result.columns.get_loc(column)] = value
+
+
 def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) -> StepStats:
     """Mark near-duplicates among the rows still live (in place, by position); signatures are computed on Dask."""
     import dask.dataframe as dd
-    import numpy as np
 
     from flywheel.curation.fuzzy import find_duplicates, partition_signatures, resolved
 
-    positions = np.flatnonzero(result["_step"].isna().to_numpy())
-    live = result.iloc[positions][["id", "text"]].reset_index(drop=True)
+    positions, live = _live(result, result["_step"].isna().to_numpy())
     st = StepStats("fuzzy_dedup", total=len(live))
     t0 = time.perf_counter()
     if len(live):
@@ -87,9 +100,7 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
             parts = dd.from_pandas(live, npartitions=max(1, min(cfg.partitions, len(live))))
             sig = parts.map_partitions(partition_signatures, p, meta=partition_signatures(live.head(0), p)).compute()
         dups, _ = find_duplicates(live, cfg.fuzzy_dedup, sig.drop(columns=["id"]).to_numpy())
-        rows = positions[dups["pos"].to_numpy()]
-        for column, value in (("_step", "fuzzy_dedup"), ("reason", "fuzzy_duplicate"), ("duplicate_of", dups["duplicate_of"].to_numpy())):
-            result.iloc[rows, result.columns.get_loc(column)] = value
+        _mark_removed(result, positions, dups, "fuzzy_dedup", "fuzzy_duplicate")
         st.dropped["fuzzy_duplicate"] = len(dups)
     st.kept = st.total - sum(st.dropped.values())
     st.seconds = time.perf_counter() - t0
@@ -98,20 +109,14 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
 
 def _semantic(result: pd.DataFrame, cfg: CurationConfig) -> StepStats:
     """Mark semantic duplicates among the rows still live (in place, by position). Tables are not embedded."""
-    import numpy as np
-
     from flywheel.curation.semantic import semantic_duplicates
 
-    live_mask = result["_step"].isna().to_numpy() & (result["kind"] != "table").to_numpy()
-    positions = np.flatnonzero(live_mask)
-    live = result.iloc[positions][["id", "text"]].reset_index(drop=True)
+    positions, live = _live(result, result["_step"].isna().to_numpy() & (result["kind"] != "table").to_numpy())
     st = StepStats("semantic_dedup", total=len(live))
     t0 = time.perf_counter()
     if len(live) > 1:
         dups, _ = semantic_duplicates(live, cfg.semantic_dedup)
-        rows = positions[dups["pos"].to_numpy(dtype=int)]
-        for column, value in (("_step", "semantic_dedup"), ("reason", "semantic_duplicate"), ("duplicate_of", dups["duplicate_of"].to_numpy())):
-            result.iloc[rows, result.columns.get_loc(column)] = value
+        _mark_removed(result, positions, dups, "semantic_dedup", "semantic_duplicate")
         if len(dups):
             st.dropped["semantic_duplicate"] = len(dups)
     st.kept = st.total - sum(st.dropped.values())
