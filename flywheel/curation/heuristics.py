@@ -91,12 +91,16 @@ class HeuristicFilter:
     """Base: ``score(doc) -> float`` and ``keep(score) -> bool``; ``name`` is Curator's ``_name``."""
 
     name = "heuristic"
+    cutoff: float
+    # Most filters keep a score <= cutoff; those scoring a share to preserve (unique lines, common
+    # words, words with letters) keep a score >= cutoff, as in Curator's keep_document.
+    at_least = False
 
     def score(self, doc: Doc) -> float:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def keep(self, score: float) -> bool:  # pragma: no cover - interface
-        raise NotImplementedError
+    def keep(self, score: float) -> bool:
+        return score >= self.cutoff if self.at_least else score <= self.cutoff
 
 
 def _ratio(count: int, total: int, empty: float = 1.0) -> float:
@@ -111,9 +115,6 @@ class NonAlphaNumericFilter(HeuristicFilter):
         n = len(doc.text)
         return _ratio(n - len(RE_ALPHANUM.findall(doc.text)), n)
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class SymbolsToWordsFilter(HeuristicFilter):
     def __init__(self, max_symbol_to_word_ratio: float = 0.1, lang: str = "en"):
@@ -126,9 +127,6 @@ class SymbolsToWordsFilter(HeuristicFilter):
                 count += 1
         return _ratio(count, len(doc.words))
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class NumbersFilter(HeuristicFilter):
     def __init__(self, max_number_to_text_ratio: float = 0.15):
@@ -136,9 +134,6 @@ class NumbersFilter(HeuristicFilter):
 
     def score(self, doc):
         return _ratio(len(RE_DIGIT.findall(doc.text)), len(doc.text))
-
-    def keep(self, score):
-        return score <= self.cutoff
 
 
 class UrlsFilter(HeuristicFilter):
@@ -148,9 +143,6 @@ class UrlsFilter(HeuristicFilter):
     def score(self, doc):
         return _ratio(sum(map(len, doc.urls)), len(doc.text)) if "http" in doc.text else (0.0 if doc.text else 1.0)
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class BulletsFilter(HeuristicFilter):
     def __init__(self, max_bullet_lines_ratio: float = 0.9):
@@ -158,9 +150,6 @@ class BulletsFilter(HeuristicFilter):
 
     def score(self, doc):
         return _ratio(sum(1 for s in doc.lines if s.strip().startswith(BULLETS)), len(doc.lines))
-
-    def keep(self, score):
-        return score <= self.cutoff
 
 
 class WhiteSpaceFilter(HeuristicFilter):
@@ -171,9 +160,6 @@ class WhiteSpaceFilter(HeuristicFilter):
         t = doc.text
         return _ratio(t.count(" ") + t.count("\n") + t.count("\t") + t.count("\r") + t.count("\b"), len(t))
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class ParenthesesFilter(HeuristicFilter):
     def __init__(self, max_parentheses_ratio: float = 0.1):
@@ -182,9 +168,6 @@ class ParenthesesFilter(HeuristicFilter):
     def score(self, doc):
         return _ratio(len(RE_PAREN.findall(doc.text)), len(doc.text))
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class LongWordFilter(HeuristicFilter):
     def __init__(self, max_word_length: int = 1000, lang: str = "en"):
@@ -192,9 +175,6 @@ class LongWordFilter(HeuristicFilter):
 
     def score(self, doc):
         return max(map(len, doc.words), default=float("inf"))
-
-    def keep(self, score):
-        return score <= self.cutoff
 
 
 class WordCountFilter(HeuristicFilter):
@@ -222,9 +202,6 @@ class BoilerPlateStringFilter(HeuristicFilter):
                 count += 1
         return _ratio(count, len(doc.paragraphs))
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class MeanWordLengthFilter(HeuristicFilter):
     def __init__(self, min_mean_word_length: int = 3, max_mean_word_length: int = 10, lang: str = "en"):
@@ -244,9 +221,6 @@ class PunctuationFilter(HeuristicFilter):
     def score(self, doc):
         return _ratio(sum(1 for s in doc.lines if not s.strip().endswith(END_MARKS)), len(doc.lines))
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class EllipsisFilter(HeuristicFilter):
     def __init__(self, max_num_lines_ending_with_ellipsis_ratio: float = 0.3):
@@ -256,11 +230,10 @@ class EllipsisFilter(HeuristicFilter):
         marks = tuple(ELLIPSIS_MARKS)
         return _ratio(sum(1 for s in doc.lines if s.strip().lower().endswith(marks)), len(doc.lines))
 
-    def keep(self, score):
-        return score <= self.cutoff
-
 
 class CommonEnglishWordsFilter(HeuristicFilter):
+    at_least = True
+
     def __init__(self, min_num_common_words: int = 2, stop_at_false: bool = True):
         self.cutoff, self.stop, self.name = min_num_common_words, stop_at_false, "common_english_words"
 
@@ -273,19 +246,15 @@ class CommonEnglishWordsFilter(HeuristicFilter):
                     break
         return count
 
-    def keep(self, score):
-        return score >= self.cutoff
-
 
 class WordsWithoutAlphabetsFilter(HeuristicFilter):
+    at_least = True
+
     def __init__(self, min_words_with_alphabets: float = 0.8, lang: str = "en"):
         self.cutoff, self.name = min_words_with_alphabets, "words_without_alphabets"
 
     def score(self, doc):
         return _ratio(sum(1 for w in doc.words if RE_ALPHA.search(w)), len(doc.words), empty=0.0)
-
-    def keep(self, score):
-        return score >= self.cutoff
 
 
 class PornographicUrlsFilter(HeuristicFilter):
@@ -300,47 +269,43 @@ class PornographicUrlsFilter(HeuristicFilter):
 
 
 class RepeatedLinesFilter(HeuristicFilter):
+    at_least = True
+
     def __init__(self, max_repeated_line_fraction: float = 0.7):
         self.cutoff, self.name = max_repeated_line_fraction, "repeated_lines"
 
     def score(self, doc):
         return _ratio(len(set(doc.lines)), len(doc.lines), empty=0.0)
 
-    def keep(self, score):
-        return score >= self.cutoff
-
 
 class RepeatedParagraphsFilter(HeuristicFilter):
+    at_least = True
+
     def __init__(self, max_repeated_paragraphs_ratio: float = 0.7):
         self.cutoff, self.name = max_repeated_paragraphs_ratio, "repeated_paragraphs"
 
     def score(self, doc):
         return _ratio(len(set(doc.paragraphs)), len(doc.paragraphs), empty=0.0)
 
-    def keep(self, score):
-        return score >= self.cutoff
-
 
 class RepeatedLinesByCharFilter(HeuristicFilter):
+    at_least = True
+
     def __init__(self, max_repeated_lines_char_ratio: float = 0.8):
         self.cutoff, self.name = max_repeated_lines_char_ratio, "repeated_lines_char"
 
     def score(self, doc):
         return _ratio(sum(map(len, set(doc.lines))), sum(map(len, doc.lines)), empty=0.0)
 
-    def keep(self, score):
-        return score >= self.cutoff
-
 
 class RepeatedParagraphsByCharFilter(HeuristicFilter):
+    at_least = True
+
     def __init__(self, max_repeated_paragraphs_char_ratio: float = 0.8):
         self.cutoff, self.name = max_repeated_paragraphs_char_ratio, "repeated_paragraphs_char"
 
     def score(self, doc):
         return _ratio(sum(map(len, set(doc.paragraphs))), sum(map(len, doc.paragraphs)), empty=0.0)
-
-    def keep(self, score):
-        return score >= self.cutoff
 
 
 class RepeatingTopNGramsFilter(HeuristicFilter):
@@ -358,9 +323,6 @@ class RepeatingTopNGramsFilter(HeuristicFilter):
         gram = next(g for g, c in counts.items() if c == top)
         nchar = len(doc.text)
         return _ratio(nchar - len(doc.text.replace(" ".join(gram), "")), nchar)
-
-    def keep(self, score):
-        return score <= self.cutoff
 
 
 class RepeatingDuplicateNGramsFilter(HeuristicFilter):
@@ -383,9 +345,6 @@ class RepeatingDuplicateNGramsFilter(HeuristicFilter):
                 seen.add(gram)
             overlap = max(overlap - 1, 0)
         return _ratio(dup_chars, len(doc.text))
-
-    def keep(self, score):
-        return score <= self.cutoff
 
 
 FILTERS: dict[str, type[HeuristicFilter]] = {
