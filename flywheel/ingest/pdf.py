@@ -78,9 +78,7 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
     pdf = open_pdf(path)
     n_pages = len(pdf)
     out = {"rows": [], "n_pages": n_pages, "pages": 0, "table_pages": 0, "ocr_pages": 0, "images_ocrd": 0, "notes": []}
-    want_ocr = cfg.ocr.enabled and ocr_mod.available()
-    if cfg.ocr.enabled and not want_ocr:
-        out["notes"].append({"reason": "ocr_unavailable", "error": "tesseract is not installed; scanned pages and images are skipped"})
+    want_ocr = doc.ocr_ready()  # notes ocr_unavailable once when tesseract is missing
     table_pages = []
     try:
         for pno in range(first, min(last, n_pages) + 1):

@@ -53,7 +53,7 @@ class Doc:
             return False
         if not available():
             if not any(q["reason"] == "ocr_unavailable" for q in self.quarantine):
-                self.note("ocr_unavailable", "tesseract is not installed; images are not OCR'd")
+                self.note("ocr_unavailable", "tesseract is not installed; scanned pages and images are not OCR'd")
             return False
         return True
 
