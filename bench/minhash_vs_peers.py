@@ -1,5 +1,6 @@
 """MinHash throughput per core side by side: Flywheel's kernel vs datasketch and rensa, in one run.
 
+    pip install -e '.[bench]'     # datasketch and rensa
     python -m bench.minhash_vs_peers [--mb 8] [--ngram 24] [--hashes 260]
 
 Same input, same shingles (character n-grams), same number of hashes, one core each. The peers get

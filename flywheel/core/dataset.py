@@ -111,7 +111,7 @@ class DatasetWriter:
             raise ValueError(f"dataset {self.name}: nothing written (not even an empty frame with its columns)")
         if self.buffered or self.parts == 0:
             self.buffer = self.buffer or [pd.DataFrame({c: pd.Series(dtype=t) for c, t in self.schema.items()})]
-            self._flush(max(self.buffered, 0))
+            self._flush(self.buffered)
         digest = self.hash.hexdigest()
         path = self.fixed_path or self.root / self.name / digest[:12]
         manifest = {"name": self.name, "digest": digest, "rows": self.rows, "schema": self.schema, **self.manifest_base}

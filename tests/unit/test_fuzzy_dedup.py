@@ -43,7 +43,8 @@ def test_precision_and_recall_against_brute_force_jaccard():
     # one survivor per component, the smallest id; everything removed points at it
     for r in dups.itertuples():
         assert r.duplicate_of < r.id and r.duplicate_of not in set(dups.id) and r.similarity >= 0.8
-    assert info["candidate_pairs"] >= info["verified_pairs"] == len(dups) + (info["verified_pairs"] - len(dups))
+    # every removed document hangs on at least one verified edge, and verification only ever drops candidates
+    assert info["candidate_pairs"] > info["verified_pairs"] >= len(dups) > 0
 
 
 def test_unverified_lsh_candidates_are_less_precise_than_verified_ones():
