@@ -21,6 +21,7 @@ import typer
 
 from flywheel.core.config import ConfigError, load_workload
 from flywheel.core.home import Home
+from flywheel.training.data import DataError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Flywheel: ingest -> curate -> fine-tune -> evaluate -> gate -> serve -> retrain from feedback.")
@@ -213,15 +214,30 @@ def curate(dataset: Annotated[Optional[Path], typer.Argument(help="A Dataset fol
 
 
 @app.command()
-def train(workload: WorkloadOpt = DEFAULT_WORKLOAD,
-          dataset: Path = typer.Option(..., help="SFT Dataset folder (rows with text, answer)."),
+def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="TrainConfig YAML (configs/training/*.yaml): recipe, dataset, method."),
+          resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint of this config's output folder."),
+          nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) for a torchrun launch of the same recipe."),
+          dataset: Optional[Path] = typer.Option(None, help="Or: an SFT Dataset folder (rows with text, answer) for the workload's SFT step."),
+          workload: Optional[Path] = typer.Option(None, "--workload", "-w", help="With --dataset: the workload YAML (default: fraud)."),
           as_json: JsonOpt = False):
-    """Train a LoRA adapter on an SFT Dataset; logs an MLflow run."""
+    """Fine-tune: SFT or DPO with any PEFT method (--config), or the workload's SFT step; logs an MLflow run."""
+    if config is None and dataset is None:
+        raise BadInput("give --config FILE (a TrainConfig), or --dataset DIR [--workload FILE]")
     _flow_env()
+    if config is not None:
+        from flywheel.core.config import TrainConfig, load_config
+        from flows.train import train_recipe
+
+        cfg = load_config(config, TrainConfig)
+        res = train_recipe(cfg, resume, nproc)
+        _out(res, as_json, f"{res['recipe']} {res['method']}: {res['steps']} steps, loss {res['losses'][0]:.3f} -> "
+                           f"{res['final_loss']:.3f}, {res['tokens_per_second']:.0f} tokens/s, MFU {res['mfu']:.2%}; "
+                           f"adapter {res['adapter_dir']} (MLflow run {res['run_id']})")
+        return
     from flywheel.core.dataset import read_dataset
     from flows.train import train as train_flow
 
-    cfg = _workload(workload)
+    cfg = _workload(workload or DEFAULT_WORKLOAD)
     try:
         ds = read_dataset(dataset)
     except FileNotFoundError as e:
@@ -338,7 +354,7 @@ def demo(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False,
 def main() -> None:
     try:
         app(standalone_mode=False)
-    except (BadInput, ConfigError, FileNotFoundError) as e:
+    except (BadInput, ConfigError, DataError, FileNotFoundError, FileExistsError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except typer.Exit as e:

@@ -1,16 +1,17 @@
-"""Flow ``train``: an SFT Dataset -> a LoRA adapter, logged to an MLflow run.
+"""Flows ``train`` (the flywheel loop's SFT step) and ``train-recipe`` (``flywheel train --config``).
 
     flywheel train --workload configs/workloads/fraud.yaml --dataset DIR [--json]
+    flywheel train --config configs/training/sft-lora.yaml [--resume] [--nproc N] [--json]
 """
 
 from __future__ import annotations
 
 from prefect import flow, task
 
-from flywheel.core.config import WorkloadConfig
+from flywheel.core.config import TrainConfig, WorkloadConfig
 from flywheel.training.models import resolve_base_model
 from tasks.common import home, registry
-from tasks.train import train_adapter
+from tasks.train import train_adapter, train_model
 
 
 @task(name="prepare-base-model", retries=1, tags=["training"])
@@ -38,3 +39,10 @@ def train(workload: WorkloadConfig, sft_dataset: dict, datasets: dict | None = N
     run_id = start_training_run(workload, trigger, {"training": sft_dataset, **(datasets or {})})
     trained = train_adapter(sft_dataset["path"], workload, run_id)
     return {**trained, "run_id": run_id, "base_model_path": base_path}
+
+
+@flow(name="train-recipe", log_prints=True)
+def train_recipe(cfg: TrainConfig, resume: bool = False, nproc: int = 1) -> dict:
+    """One recipe run from a TrainConfig: base model, then the recipe (retried from its last checkpoint)."""
+    prepare_base_model(cfg.recipe_config().base_model)
+    return train_model(cfg, resume, nproc)

@@ -7,6 +7,7 @@ latency_ms, cache_hit, guard_flags`` and, once given, ``rating (+1/-1), correcti
     iid = store.log_interaction(workload="fraud", messages=[...], response="LEGIT: ...", ...)
     store.add_feedback(iid, rating=-1, correction="FRAUD: ...")
     rows = store.training_rows("fraud")   # corrected or positively rated answers, for SFT
+    pairs = store.preference_pairs("fraud")   # (prompt, chosen, rejected), for DPO
 """
 
 from __future__ import annotations
@@ -139,6 +140,32 @@ class FeedbackStore:
                 label = answer.split(":", 1)[0].strip().upper()
                 out.append({"id": f"fb-{r['id']}", "text": user, "answer": answer, "label": label,
                             "source": "feedback", "rating": r["rating"]})
+        return out
+
+
+    def preference_pairs(self, workload: str) -> list[dict]:
+        """DPO pairs from feedback, one per negatively rated answer that has a better answer to set against it.
+
+        chosen = the user's correction of that answer, else a positively rated answer to the same prompt
+        (the same conversation up to the last user turn; the latest such answer); rejected = the
+        negatively rated answer. A correction equal to the rejected answer teaches nothing and is skipped.
+        Rows: ``id, prompt`` (the conversation, JSON), ``chosen, rejected, source``.
+        """
+        rows = self.list(workload, with_feedback=True)
+        liked: dict[str, str] = {}
+        for r in rows:
+            if r["rating"] == 1:
+                liked[json.dumps(r["messages"], sort_keys=True)] = r["correction"] or r["response"]
+        out = []
+        for r in rows:
+            if r["rating"] != -1:
+                continue
+            key = json.dumps(r["messages"], sort_keys=True)
+            chosen = r["correction"] or liked.get(key)
+            if not chosen or chosen.strip() == r["response"].strip():
+                continue
+            out.append({"id": f"pref-{r['id']}", "prompt": json.dumps(r["messages"]), "chosen": chosen,
+                        "rejected": r["response"], "source": "feedback"})
         return out
 
 

@@ -1,17 +1,38 @@
-"""SFT rows from a document Dataset: examples whose ``meta`` carries a label and an answer."""
+"""Training data: rows from a Dataset, a file or the feedback store; chat-template encoding; packing.
+
+SFT rows have ``text`` (the user turn) and ``answer`` (the assistant turn), or ``messages`` (a chat,
+a list or its JSON, the loss on every assistant turn). DPO rows have ``prompt`` (a string or a chat),
+``chosen`` and ``rejected``.
+
+    rows = load_rows("feedback:fraud", "dpo", home)        # or a Dataset folder / .jsonl / .parquet
+    enc = encode_sft_rows(tok, rows, system_prompt, cfg)   # EncodedRows: examples + counts
+    batches = pack(enc.examples, cfg.max_seq_length)       # several examples per row
+
+Labels are -100 on everything but the assistant turns. An example longer than ``max_seq_length``
+loses the left of its prompt (the answer is kept) or is dropped (``truncation: drop``); both are
+counted (``truncated``, ``dropped_too_long``), as are rows whose answer is empty after templating
+(``dropped_no_answer``). No rows, or no row left, is an error, never a zero-step run.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from flywheel.core.dataset import read_dataset
-
+IGNORE = -100
 SFT_COLUMNS = ["id", "text", "answer", "label", "source"]
+
+
+class DataError(ValueError):
+    """The dataset cannot be trained on: empty, missing columns, or nothing left after the length limit."""
 
 
 def labelled_rows(dataset_path: str) -> list[dict]:
     """Rows with a label and an answer in ``meta`` (what the workload generator and users provide);
     rows without them (plain documents) are not training examples and are skipped."""
+    from flywheel.core.dataset import read_dataset
+
     df = read_dataset(dataset_path).to_pandas()
     out = []
     for r in df.to_dict("records"):
@@ -20,3 +41,182 @@ def labelled_rows(dataset_path: str) -> list[dict]:
             out.append({"id": r["id"], "text": r["text"], "answer": meta["answer"], "label": meta["label"],
                         "source": r["source"]})
     return out
+
+
+def load_rows(spec: str, recipe: str, home=None) -> list[dict]:
+    """Rows of a Dataset folder, a .jsonl/.parquet file, or ``feedback:<workload>``; columns checked."""
+    if spec.startswith("feedback:"):
+        from flywheel.core.home import Home
+        from flywheel.feedback.store import FeedbackStore
+
+        store = FeedbackStore((home or Home.resolve()).database_url())
+        workload = spec.split(":", 1)[1]
+        rows = store.preference_pairs(workload) if recipe == "dpo" else store.training_rows(workload)
+    else:
+        import pandas as pd
+
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise DataError(f"dataset {spec}: no such file or folder")
+        if path.is_dir():
+            from flywheel.core.dataset import read_dataset
+
+            df = read_dataset(path).to_pandas()
+        elif path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif path.suffix in (".jsonl", ".json"):
+            df = pd.read_json(path, lines=path.suffix == ".jsonl") if path.stat().st_size else pd.DataFrame()
+        else:
+            raise DataError(f"dataset {spec}: expected a Dataset folder, .jsonl or .parquet")
+        rows = df.to_dict("records")
+    check_columns(rows, recipe, spec)
+    return rows
+
+
+def check_columns(rows: list[dict], recipe: str, name: str = "dataset") -> None:
+    if not rows:
+        raise DataError(f"{name}: no rows to train on")
+    cols = set(rows[0])
+    if recipe == "dpo":
+        need = [c for c in ("prompt", "chosen", "rejected") if c not in cols]
+    elif "messages" in cols:
+        need = []
+    else:
+        need = [c for c in ("text", "answer") if c not in cols]
+    if need:
+        wanted = "prompt, chosen, rejected" if recipe == "dpo" else "text + answer, or messages"
+        raise DataError(f"{name}: missing column(s) {', '.join(need)} for recipe {recipe} "
+                        f"(needs {wanted}; has {', '.join(sorted(cols))})")
+
+
+def _chat(value) -> list[dict] | None:
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.startswith("["):
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, (list, tuple)) and all(isinstance(m, dict) and "role" in m for m in value):
+        return [{"role": m["role"], "content": str(m.get("content", ""))} for m in value]
+    return None
+
+
+def conversation(row: dict, system_prompt: str, answer_key: str = "answer") -> list[dict]:
+    """The row as a chat ending with the assistant turn (``answer_key``), system turn first if given."""
+    msgs = _chat(row.get("messages")) if "messages" in row else None
+    if msgs is None:
+        prompt = row.get("prompt", row.get("text"))
+        msgs = _chat(prompt)
+        if msgs is None:
+            msgs = [{"role": "user", "content": str(prompt)}]
+        msgs = msgs + [{"role": "assistant", "content": str(row[answer_key])}]
+    if system_prompt and msgs[0]["role"] != "system":
+        msgs = [{"role": "system", "content": system_prompt}] + msgs
+    return msgs
+
+
+def encode_chat(tok, msgs: list[dict]) -> tuple[list[int], list[int]]:
+    """Token ids and labels: labels are the ids on assistant turns (their end-of-turn tokens too), else IGNORE."""
+    ids = tok.apply_chat_template(msgs, tokenize=False)
+    ids = tok(ids, add_special_tokens=False)["input_ids"]
+    labels = [IGNORE] * len(ids)
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        start = len(tok(tok.apply_chat_template(msgs[:i], tokenize=False, add_generation_prompt=True),
+                        add_special_tokens=False)["input_ids"])
+        end = len(tok(tok.apply_chat_template(msgs[: i + 1], tokenize=False), add_special_tokens=False)["input_ids"])
+        labels[start:end] = ids[start:end]
+    if all(label == IGNORE for label in labels) and msgs[-1]["role"] == "assistant":
+        # The template renders differently once the answer is there: prompt + answer + eos, concatenated.
+        p_ids = tok(tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True),
+                    add_special_tokens=False)["input_ids"]
+        a_ids = tok(msgs[-1]["content"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
+        ids, labels = p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids
+    return ids, labels
+
+
+@dataclass
+class EncodedRows:
+    examples: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+
+def fit(ids: list[int], labels: list[int], max_len: int, truncation: str) -> tuple[list[int], list[int]] | None:
+    """Cut from the left (keeps the answer, which is at the end) or None when dropping."""
+    if len(ids) <= max_len:
+        return ids, labels
+    if truncation == "drop":
+        return None
+    cut = len(ids) - max_len
+    return ids[cut:], labels[cut:]
+
+
+def encode_sft_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str = "prompt_left") -> EncodedRows:
+    out = EncodedRows(counts={"total": len(rows), "kept": 0, "truncated": 0, "dropped_too_long": 0,
+                              "dropped_no_answer": 0})
+    for row in rows:
+        ids, labels = encode_chat(tok, conversation(row, system_prompt))
+        fitted = fit(ids, labels, max_len, truncation)
+        if fitted is None:
+            out.counts["dropped_too_long"] += 1
+            continue
+        if all(label == IGNORE for label in fitted[1]):
+            out.counts["dropped_no_answer"] += 1
+            continue
+        out.counts["truncated"] += len(fitted[0]) < len(ids)
+        out.examples.append(fitted)
+    out.counts["kept"] = len(out.examples)
+    if not out.examples:
+        raise DataError(f"no example left to train on: {out.counts}")
+    return out
+
+
+def pack(examples: list[tuple[list[int], list[int]]], max_len: int) -> list[tuple[list[int], list[int], list[int]]]:
+    """First-fit-decreasing bins of at most ``max_len`` tokens: (ids, labels, position_ids) per packed row.
+
+    position_ids restart at 0 for each example; transformers turns that into a block-diagonal causal
+    mask (no attention across examples) when no attention mask is passed."""
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(examples)), key=lambda i: -len(examples[i][0])):
+        n = len(examples[i][0])
+        for b, free in enumerate(room):
+            if free >= n:
+                bins[b].append(i)
+                room[b] -= n
+                break
+        else:
+            bins.append([i])
+            room.append(max_len - n)
+    rows = []
+    for members in bins:
+        ids, labels, pos = [], [], []
+        for i in sorted(members):
+            ids += examples[i][0]
+            labels += examples[i][1]
+            pos += list(range(len(examples[i][0])))
+        rows.append((ids, labels, pos))
+    return rows
+
+
+def collate(batch, pad_id: int, packed: bool = False):
+    """Right-padded tensors: ids, labels, attention mask (or position ids for packed rows)."""
+    import torch
+
+    width = max(len(b[0]) for b in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    pos = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, b in enumerate(batch):
+        n = len(b[0])
+        ids[i, :n] = torch.tensor(b[0])
+        labels[i, :n] = torch.tensor(b[1])
+        mask[i, :n] = 1
+        # Packed rows: each example's positions restart; the padding tail is one more "example".
+        pos[i, :n] = torch.tensor(b[2]) if packed else torch.arange(n)
+        pos[i, n:] = torch.arange(width - n)
+    return ids, labels, mask, pos

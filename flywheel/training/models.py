@@ -141,20 +141,23 @@ def _tiny(out: Path) -> Path:
 
 
 def load_model_and_tokenizer(path: str | Path, adapter: str | Path | None = None, device: str = "cpu", dtype=None):
-    """Load a base folder (plus an optional PEFT adapter folder) for inference."""
+    """Load a base folder plus an optional trained folder (flywheel/training/methods.py) for inference.
+
+    A LoRA/DoRA/IA3 adapter is merged into the weights (same speed as the base); prompt/prefix tuning,
+    adapters, UniPELT and MoE adapters keep their modules; a full fine-tune's folder is the model itself."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(adapter or path)) if adapter and (Path(adapter) / "tokenizer_config.json").exists() \
-        else AutoTokenizer.from_pretrained(str(path))
+    from flywheel.training.methods import adapter_kind, load_trained
+
+    kind = adapter_kind(adapter) if adapter else "none"
+    tok_dir = adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else path
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or torch.float32)
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter))
-        model = model.merge_and_unload()  # merged weights: same speed as the base at inference
+    model = AutoModelForCausalLM.from_pretrained(str(adapter if kind == "full" else path), dtype=dtype or torch.float32)
+    if kind in ("peft", "flywheel"):
+        model = load_trained(model, adapter)
     model.to(device).eval()
     return model, tok
 

@@ -1,57 +1,35 @@
-"""The LoRA SFT recipe, torchtune-style: one explicit training loop, no BaseTrainer.
+"""The SFT recipe, torchtune-style: one explicit training loop, no BaseTrainer.
 
-Data: rows with ``text`` (the user turn) and ``answer`` (the assistant turn). Each example is the
-base tokenizer's chat template over (system, user, assistant); the loss is on the assistant turn
-only (prompt tokens are labelled -100).
+Data: rows with ``text`` (the user turn) and ``answer`` (the assistant turn), or ``messages``. Each
+example is the base tokenizer's chat template; the loss is on the assistant turns only. Any method of
+``SftConfig.method`` (full, LoRA, QLoRA, DoRA, IA3, prompt/prefix tuning, adapters, UniPELT, MoE adapters:
+flywheel/training/methods.py), optional packing, checkpoints with resume (flywheel/training/recipe.py).
 
-Why a loop and not trl's SFTTrainer: the house style (the loop a reader should see: batch, forward,
-backward, clip, step, schedule) and a little speed. Measured side by side on 2 CPU cores
-(``python -m bench.sft_loop_vs_trl --steps 6``, bench/RESULTS.md): 4.75 s/step for this loop,
-5.16 s/step for trl 1.16's SFTTrainer on the same data and LoRA config (trl adds a fused LM head
-that also computes entropy and top-1 accuracy over the 49k vocabulary).
+    python -m flywheel.training.sft --config configs/training/sft-lora.yaml [--resume] [--json]
+    torchrun --nproc_per_node 2 -m flywheel.training.sft --config ...        # DistributedDataParallel
 
     from flywheel.training.sft import train_sft
-    result = train_sft(rows, cfg.sft, system_prompt, out_dir, models_dir, on_step=print)
+    result = train_sft(rows, cfg.sft, system_prompt, out_dir, models_dir, on_step=print, resume=False)
 
-Throughput is reported as tokens/s (all tokens in the batch, padding excluded).
+Why a loop and not trl's SFTTrainer: the house style (the loop a reader should see) and a little speed
+(``python -m bench.sft_loop_vs_trl``: 4.75 s/step here vs 5.16 for trl 1.16 on 2 CPU cores).
+Throughput is tokens/s over non-padding tokens; MFU as in flywheel/training/flops.py.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from flywheel.core.config import SftConfig
-from flywheel.training.models import pick_device, resolve_base_model
+from flywheel.training.data import IGNORE, collate, encode_sft_rows, pack
+from flywheel.training.flops import flops_per_token, peak_flops
+from flywheel.training.methods import aux_loss, save_trained
+from flywheel.training.recipe import (Batches, Checkpoints, TrainResult, build_model, finish, lr_at, model_shape,
+                                      optimizer, reduce_mean, reduce_sum, runtime, start_state, wrap_distributed)
 
-IGNORE = -100
-
-
-@dataclass
-class SftResult:
-    adapter_dir: str
-    base_model: str
-    base_model_path: str
-    steps: int
-    examples: int
-    train_loss: float
-    final_loss: float
-    losses: list[float] = field(default_factory=list)
-    tokens: int = 0
-    seconds: float = 0.0
-    tokens_per_second: float = 0.0
-    trainable_params: int = 0
-    total_params: int = 0
-    device: str = "cpu"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["IGNORE", "lr_at", "train_sft", "to_conversations"]
 
 
 def to_conversations(rows: list[dict], system_prompt: str) -> list[dict]:
@@ -60,113 +38,90 @@ def to_conversations(rows: list[dict], system_prompt: str) -> list[dict]:
              "completion": [{"role": "assistant", "content": r["answer"]}]} for r in rows]
 
 
-def encode(tok, row: dict, system_prompt: str, max_len: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels; labels are IGNORE on the prompt so only the answer is learned."""
-    prompt_msgs = [{"role": "system", "content": system_prompt}, {"role": "user", "content": row["text"]}]
-    prompt = tok.apply_chat_template(prompt_msgs, tokenize=False, add_generation_prompt=True)
-    full = tok.apply_chat_template(prompt_msgs + [{"role": "assistant", "content": row["answer"]}], tokenize=False)
-    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    ids = tok(full, add_special_tokens=False)["input_ids"]
-    if ids[: len(p_ids)] != p_ids:  # template tokenises differently with the answer: fall back to concatenation
-        ids = p_ids + tok(row["answer"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
-    labels = [IGNORE] * len(p_ids) + ids[len(p_ids):]
-    if len(ids) > max_len:  # keep the answer: cut the prompt from the left
-        cut = len(ids) - max_len
-        ids, labels = ids[cut:], labels[cut:]
-    return ids, labels
-
-
-def collate(batch, pad_id: int):
-    import torch
-
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (x, y) in enumerate(batch):
-        ids[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
-    return ids, labels, mask
-
-
-def lr_at(step: int, cfg: SftConfig) -> float:
-    """Linear warmup over 10% of the steps, then cosine to zero."""
-    warm = max(1, cfg.max_steps // 10)
-    if step < warm:
-        return cfg.learning_rate * (step + 1) / warm
-    progress = (step - warm) / max(1, cfg.max_steps - warm)
-    return cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str | Path, models_dir: str | Path,
-              on_step: Callable[[int, float, float], None] | None = None) -> SftResult:
-    if not rows:
-        raise ValueError("train_sft: no training rows")
+              on_step: Callable[[int, float, float], None] | None = None, resume: bool = False,
+              log: Callable[[str], None] = print, keep_model: bool = False) -> TrainResult:
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out_dir = Path(out_dir)
-    device = pick_device(cfg.device)
-    base_path = resolve_base_model(cfg.base_model, models_dir)
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
+    rt = runtime(cfg)
+    model, tok, base_path, info, n_matmul, checkpointing = build_model(cfg, models_dir, rt)
+    enc = encode_sft_rows(tok, rows, system_prompt, cfg.max_seq_length, cfg.truncation)
+    if enc.counts["truncated"] or enc.counts["dropped_too_long"]:
+        log(f"examples longer than {cfg.max_seq_length} tokens: {enc.counts['truncated']} truncated, "
+            f"{enc.counts['dropped_too_long']} dropped")
+    examples = pack(enc.examples, cfg.max_seq_length) if cfg.packing else [(i, l, None) for i, l in enc.examples]
+    opt, params = optimizer(model, cfg, rt)
+    ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
+    state = start_state(ckpts, model, opt, resume, log)
+    batches = Batches(len(examples), cfg.seed, state)
+    train_model = wrap_distributed(model, cfg, rt)
+    layers, attn_dim = model_shape(model)
+    peak, peak_source = peak_flops(rt.device, rt.bf16)
+    device_type = "cuda" if rt.device.startswith("cuda") else "cpu"
 
-    tok = AutoTokenizer.from_pretrained(str(base_path))
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-    # The frozen base in bf16 on GPUs (half the memory traffic, no per-step weight casts); peft keeps
-    # the trainable adapter weights in fp32, and autocast runs the matmuls in bf16.
-    model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.bfloat16 if bf16 else torch.float32)
-    total_params = sum(p.numel() for p in model.parameters())
-    model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                             target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
-    model.to(device).train()
-    # On CUDA: gradient checkpointing on by default (memory for batch size); FLYWHEEL_GRADIENT_CHECKPOINTING=0
-    # turns it off (faster when the batch fits: no recomputed forward).
-    if device == "cuda" and os.environ.get("FLYWHEEL_GRADIENT_CHECKPOINTING", "1") != "0":
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    params = [p for p in model.parameters() if p.requires_grad]
-    trainable = sum(p.numel() for p in params)
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0, fused=device == "cuda")
-
-    data = [encode(tok, r, system_prompt, cfg.max_seq_length) for r in rows]
-    order: list[int] = []
-    losses: list[float] = []
-    tokens = 0
+    flops = 0.0
+    run_tokens = 0
     t0 = time.perf_counter()
-    for step in range(cfg.max_steps):
-        batch = []
-        while len(batch) < cfg.batch_size:  # epochs of shuffled examples, as many as the steps need
-            if not order:
-                order = list(range(len(data)))
-                rng.shuffle(order)
-            batch.append(data[order.pop()])
-        ids, labels, mask = (t.to(device) for t in collate(batch, tok.pad_token_id))
+    for step in range(state.step, cfg.max_steps):
+        picked = batches.take(cfg.batch_size * rt.world)[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size]
+        ids, labels, mask, pos = (t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
+        # Packed rows pass position ids and no mask: transformers builds the block-diagonal causal mask.
+        # No KV cache in training (transformers only honours packing without one; it also saves memory).
+        inputs = {"input_ids": ids, "labels": labels, "use_cache": False}
+        inputs.update({"position_ids": pos} if cfg.packing else {"attention_mask": mask})
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
+            loss = train_model(**inputs).loss
+            extra = aux_loss(model)
+            total = loss + cfg.router_aux_loss * extra if extra is not None else loss
+        total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.item()))
-        tokens += int(mask.sum())
-        if on_step:
-            on_step(step + 1, losses[-1], tokens / (time.perf_counter() - t0))
+
+        n_tokens = reduce_sum(int(mask.sum()), rt)
+        flops += n_tokens * flops_per_token(n_matmul, info.trainable_params if cfg.method != "full" else 0, layers,
+                                            attn_dim, float(mask.sum(1).float().mean()), cfg.method == "full")
+        run_tokens += n_tokens
+        state.tokens += n_tokens
+        state.losses.append(reduce_mean(float(loss.item()), rt))
+        state.step = step + 1
+        if on_step and rt.main:
+            on_step(state.step, state.losses[-1], run_tokens / (time.perf_counter() - t0))
+        if rt.main and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
+            ckpts.save(model, opt, state)
+    if device_type == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
 
     adapter_dir = out_dir / "adapter"
-    model.save_pretrained(str(adapter_dir))
-    tok.save_pretrained(str(adapter_dir))
-    (adapter_dir / "flywheel.json").write_text(json.dumps({"base_model": cfg.base_model, "config": cfg.model_dump()}, indent=2))
-    return SftResult(
-        adapter_dir=str(adapter_dir), base_model=cfg.base_model, base_model_path=str(base_path),
-        steps=cfg.max_steps, examples=len(rows), train_loss=sum(losses) / len(losses), final_loss=losses[-1],
-        losses=losses, tokens=tokens, seconds=seconds, tokens_per_second=tokens / seconds if seconds else 0.0,
-        trainable_params=int(trainable), total_params=int(total_params), device=device,
+    if rt.main:
+        save_trained(model, cfg, adapter_dir, tok, str(base_path))
+    finish(rt)
+    losses = state.losses
+    result = TrainResult(
+        adapter_dir=str(adapter_dir), recipe="sft", method=cfg.method, base_model=cfg.base_model,
+        base_model_path=str(base_path), steps=state.step, examples=len(enc.examples),
+        train_loss=sum(losses) / len(losses), final_loss=losses[-1], losses=losses, tokens=state.tokens,
+        seconds=seconds, tokens_per_second=run_tokens / seconds if seconds else 0.0,
+        trainable_params=info.trainable_params, total_params=info.total_params, device=rt.device,
+        mfu=(flops / seconds / peak) if seconds and peak == peak else 0.0,
+        flops_per_token=flops / run_tokens if run_tokens else 0.0, peak_flops=peak, peak_source=peak_source,
+        gradient_checkpointing=checkpointing, mergeable=info.mergeable, data_counts=enc.counts,
+        resumed_from=state.resumed_from, world_size=rt.world,
     )
+    if keep_model:  # tests compare the in-memory model with the reloaded adapter
+        result.model = model.eval()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    from flywheel.training.run import main as run_main
+
+    run_main(argv, recipe="sft")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -76,3 +77,41 @@ def test_generate_then_ingest_json_through_the_api(prefect_api, tmp_path):
     assert cur.returncode == 0, cur.stderr
     c = json.loads(cur.stdout)
     assert c["counts"]["total"] == 605 and c["rows"] == c["counts"]["kept"] > 500
+
+
+def test_train_config_dpo_from_jsonl_logs_mlflow_and_refuses_bad_data(prefect_api, tiny_model, tmp_path):
+    """`flywheel train --config` end to end on the tiny model: DPO with UniPELT, an MLflow run with
+    per-step loss, tokens/s, MFU and the adapter; a dataset without the DPO columns exits 2 at once."""
+    import mlflow
+    from prefect.settings import PREFECT_API_URL
+
+    from examples.fraud import generate
+
+    rows = [{"prompt": r["text"], "chosen": "LEGIT: normal", "rejected": "FRAUD: odd"} for r in generate(16, seed=2)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "dpo.yaml"
+    cfg.write_text(json.dumps({"name": "dpo-test", "recipe": "dpo", "dataset": str(data), "dpo": {
+        "base_model": str(tiny_model), "method": "unipelt", "max_steps": 6, "batch_size": 4, "learning_rate": 0.01,
+        "max_seq_length": 128, "checkpoint_every": 3, "lora_r": 4}}))
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(), "MLFLOW_TRACKING_URI": uri}
+    out = flywheel("train", "--config", str(cfg), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["recipe"] == "dpo" and res["method"] == "unipelt" and res["steps"] == 6 and len(res["losses"]) == 6
+    assert (Path(res["adapter_dir"]) / "flywheel_adapter.json").exists()
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(res["run_id"])
+    assert run.data.tags["flywheel.method"] == "unipelt" and run.data.params["dpo.beta"] == "0.1"
+    assert run.data.metrics["mfu"] > 0 and run.data.metrics["data.kept"] == 16
+    history = mlflow.MlflowClient().get_metric_history(res["run_id"], "train_loss")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5, 6]
+    arts = [a.path for a in mlflow.MlflowClient().list_artifacts(res["run_id"], "adapter")]
+    assert "adapter/flywheel_adapter.safetensors" in arts
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "no pair here"}) + "\n")
+    cfg.write_text(json.dumps({"name": "dpo-bad", "recipe": "dpo", "dataset": str(bad), "dpo": {"base_model": str(tiny_model)}}))
+    out = flywheel("train", "--config", str(cfg), env=env)
+    assert out.returncode == 2 and "missing column(s) prompt, chosen, rejected" in out.stderr

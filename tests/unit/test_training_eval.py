@@ -1,4 +1,6 @@
-"""SFT recipe and metrics on the tiny model (a random 2-layer Llama: fast, not a language model)."""
+"""SFT recipe and metrics on the tiny model (a random 2-layer Llama: fast, not a language model).
+
+The methods, resume, DPO and data handling are tested in test_training_methods.py."""
 
 import math
 
@@ -8,26 +10,9 @@ from transformers import AutoTokenizer
 from examples.fraud import generate
 from flywheel.core.config import EvalConfig, SftConfig
 from flywheel.evaluation.metrics import evaluate_model
-from flywheel.training.sft import IGNORE, encode, lr_at, train_sft
+from flywheel.training.sft import train_sft
 
 SP = "You triage card transactions."
-
-
-def test_loss_is_only_on_the_assistant_turn(tiny_model):
-    tok = AutoTokenizer.from_pretrained(str(tiny_model))
-    ids, labels = encode(tok, {"text": "Online purchase of $12.00", "answer": "LEGIT: small"}, SP, 512)
-    learned = [t for t, l in zip(ids, labels) if l != IGNORE]
-    assert tok.decode(learned).strip() == "LEGIT: small<|im_end|>"
-    assert labels[: len(ids) - len(learned)] == [IGNORE] * (len(ids) - len(learned))
-    short_ids, short_labels = encode(tok, {"text": "word " * 400, "answer": "LEGIT: small"}, SP, 64)
-    assert len(short_ids) == 64 and [l for l in short_labels if l != IGNORE] == learned  # the answer survives
-
-
-def test_schedule_warms_up_then_decays():
-    cfg = SftConfig(max_steps=100, learning_rate=1e-3)
-    assert lr_at(0, cfg) == pytest.approx(1e-4)
-    assert lr_at(9, cfg) == pytest.approx(1e-3)
-    assert lr_at(99, cfg) < 1e-5
 
 
 def test_sft_learns_the_answer_and_eval_sees_it(tiny_model, tmp_path):

@@ -1,0 +1,180 @@
+"""The DPO recipe (Rafailov et al. 2023), torchtune-style: one explicit loop.
+
+Rows: ``prompt`` (text or a chat), ``chosen``, ``rejected`` — e.g. built from feedback by
+``FeedbackStore.preference_pairs`` (chosen = the correction or a positively rated answer, rejected =
+the negatively rated answer). Any PEFT method of ``SftConfig.method`` applies.
+
+    loss = -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))   [+ sft_weight * NLL(c)]
+
+The reference is the starting model (the base, or the base with a fresh adapter, which changes nothing
+for LoRA-like methods); its log-probabilities are computed once before training and kept in
+``<out>/reference_logps.json`` (trl's ``precompute_ref_log_probs``): no second model in memory, and a
+resumed run uses the same reference. Log-probabilities are sums over the answer's tokens.
+
+    python -m flywheel.training.dpo --config configs/training/dpo-feedback.yaml [--resume] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from flywheel.core.config import DpoConfig
+from flywheel.training.data import IGNORE, DataError, collate, conversation, encode_chat, fit
+from flywheel.training.flops import flops_per_token, peak_flops
+from flywheel.training.methods import aux_loss, save_trained
+from flywheel.training.recipe import (Batches, Checkpoints, TrainResult, build_model, finish, lr_at, model_shape,
+                                      optimizer, reduce_mean, reduce_sum, runtime, start_state, wrap_distributed)
+
+
+def encode_pairs(tok, rows: list[dict], system_prompt: str, cfg: DpoConfig):
+    """[(chosen ids, labels), (rejected ids, labels)] per kept pair, and counts."""
+    counts = {"total": len(rows), "kept": 0, "truncated": 0, "dropped_too_long": 0, "dropped_no_answer": 0}
+    pairs = []
+    for row in rows:
+        sides = []
+        for key in ("chosen", "rejected"):
+            ids, labels = encode_chat(tok, conversation(row, system_prompt, answer_key=key))
+            fitted = fit(ids, labels, cfg.max_seq_length, cfg.truncation)
+            sides.append((fitted, len(ids)))
+        if any(f is None for f, _ in sides):
+            counts["dropped_too_long"] += 1
+            continue
+        if any(all(label == IGNORE for label in f[1]) for f, _ in sides):
+            counts["dropped_no_answer"] += 1
+            continue
+        counts["truncated"] += any(len(f[0]) < n for f, n in sides)
+        pairs.append((sides[0][0], sides[1][0]))
+    counts["kept"] = len(pairs)
+    if not pairs:
+        raise DataError(f"no preference pair left to train on: {counts}")
+    return pairs, counts
+
+
+def sequence_logps(model, ids, labels, mask):
+    """Sum of log p(token) over labelled tokens, per row."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+    target = labels[:, 1:]
+    logp = -F.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+    keep = (target != IGNORE).float()
+    return (logp * keep).sum(-1), keep.sum(-1)
+
+
+def reference_logps(model, pairs, pad_id: int, device: str, batch: int, bf16: bool) -> list[list[float]]:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad(), torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
+                                         dtype=torch.bfloat16, enabled=bf16):
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i:i + batch]
+            ids, labels, mask, _ = (t.to(device) for t in collate([c for c, _ in chunk] + [r for _, r in chunk], pad_id))
+            lp, _ = sequence_logps(model, ids, labels, mask)
+            n = len(chunk)
+            out += [[float(lp[j]), float(lp[n + j])] for j in range(n)]
+    model.train(was_training)
+    return out
+
+
+def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str | Path, models_dir: str | Path,
+              on_step: Callable[[int, float, float], None] | None = None, resume: bool = False,
+              log: Callable[[str], None] = print, keep_model: bool = False) -> TrainResult:
+    import torch
+    import torch.nn.functional as F
+
+    out_dir = Path(out_dir)
+    rt = runtime(cfg)
+    model, tok, base_path, info, n_matmul, checkpointing = build_model(cfg, models_dir, rt)
+    pairs, counts = encode_pairs(tok, rows, system_prompt, cfg)
+    ref_file = out_dir / "reference_logps.json"
+    if resume and ref_file.exists():
+        ref = json.loads(ref_file.read_text())
+    else:
+        ref = reference_logps(model, pairs, tok.pad_token_id, rt.device, cfg.batch_size, rt.bf16)
+        if rt.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            ref_file.write_text(json.dumps(ref))
+    opt, params = optimizer(model, cfg, rt)
+    ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
+    state = start_state(ckpts, model, opt, resume, log)
+    batches = Batches(len(pairs), cfg.seed, state)
+    train_model = wrap_distributed(model, cfg, rt)
+    layers, attn_dim = model_shape(model)
+    peak, peak_source = peak_flops(rt.device, rt.bf16)
+    device_type = "cuda" if rt.device.startswith("cuda") else "cpu"
+
+    flops, run_tokens, accuracies = 0.0, 0, []
+    t0 = time.perf_counter()
+    for step in range(state.step, cfg.max_steps):
+        picked = batches.take(cfg.batch_size * rt.world)[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size]
+        chosen = [pairs[i][0] for i in picked]
+        rejected = [pairs[i][1] for i in picked]
+        ids, labels, mask, _ = (t.to(rt.device) for t in collate(chosen + rejected, tok.pad_token_id))
+        ref_c = torch.tensor([ref[i][0] for i in picked], device=rt.device)
+        ref_r = torch.tensor([ref[i][1] for i in picked], device=rt.device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
+            logp, n_tok = sequence_logps(train_model, ids, labels, mask)
+            pc, pr = logp[: len(picked)], logp[len(picked):]
+            margin = cfg.beta * ((pc - ref_c) - (pr - ref_r))
+            loss = -F.logsigmoid(margin).mean()
+            if cfg.sft_weight:
+                loss = loss + cfg.sft_weight * (-pc / n_tok[: len(picked)]).mean()
+            extra = aux_loss(model)
+            total = loss + cfg.router_aux_loss * extra if extra is not None else loss
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+        n_tokens = reduce_sum(int(mask.sum()), rt)
+        flops += n_tokens * flops_per_token(n_matmul, info.trainable_params if cfg.method != "full" else 0, layers,
+                                            attn_dim, float(mask.sum(1).float().mean()), cfg.method == "full")
+        run_tokens += n_tokens
+        state.tokens += n_tokens
+        state.losses.append(reduce_mean(float(loss.item()), rt))
+        accuracies.append(float((margin > 0).float().mean()))
+        state.step = step + 1
+        if on_step and rt.main:
+            on_step(state.step, state.losses[-1], run_tokens / (time.perf_counter() - t0))
+        if rt.main and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
+            ckpts.save(model, opt, state)
+    seconds = time.perf_counter() - t0
+
+    adapter_dir = out_dir / "adapter"
+    if rt.main:
+        save_trained(model, cfg, adapter_dir, tok, str(base_path))
+    finish(rt)
+    losses = state.losses
+    result = TrainResult(
+        adapter_dir=str(adapter_dir), recipe="dpo", method=cfg.method, base_model=cfg.base_model,
+        base_model_path=str(base_path), steps=state.step, examples=len(pairs),
+        train_loss=sum(losses) / len(losses), final_loss=losses[-1], losses=losses, tokens=state.tokens,
+        seconds=seconds, tokens_per_second=run_tokens / seconds if seconds else 0.0,
+        trainable_params=info.trainable_params, total_params=info.total_params, device=rt.device,
+        mfu=(flops / seconds / peak) if seconds and peak == peak else 0.0,
+        flops_per_token=flops / run_tokens if run_tokens else 0.0, peak_flops=peak, peak_source=peak_source,
+        gradient_checkpointing=checkpointing, mergeable=info.mergeable,
+        data_counts={**counts, "reward_accuracy_last": accuracies[-1] if accuracies else None},
+        resumed_from=state.resumed_from, world_size=rt.world,
+    )
+    if keep_model:  # tests compare the in-memory model with the reloaded adapter
+        result.model = model.eval()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    from flywheel.training.run import main as run_main
+
+    run_main(argv, recipe="dpo")
+
+
+if __name__ == "__main__":
+    main()

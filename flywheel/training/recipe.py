@@ -1,0 +1,310 @@
+"""What the SFT and DPO recipes share: device and process group, model set-up, schedule, checkpoints.
+
+The loops themselves stay in ``sft.py`` and ``dpo.py`` (torchtune-style: a reader sees batch, forward,
+backward, clip, step, schedule). This module holds what would otherwise be written twice.
+
+Checkpoints (``<out>/checkpoints/step-<N>/``, written to a temporary folder and renamed, so a kill -9
+leaves either the old or the new one): the trainable weights (safetensors), the optimizer state, the
+RNG states (Python, torch, CUDA), the data order and the loss history. The schedule is a pure function
+of the step, so restoring the step restores it. Resuming continues at step N+1 with the same batches
+and the same dropout masks as an uninterrupted run.
+
+Multi-GPU: the same recipe under ``torchrun --nproc_per_node G`` (``flywheel train --nproc G``) runs
+DistributedDataParallel (NCCL on CUDA, gloo on CPU); each rank takes its share of a global batch of
+``batch_size x G`` examples; rank 0 writes checkpoints and the result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flywheel.core.config import SftConfig
+from flywheel.training.methods import MethodInfo, apply_method, qlora_base, trainable_state
+from flywheel.training.models import pick_device, resolve_base_model
+
+
+@dataclass
+class Runtime:
+    device: str
+    bf16: bool
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def runtime(cfg: SftConfig) -> Runtime:
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = pick_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+    bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    return Runtime(device, bf16, rank, world)
+
+
+def build_model(cfg: SftConfig, models_dir, rt: Runtime):
+    """Base model + tokenizer + the method's trainable weights, on the device, in train mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from flywheel.training.flops import matmul_params
+
+    base_path = resolve_base_model(cfg.base_model, models_dir)
+    tok = AutoTokenizer.from_pretrained(str(base_path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    torch.manual_seed(cfg.seed)
+    # PEFT on GPUs: the frozen base in bf16 (half the memory traffic, no per-step casts); trainable
+    # weights stay fp32 and autocast runs the matmuls in bf16. Full fine-tuning keeps fp32 master weights.
+    dtype = torch.bfloat16 if rt.bf16 and cfg.method != "full" else torch.float32
+    if cfg.method == "qlora":
+        model = qlora_base(base_path, torch.bfloat16 if rt.bf16 else torch.float16)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=dtype)
+    n_matmul = matmul_params(model)
+    model, info = apply_method(model, cfg)
+    for p in model.parameters():  # trainable weights in fp32 even over a bf16 base
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    if cfg.method != "qlora":
+        model.to(rt.device)
+    model.train()
+    checkpointing = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and rt.device.startswith("cuda"))
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    return model, tok, base_path, info, n_matmul, checkpointing
+
+
+def optimizer(model, cfg: SftConfig, rt: Runtime):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                             fused=rt.device.startswith("cuda")), params
+
+
+def wrap_distributed(model, cfg: SftConfig, rt: Runtime):
+    if rt.world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    # moe_adapter routes each token to top_k experts: some experts get no gradient in a step.
+    return DistributedDataParallel(model, device_ids=[int(rt.device.split(":")[1])] if ":" in rt.device else None,
+                                   find_unused_parameters=cfg.method == "moe_adapter")
+
+
+def lr_at(step: int, cfg: SftConfig) -> float:
+    """Linear warmup over ``warmup_ratio`` of the steps, then cosine to zero."""
+    warm = max(1, int(cfg.max_steps * cfg.warmup_ratio))
+    if step < warm:
+        return cfg.learning_rate * (step + 1) / warm
+    progress = (step - warm) / max(1, cfg.max_steps - warm)
+    return cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights and optimizer that a resumed run needs to continue identically."""
+
+    step: int = 0
+    order: list[int] = field(default_factory=list)
+    rng: list | None = None
+    losses: list[float] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    resumed_from: int | None = None
+
+
+class Batches:
+    """Epochs of shuffled example indices, as many as the steps need; its state goes into checkpoints."""
+
+    def __init__(self, n: int, seed: int, state: TrainState):
+        self.n = n
+        self.state = state
+        self.rng = random.Random(seed)
+        if state.rng is not None:
+            self.rng.setstate(_tuples(state.rng))
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if not self.state.order:
+                self.state.order = list(range(self.n))
+                self.rng.shuffle(self.state.order)
+            out.append(self.state.order.pop())
+        self.state.rng = list(self.rng.getstate())
+        return out
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+class Checkpoints:
+    def __init__(self, root: str | Path, keep: int):
+        self.root = Path(root)
+        self.keep = keep
+
+    def all(self) -> list[Path]:
+        if not self.root.exists():
+            return []
+        done = [p for p in self.root.glob("step-*") if (p / "state.json").exists() and not p.name.endswith(".tmp")]
+        return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+    def latest(self) -> Path | None:
+        found = self.all()
+        return found[-1] if found else None
+
+    def save(self, model, opt, state: TrainState) -> Path:
+        import torch
+        from safetensors.torch import save_file
+
+        final = self.root / f"step-{state.step}"
+        tmp = self.root / f"step-{state.step}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model = getattr(model, "module", model)
+        save_file({k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(tmp / "trainable.safetensors"))
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({**state.__dict__, "scheduler": {"kind": "warmup-cosine", "step": state.step}}))
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        for old in self.all()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def restore(self, model, opt, path: Path) -> TrainState:
+        import torch
+        from safetensors.torch import load_file
+
+        inner = getattr(model, "module", model)
+        weights = load_file(str(path / "trainable.safetensors"))
+        missing = set(trainable_state(inner)) - set(weights)
+        if missing:
+            raise ValueError(f"checkpoint {path}: does not match this config ({len(missing)} trainable weights missing, "
+                             f"e.g. {sorted(missing)[0]})")
+        with torch.no_grad():
+            for name, p in inner.named_parameters():
+                if name in weights:
+                    p.copy_(weights[name].to(p.device, p.dtype))
+        opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+        rng = torch.load(path / "rng.pt", weights_only=False)
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        data = json.loads((path / "state.json").read_text())
+        data.pop("scheduler", None)
+        state = TrainState(**data)
+        state.resumed_from = state.step
+        return state
+
+
+def start_state(ckpts: Checkpoints, model, opt, resume: bool, log=print) -> TrainState:
+    """Fresh state, or the latest checkpoint's when resuming; refuses to overwrite an earlier run's checkpoints."""
+    latest = ckpts.latest()
+    if resume and latest is not None:
+        state = ckpts.restore(model, opt, latest)
+        log(f"resuming from {latest} (step {state.step})")
+        return state
+    if not resume and latest is not None:
+        raise FileExistsError(f"{ckpts.root} holds checkpoints of an earlier run (latest {latest.name}): "
+                              "resume it (--resume) or remove the folder")
+    return TrainState()
+
+
+def reduce_mean(value: float, rt: Runtime) -> float:
+    if rt.world == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return float(t.item()) / rt.world
+
+
+def reduce_sum(value: int, rt: Runtime) -> int:
+    if rt.world == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+def model_shape(model) -> tuple[int, int]:
+    """(layers, attention width = heads x head dim) from the model config."""
+    cfg = getattr(model, "config", None) or model.get_base_model().config
+    heads = cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    return cfg.num_hidden_layers, heads * head_dim
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: str
+    recipe: str
+    method: str
+    base_model: str
+    base_model_path: str
+    steps: int
+    examples: int
+    train_loss: float
+    final_loss: float
+    losses: list[float] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    tokens_per_second: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+    device: str = "cpu"
+    mfu: float = 0.0
+    flops_per_token: float = 0.0
+    peak_flops: float = 0.0
+    peak_source: str = ""
+    gradient_checkpointing: bool = False
+    mergeable: bool = False
+    data_counts: dict = field(default_factory=dict)
+    resumed_from: int | None = None
+    world_size: int = 1
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "model"}
+
+
+def finish(rt: Runtime) -> None:
+    if rt.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+__all__ = ["Runtime", "runtime", "build_model", "optimizer", "wrap_distributed", "lr_at", "TrainState", "Batches",
+           "Checkpoints", "start_state", "reduce_mean", "reduce_sum", "model_shape", "TrainResult", "finish", "MethodInfo"]
