@@ -120,6 +120,7 @@ def main() -> None:
                    "flops_per_token": res.flops_per_token, "mfu_steady": round(res.flops_per_token * tps / res.peak_flops, 4),
                    "mfu_whole_run": round(res.mfu, 4), "peak_source": res.peak_source,
                    "first_loss": round(res.losses[0], 4), "final_loss": round(res.final_loss, 4),
+                   "losses": [round(x, 3) for x in res.losses],
                    "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
                    "setup_s": round(time.perf_counter() - t_setup - res.seconds, 1)}
         except Exception as e:  # one failing method must not hide the others' numbers

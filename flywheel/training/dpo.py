@@ -17,6 +17,7 @@ resumed run uses the same reference. Log-probabilities are sums over the answer'
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from typing import Callable
 from flywheel.core.config import DpoConfig
 from flywheel.training.data import IGNORE, DataError, collate, conversation, encode_chat, fit
 from flywheel.training.flops import flops_per_token, peak_flops
-from flywheel.training.methods import aux_loss, save_trained
+from flywheel.training.methods import aux_loss, save_trained, set_token_mask
 from flywheel.training.recipe import (Batches, Checkpoints, TrainResult, build_model, finish, lr_at, model_shape,
                                       optimizer, reduce_mean, reduce_sum, runtime, start_state, wrap_distributed)
 
@@ -120,6 +121,8 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
         ref_r = torch.tensor([ref[i][1] for i in picked], device=rt.device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
+        if cfg.method == "moe_adapter":
+            set_token_mask(model, mask)
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
             logp, n_tok = sequence_logps(train_model, ids, labels, mask)
             pc, pr = logp[: len(picked)], logp[len(picked):]
@@ -140,6 +143,9 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
         run_tokens += n_tokens
         state.tokens += n_tokens
         state.losses.append(reduce_mean(float(loss.item()), rt))
+        if not math.isfinite(state.losses[-1]):
+            raise FloatingPointError(f"loss is {state.losses[-1]} at step {step + 1}: lower learning_rate, or resume "
+                                     f"from the last checkpoint in {ckpts.root} with other settings")
         accuracies.append(float((margin > 0).float().mean()))
         state.step = step + 1
         if on_step and rt.main:
@@ -148,6 +154,7 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
             ckpts.save(model, opt, state)
     seconds = time.perf_counter() - t0
 
+    set_token_mask(model, None)  # inference routes every token it is given
     adapter_dir = out_dir / "adapter"
     if rt.main:
         save_trained(model, cfg, adapter_dir, tok, str(base_path))

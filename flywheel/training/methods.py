@@ -100,22 +100,31 @@ class MoEAdapter(nn.Module):
         self.experts = nn.ModuleList(Bottleneck(dim, width) for _ in range(experts))
         self.top_k = top_k
         self.aux_loss = None
+        self.token_mask = None  # [B, S] of the batch being trained: padding is neither routed nor counted
 
     def forward(self, x):
         flat = x.reshape(-1, x.shape[-1])
         probs = torch.softmax(self.router(flat).float(), dim=-1)          # [T, E]
         weights, chosen = probs.topk(self.top_k, dim=-1)                   # [T, k]
         weights = (weights / weights.sum(-1, keepdim=True)).to(x.dtype)
+        tm = self.token_mask
+        real = tm.reshape(-1).bool() if tm is not None and tm.numel() == flat.shape[0] else None
         out = torch.zeros_like(flat)
         for e, expert in enumerate(self.experts):
             rows, slot = (chosen == e).nonzero(as_tuple=True)
+            if real is not None:
+                keep = real[rows]
+                rows, slot = rows[keep], slot[keep]
             if rows.numel():
                 out.index_add_(0, rows, (expert(flat[rows]) * weights[rows, slot, None]).to(out.dtype))
         if self.training:
-            # Switch Transformer: E * sum_e (fraction of tokens whose first choice is e) * (mean router prob of e)
+            # Switch Transformer: E * sum_e (fraction of tokens whose first choice is e) * (mean router prob of e),
+            # over real tokens only. Counting the padding tail of packed rows gave non-finite gradients on CUDA
+            # (H200, bench/RESULTS.md), and padding should not steer the router anyway.
+            p, c = (probs[real], chosen[real]) if real is not None else (probs, chosen)
             n = probs.shape[-1]
-            frac = torch.bincount(chosen[:, 0], minlength=n).to(probs.dtype) / chosen.shape[0]
-            self.aux_loss = n * (frac * probs.mean(0)).sum()
+            frac = torch.bincount(c[:, 0], minlength=n).to(probs.dtype) / max(1, c.shape[0])
+            self.aux_loss = n * (frac * p.mean(0)).sum()
         return out.reshape(x.shape)
 
 
@@ -302,6 +311,13 @@ def apply_method(model, cfg: SftConfig):
         raise ValueError(f"method {cfg.method!r}: unknown")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model, MethodInfo(cfg.method, int(trainable), int(total), cfg.method in MERGEABLE)
+
+
+def set_token_mask(model, mask) -> None:
+    """Tell the MoE routers which positions of the next batch are real tokens (None: all)."""
+    for m in model.modules():
+        if isinstance(m, MoEAdapter):
+            m.token_mask = mask
 
 
 def aux_loss(model) -> torch.Tensor | None:

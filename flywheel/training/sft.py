@@ -18,6 +18,7 @@ Throughput is tokens/s over non-padding tokens; MFU as in flywheel/training/flop
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,7 @@ from typing import Callable
 from flywheel.core.config import SftConfig
 from flywheel.training.data import IGNORE, collate, encode_sft_rows, pack
 from flywheel.training.flops import flops_per_token, peak_flops
-from flywheel.training.methods import aux_loss, save_trained
+from flywheel.training.methods import aux_loss, save_trained, set_token_mask
 from flywheel.training.recipe import (Batches, Checkpoints, TrainResult, build_model, finish, lr_at, model_shape,
                                       optimizer, reduce_mean, reduce_sum, runtime, start_state, wrap_distributed)
 
@@ -68,6 +69,8 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
         ids, labels, mask, pos = (t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
+        if cfg.method == "moe_adapter":
+            set_token_mask(model, mask)
         # Packed rows pass position ids and no mask: transformers builds the block-diagonal causal mask.
         # No KV cache in training (transformers only honours packing without one; it also saves memory).
         inputs = {"input_ids": ids, "labels": labels, "use_cache": False}
@@ -87,6 +90,9 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
         run_tokens += n_tokens
         state.tokens += n_tokens
         state.losses.append(reduce_mean(float(loss.item()), rt))
+        if not math.isfinite(state.losses[-1]):
+            raise FloatingPointError(f"loss is {state.losses[-1]} at step {step + 1}: lower learning_rate, or resume "
+                                     f"from the last checkpoint in {ckpts.root} with other settings")
         state.step = step + 1
         if on_step and rt.main:
             on_step(state.step, state.losses[-1], run_tokens / (time.perf_counter() - t0))
@@ -96,6 +102,7 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
 
+    set_token_mask(model, None)  # inference routes every token it is given
     adapter_dir = out_dir / "adapter"
     if rt.main:
         save_trained(model, cfg, adapter_dir, tok, str(base_path))

@@ -38,7 +38,7 @@ METHODS = {"full": 1e-3, "lora": 1e-2, "dora": 1e-2, "ia3": 0.3, "prompt_tuning"
 
 
 def _cfg(tiny_model, method, **kw):
-    base = dict(base_model=str(tiny_model), method=method, max_steps=20, batch_size=8, learning_rate=METHODS.get(method, 1e-2),
+    base = dict(base_model=str(tiny_model), device="cpu", method=method, max_steps=20, batch_size=8, learning_rate=METHODS.get(method, 1e-2),
                 max_seq_length=128, checkpoint_every=0, lora_r=8, num_virtual_tokens=8)
     return SftConfig(**{**base, **kw})
 
@@ -110,6 +110,26 @@ def test_unipelt_gates_and_moe_router_are_trained(tiny_model, tmp_path):
         hidden = torch.randn(200, moe.model.config.hidden_size)
         used = {int(e) for r in routers for e in r.router(hidden).topk(2, -1).indices.flatten()}
     assert len(used) > 2
+
+
+def test_moe_router_ignores_padding():
+    """Padding is neither routed nor counted in the balancing loss (counting the padding tail of packed
+    rows gave non-finite gradients on an H200; see bench/RESULTS.md)."""
+    from flywheel.training.methods import MoEAdapter
+
+    torch.manual_seed(0)
+    moe = MoEAdapter(16, 8, experts=4, top_k=2).train()
+    for e in moe.experts:
+        torch.nn.init.normal_(e.up.weight)  # non-zero experts, so routed tokens get an output
+    x = torch.randn(2, 5, 16)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    moe.token_mask = mask
+    out = moe(x)
+    assert (out[0, 3:] == 0).all() and (out[0, :3] != 0).any(dim=-1).all() and (out[1] != 0).any(dim=-1).all()
+    real_only = moe.aux_loss
+    moe.token_mask = None
+    moe(torch.cat([x[0, :3], x[1]]).unsqueeze(0))  # the same 8 real tokens, no padding
+    assert float(real_only) == pytest.approx(float(moe.aux_loss), rel=1e-5)
 
 
 def test_qlora_without_cuda_says_what_it_needs(tiny_model, tmp_path):
@@ -303,7 +323,7 @@ def test_dpo_learns_the_chosen_answer(tiny_model, tmp_path):
 
     prompts = [json.dumps([{"role": "user", "content": r["text"]}]) for r in generate(24, seed=3)]
     rows = [{"prompt": p, "chosen": "LEGIT: normal spend", "rejected": "FRAUD: odd merchant"} for p in prompts]
-    cfg = DpoConfig(base_model=str(tiny_model), method="lora", max_steps=15, batch_size=4, learning_rate=1e-2,
+    cfg = DpoConfig(base_model=str(tiny_model), device="cpu", method="lora", max_steps=15, batch_size=4, learning_rate=1e-2,
                     max_seq_length=128, checkpoint_every=0, lora_r=8)
     res = train_dpo(rows, cfg, SP, tmp_path, tmp_path / "m", log=lambda *_: None, keep_model=True)
     assert res.losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 0: -log sigmoid(0)
