@@ -335,3 +335,25 @@ def test_dpo_learns_the_chosen_answer(tiny_model, tmp_path):
     after = reference_logps(res.model, pairs, tok.pad_token_id, "cpu", 4, False)
     assert all(a[0] - a[1] > b[0] - b[1] + 1 for a, b in zip(after, before))  # chosen now clearly preferred
     assert json.loads((tmp_path / "reference_logps.json").read_text())[0] == pytest.approx(before[0], abs=1e-3)
+
+
+def test_torchrun_two_processes_run_the_same_recipe(tiny_model, tmp_path):
+    """The multi-GPU launch path, on CPU: torchrun starts 2 gloo ranks, DDP averages their gradients,
+    rank 0 writes the adapter and result.json (world_size 2, global batch 2 x batch_size)."""
+    rows = [{"text": r["text"], "answer": r["answer"]} for r in generate(32, seed=3)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(json.dumps({"name": "ddp", "dataset": str(data), "system_prompt": SP, "output_dir": str(tmp_path / "out"),
+                               "sft": {"base_model": str(tiny_model), "device": "cpu", "method": "moe_adapter", "max_steps": 12,
+                                       "batch_size": 4, "learning_rate": 3e-2, "max_seq_length": 128, "checkpoint_every": 5}}))
+    env = {**os.environ, "FLYWHEEL_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "flywheel.training.run", "--config", str(cfg), "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert res["world_size"] == 2 and res["steps"] == 12 and len(res["losses"]) == 12
+    assert sum(res["losses"][-3:]) < 0.9 * sum(res["losses"][:3])
+    assert (tmp_path / "out" / "adapter" / "flywheel_adapter.safetensors").exists()
+    assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["step-10", "step-5"]
