@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -59,10 +58,10 @@ def main() -> None:
     rows = generate(4096, seed=7)
     report = {"device": name, "torch": torch.__version__, "peak_bf16_flops": peak, "params": n_params, "runs": []}
     for batch, ckpt in ((8, True), (64, True), (64, False), (256, False)):
-        cfg = SftConfig(base_model=str(base), device="cuda", max_steps=a.steps, batch_size=batch, max_seq_length=160)
+        cfg = SftConfig(base_model=str(base), device="cuda", max_steps=a.steps, batch_size=batch, max_seq_length=160,
+                        gradient_checkpointing="on" if ckpt else "off", checkpoint_every=0)
         times: list[tuple[int, float, int]] = []
         t0 = time.perf_counter()
-        os.environ["FLYWHEEL_GRADIENT_CHECKPOINTING"] = "1" if ckpt else "0"
         torch.cuda.reset_peak_memory_stats()
 
         def on_step(step, loss, tps):
