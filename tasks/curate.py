@@ -7,8 +7,9 @@ import json
 from prefect import task
 
 from flywheel.core.config import CurationConfig
-from flywheel.core.dataset import read_dataset, write_dataset
+from flywheel.core.dataset import DatasetWriter, read_dataset, write_dataset
 from flywheel.curation.pipeline import curate
+from flywheel.curation.streaming import curate_streaming, use_streaming
 from tasks.common import home, logger, publish_counts, registry
 
 
@@ -33,10 +34,19 @@ def curate_dataset(dataset_path: str, name: str, cfg: CurationConfig, out: str |
     log = logger()
     h = home()
     src = read_dataset(dataset_path)
-    kept, removed, stats = curate(src.to_pandas(), cfg, h.dask_address())
-    ds = write_dataset(kept, h.datasets, name, parents=[src.digest], config=cfg.model_dump(), path=out)
-    gone = write_dataset(removed, h.datasets, f"{name}-removed", parents=[src.digest], config=cfg.model_dump(),
-                         path=f"{out}/removed" if out else None)
+    if use_streaming(cfg, src.rows):
+        # Bounded memory: part by part on the workers, streamed into the two Datasets.
+        with DatasetWriter(h.datasets, name, parents=[src.digest], config=cfg.model_dump(), path=out) as kept_w, \
+                DatasetWriter(h.datasets, f"{name}-removed", parents=[src.digest], config=cfg.model_dump(),
+                              path=f"{out}/removed" if out else None) as removed_w:
+            log.info("curate %s: streaming %s rows part by part", name, src.rows)
+            stats = curate_streaming(src, cfg, kept_w, removed_w, h.cache / f"curate-{name}-work", h.dask_address())
+        ds, gone = kept_w.dataset, removed_w.dataset
+    else:
+        kept, removed, stats = curate(src.to_pandas(), cfg, h.dask_address())
+        ds = write_dataset(kept, h.datasets, name, parents=[src.digest], config=cfg.model_dump(), path=out)
+        gone = write_dataset(removed, h.datasets, f"{name}-removed", parents=[src.digest], config=cfg.model_dump(),
+                             path=f"{out}/removed" if out else None)
     log.info("curate %s: %s", name, stats["summary"])
     for step, counts in stats["steps"].items():
         log.info("  %-15s %s", step, counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,7 +149,7 @@ def train_model(cfg: TrainConfig, resume: bool = False, nproc: int = 1) -> dict:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "flywheel.training.run", "--config", str(out / "train-config.json")] + (["--resume"] if resume else [])
         log.info("launching %s", " ".join(cmd))
-        done = subprocess.run(cmd, env={**__import__("os").environ, "FLYWHEEL_HOME": str(h.root)})
+        done = subprocess.run(cmd, env={**os.environ, "FLYWHEEL_HOME": str(h.root)})
         if done.returncode:
             raise RuntimeError(f"torchrun exited with {done.returncode}")
         result = TrainResult(**json.loads((out / "result.json").read_text()))

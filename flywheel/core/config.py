@@ -162,6 +162,10 @@ class CurationConfig(_Model):
                 raise ValueError(f"heuristics[{i}]: {e}") from None
         return specs
     partitions: int = Field(2, ge=1, le=10_000, description="Dask partitions; one per core is the laptop default.")
+    streaming: Literal["auto", "on", "off"] = Field(
+        "auto", description="on: curate part by part with bounded memory (flywheel/curation/streaming.py; no semantic dedup, "
+                            "blend or split); auto: on above stream_above_rows rows when those steps are off.")
+    stream_above_rows: int = Field(200_000, ge=1, description="Row count from which streaming: auto streams.")
 
 
 class OcrConfig(_Model):

@@ -44,6 +44,7 @@ READER_VERSION = 4  # bump when a reader changes its rows, so cached entries are
 COLUMNS = ["id", "text", "source", "page", "kind", "meta"]
 FIRST_UNIT_PAGES = 8  # the first unit of a file also learns its page count
 OCR_PAGES_PER_TASK = 8  # page batches of a PDF whose first pages needed OCR
+JSONL_BLOCKS_PER_TASK = 8  # 8 x 8 MiB of JSONL lines per task: a task's rows stay well under a GiB
 
 
 @dataclass
@@ -155,12 +156,14 @@ def file_task(path: str, cfg_json: str, cache_dir: str, isolate: bool = True) ->
         return {"path": path, "status": "cached", "key": key, "digest": digest}
     work = Path(cache_dir) / f"{key}.tmp-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
-    last = min(cfg.pages_per_task, FIRST_UNIT_PAGES)  # small, so the rest of a big PDF is scheduled early
+    # Small, so the rest of a big PDF (pages) or JSONL file (8 MiB blocks of lines) is scheduled early.
+    last = min(cfg.pages_per_task, FIRST_UNIT_PAGES, JSONL_BLOCKS_PER_TASK)
     res = run_unit(path, digest, cfg_json, 1, last, str(work), _unit_name(1), cfg.timeout_s, isolate)
     more = []
-    if res.get("ok") and res.get("kind") == "pdf":
+    if res.get("ok") and res.get("kind") in ("pdf", "jsonl"):
         # A scanned PDF needs seconds per page of OCR: smaller batches keep each under the timeout.
         step = min(cfg.pages_per_task, OCR_PAGES_PER_TASK) if res.get("counters", {}).get("ocr_pages") else cfg.pages_per_task
+        step = JSONL_BLOCKS_PER_TASK if res["kind"] == "jsonl" else step
         more = [(a, min(a + step - 1, res["n_pages"])) for a in range(last + 1, res["n_pages"] + 1, step)]
     return {"path": path, "status": "read", "key": key, "digest": digest, "work": str(work), "units": {1: res}, "more": more}
 
@@ -263,7 +266,7 @@ def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path 
                                               isolate=isolate, pure=False))
             for fut in futures:
                 out = fut.result()
-                if "first" in out:  # a later page batch of a PDF
+                if "first" in out:  # a later page batch of a PDF, or block batch of a JSONL file
                     state = states[out["path"]]
                     state["units"][out["first"]] = out["res"]
                     prog.pages_done += out["res"].get("counters", {}).get("pages", 0)
@@ -282,7 +285,7 @@ def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path 
                 else:
                     state = states[out["path"]] = {**out, "pending": len(out["more"])}
                     first = out["units"][1]
-                    prog.pages_known += first.get("n_pages", 0)
+                    prog.pages_known += first.get("n_pages", 0) if first.get("kind") == "pdf" else 0
                     prog.pages_done += first.get("counters", {}).get("pages", 0)
                     for a, b in out["more"]:
                         futures.add(client.submit(unit_task, out["path"], out["digest"], cfg_json, a, b, out["work"],

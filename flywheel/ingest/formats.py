@@ -9,6 +9,7 @@ so downstream chunking never cuts through one.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 
 from flywheel.ingest.sniff import QuarantineError
@@ -179,11 +180,42 @@ def _record_row(doc, rec: dict, index: int) -> dict:
             "meta": json.dumps(meta, sort_keys=True, default=str, ensure_ascii=False)}
 
 
-def read_jsonl(doc) -> list[dict]:
-    """One row per JSON object with a non-empty ``text``; a bad line is quarantined alone."""
+JSONL_BLOCK_BYTES = 8 << 20  # a large JSONL file is read in blocks of lines: 8 MiB each, JSONL_BLOCKS_PER_TASK per task
+
+
+def jsonl_blocks(size: int) -> int:
+    return max(1, -(-size // JSONL_BLOCK_BYTES))
+
+
+def read_jsonl(doc, first_block: int = 1, last_block: int | None = None) -> list[dict]:
+    """One row per JSON object with a non-empty ``text``; a bad line is quarantined alone.
+
+    Reads the lines that *start* in blocks ``first_block..last_block`` (8 MiB each, 1-based), so parallel
+    tasks cover a big file exactly once with bounded memory; line numbers (and the ids of records
+    without one) are those of the whole file."""
+    size = Path(doc.path).stat().st_size
+    start = (first_block - 1) * JSONL_BLOCK_BYTES
+    end = size if last_block is None else min(size, last_block * JSONL_BLOCK_BYTES)
     rows = []
-    with open(doc.path, encoding="utf-8", errors="strict") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(doc.path, "rb") as f:
+        lineno = 0
+        if start:
+            f.seek(start - 1)
+            if f.read(1) != b"\n":
+                f.readline()  # the line that straddles the block start belongs to the previous block
+            pos = f.tell()
+            f.seek(0)
+            done = 0
+            while done < pos:  # line number = newlines before this block's first line
+                chunk = f.read(min(1 << 24, pos - done))
+                lineno += chunk.count(b"\n")
+                done += len(chunk)
+        while f.tell() < end:
+            raw = f.readline()
+            if not raw:
+                break
+            lineno += 1
+            line = raw.decode("utf-8", errors="strict")
             if not line.strip():
                 continue
             try:

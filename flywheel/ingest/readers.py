@@ -128,6 +128,12 @@ def read_unit(path: str, digest: str, cfg, first: int = 1, last: int | None = No
         for n in res.pop("notes"):
             doc.note(n.pop("reason"), n.pop("error"), **n)
         doc.counters.update(res)
+    elif kind == "jsonl":  # blocks of lines, like a PDF's pages: big files are read by parallel tasks
+        out["n_pages"] = formats.jsonl_blocks(p.stat().st_size)
+        try:
+            out["rows"] = formats.read_jsonl(doc, first, last or first)
+        except UnicodeDecodeError as e:
+            raise QuarantineError("not_utf8", str(e)) from None
     else:
         try:
             out["rows"] = READERS[kind](doc)

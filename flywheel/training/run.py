@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,8 +42,6 @@ def run_recipe(cfg: TrainConfig, home: Home, resume: bool = False, on_step=None,
         from flywheel.training.sft import train_sft
 
         result = train_sft(rows, rcfg, cfg.system_prompt, out, home.models, on_step=on_step, resume=resume, log=log)
-    import os
-
     if os.environ.get("RANK", "0") == "0":
         (out / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
     return result
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None, recipe: str | None = None) -> None:
     except (ConfigError, DataError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if os.environ.get("RANK", "0") == "0":
         d = res.as_dict()
         print(json.dumps(d) if a.json else
               f"{d['recipe']} {d['method']}: {d['steps']} steps, loss {d['losses'][0]:.4f} -> {d['final_loss']:.4f}, "

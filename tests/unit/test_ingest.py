@@ -211,3 +211,28 @@ def test_runs_on_a_dask_scheduler_address_and_still_cuts_hangs(tmp_path):
                          dask_address=cluster.scheduler_address, cache_dir=tmp_path / "cache")
     assert {q["path"].rsplit("/", 1)[1]: q["reason"] for q in res.quarantine} == {"hang.pdf": "timeout"}
     assert [r["kind"] for r in _rows(res, "a.pdf")] == ["text", "text", "table"]
+
+
+def test_jsonl_blocks_cover_every_line_once_with_file_line_numbers(tmp_path, monkeypatch):
+    """A big JSONL file is read as blocks of lines by parallel tasks: every line exactly once, whatever
+    the block boundaries cut, with the line numbers (and fallback ids) of the whole file."""
+    import json as _json
+
+    from flywheel.core.config import IngestConfig
+    from flywheel.ingest import formats
+    from flywheel.ingest.readers import Doc
+
+    lines = []
+    for i in range(300):
+        rec = {"text": f"record {i} " + "word " * (i % 17)} if i % 5 else {"id": f"r{i}", "text": f"record {i}"}
+        lines.append(_json.dumps(rec) if i != 123 else "{not json")
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    whole = formats.read_jsonl(Doc(str(path), "d" * 64, IngestConfig()))
+    monkeypatch.setattr(formats, "JSONL_BLOCK_BYTES", 997)  # a prime: boundaries fall mid-line
+    n = formats.jsonl_blocks(path.stat().st_size)
+    assert n > 5
+    doc = Doc(str(path), "d" * 64, IngestConfig())
+    parts = [formats.read_jsonl(doc, a, min(a + 1, n)) for a in range(1, n + 1, 2)]
+    assert [r for part in parts for r in part] == whole and len(whole) == 299
+    assert [q["line"] for q in doc.quarantine] == [124]
