@@ -157,6 +157,16 @@ def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) ->
     return removed[["id", "duplicate_of", "similarity"]].reset_index(drop=True), info
 
 
+def _record(dups: pd.DataFrame, step: str, reason: str, total: int, t0: float, marks: dict) -> StepStats:
+    """Counts of one dedup step; its removals added to ``marks`` (id -> step, reason, duplicate_of)."""
+    st = StepStats(step, total=total)
+    if len(dups):
+        st.dropped[reason] = len(dups)
+    marks.update({i: (step, reason, d) for i, d in zip(dups["id"], dups["duplicate_of"])})
+    st.kept, st.seconds = total - len(dups), time.perf_counter() - t0
+    return st
+
+
 def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work: Path, dask_address: str | None = None) -> dict:
     """Curate the Dataset ``src`` part by part into the two DatasetWriters; returns the stats dict."""
     from flywheel.core.cluster import dask_client
@@ -192,22 +202,12 @@ def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work
             if cfg.exact_dedup:
                 t0 = time.perf_counter()
                 dups = _exact_duplicates(marked, cfg.partitions)
-                st = StepStats("exact_dedup", total=total)
-                if len(dups):
-                    st.dropped["exact_duplicate"] = len(dups)
-                marks.update({i: ("exact_dedup", "exact_duplicate", d) for i, d in zip(dups["id"], dups["duplicate_of"])})
-                st.kept, st.seconds = total - len(dups), time.perf_counter() - t0
-                stats["exact_dedup"] = st
-                total = st.kept
+                stats["exact_dedup"] = _record(dups, "exact_dedup", "exact_duplicate", total, t0, marks)
+                total = stats["exact_dedup"].kept
         if cfg.fuzzy_dedup.enabled:
             t0 = time.perf_counter()
-            dups, info = _fuzzy_duplicates(marked, cfg, set(marks))
-            st = StepStats("fuzzy_dedup", total=total)
-            if len(dups):
-                st.dropped["fuzzy_duplicate"] = len(dups)
-            marks.update({i: ("fuzzy_dedup", "fuzzy_duplicate", d) for i, d in zip(dups["id"], dups["duplicate_of"])})
-            st.kept, st.seconds = total - len(dups), time.perf_counter() - t0
-            stats["fuzzy_dedup"] = st
+            dups, _ = _fuzzy_duplicates(marked, cfg, set(marks))
+            stats["fuzzy_dedup"] = _record(dups, "fuzzy_dedup", "fuzzy_duplicate", total, t0, marks)
         kept_n = 0
         for m in marked:  # write-out, one part at a time
             part = pd.read_parquet(m)

@@ -298,6 +298,86 @@ class TrainResult:
         return {k: v for k, v in self.__dict__.items() if k != "model"}
 
 
+class Meter:
+    """Per-step bookkeeping the recipes share: tokens, model FLOPs, the loss history (a non-finite loss stops
+    the run), the progress callback and periodic checkpoints; at the end, the TrainResult."""
+
+    def __init__(self, cfg: SftConfig, rt: Runtime, state: TrainState, ckpts: Checkpoints, model, opt, info: MethodInfo,
+                 n_matmul: int, on_step=None):
+        import time
+
+        from flywheel.training.flops import peak_flops
+
+        self.cfg, self.rt, self.state, self.ckpts, self.model, self.opt = cfg, rt, state, ckpts, model, opt
+        self.info, self.n_matmul, self.on_step = info, n_matmul, on_step
+        self.layers, self.attn_dim = model_shape(model)
+        self.peak, self.peak_source = peak_flops(rt.device, rt.bf16)
+        self.flops, self.tokens, self.seconds = 0.0, 0, 0.0
+        self.t0 = time.perf_counter()
+
+    def step(self, step: int, loss, mask) -> None:
+        """After optimizer step ``step`` (0-based): ``loss`` is the step's loss tensor, ``mask`` its token mask."""
+        import time
+
+        from flywheel.training.flops import flops_per_token
+
+        cfg, rt, state = self.cfg, self.rt, self.state
+        n_tokens = reduce_sum(int(mask.sum()), rt)
+        self.flops += n_tokens * flops_per_token(self.n_matmul, self.info.trainable_params if cfg.method != "full" else 0,
+                                                 self.layers, self.attn_dim, float(mask.sum(1).float().mean()),
+                                                 cfg.method == "full")
+        self.tokens += n_tokens
+        state.tokens += n_tokens
+        state.losses.append(reduce_mean(float(loss.item()), rt))
+        if not math.isfinite(state.losses[-1]):
+            raise FloatingPointError(f"loss is {state.losses[-1]} at step {step + 1}: lower learning_rate, or resume "
+                                     f"from the last checkpoint in {self.ckpts.root} with other settings")
+        state.step = step + 1
+        if self.on_step and rt.main:
+            self.on_step(state.step, state.losses[-1], self.tokens / (time.perf_counter() - self.t0))
+        if rt.main and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
+            self.ckpts.save(self.model, self.opt, state)
+
+    def stop(self) -> None:
+        import time
+
+        import torch
+
+        if self.rt.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        self.seconds = time.perf_counter() - self.t0
+
+    def result(self, recipe: str, base_path, adapter_dir, examples: int, data_counts: dict, checkpointing: bool) -> TrainResult:
+        cfg, state, info, sec = self.cfg, self.state, self.info, self.seconds
+        losses = state.losses
+        return TrainResult(
+            adapter_dir=str(adapter_dir), recipe=recipe, method=cfg.method, base_model=cfg.base_model,
+            base_model_path=str(base_path), steps=state.step, examples=examples,
+            train_loss=sum(losses) / len(losses), final_loss=losses[-1], losses=losses, tokens=state.tokens,
+            seconds=sec, tokens_per_second=self.tokens / sec if sec else 0.0,
+            trainable_params=info.trainable_params, total_params=info.total_params, device=self.rt.device,
+            mfu=(self.flops / sec / self.peak) if sec and self.peak == self.peak else 0.0,
+            flops_per_token=self.flops / self.tokens if self.tokens else 0.0, peak_flops=self.peak,
+            peak_source=self.peak_source, gradient_checkpointing=checkpointing, mergeable=info.mergeable,
+            data_counts=data_counts, resumed_from=state.resumed_from, world_size=self.rt.world)
+
+
+def wrap_up(meter: Meter, model, tok, base_path, out_dir: Path, recipe: str, examples: int, data_counts: dict,
+            checkpointing: bool, keep_model: bool) -> TrainResult:
+    """After the loop: the trained weights to ``<out>/adapter`` (rank 0), the process group closed, the result."""
+    from flywheel.training.methods import save_trained, set_token_mask
+
+    set_token_mask(model, None)  # inference routes every token it is given
+    adapter_dir = Path(out_dir) / "adapter"
+    if meter.rt.main:
+        save_trained(model, meter.cfg, adapter_dir, tok, str(base_path))
+    finish(meter.rt)
+    result = meter.result(recipe, base_path, adapter_dir, examples, data_counts, checkpointing)
+    if keep_model:  # tests compare the in-memory model with the reloaded adapter
+        result.model = model.eval()
+    return result
+
+
 def finish(rt: Runtime) -> None:
     if rt.world > 1:
         import torch.distributed as dist
@@ -307,4 +387,5 @@ def finish(rt: Runtime) -> None:
 
 
 __all__ = ["Runtime", "runtime", "build_model", "optimizer", "wrap_distributed", "lr_at", "TrainState", "Batches",
-           "Checkpoints", "start_state", "reduce_mean", "reduce_sum", "model_shape", "TrainResult", "finish", "MethodInfo"]
+           "Checkpoints", "start_state", "reduce_mean", "reduce_sum", "model_shape", "TrainResult", "Meter", "wrap_up", "finish",
+           "MethodInfo"]

@@ -18,17 +18,14 @@ Throughput is tokens/s over non-padding tokens; MFU as in flywheel/training/flop
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 from typing import Callable
 
 from flywheel.core.config import SftConfig
 from flywheel.training.data import IGNORE, collate, encode_sft_rows, pack
-from flywheel.training.flops import flops_per_token, peak_flops
-from flywheel.training.methods import aux_loss, save_trained, set_token_mask
-from flywheel.training.recipe import (Batches, Checkpoints, TrainResult, build_model, finish, lr_at, model_shape,
-                                      optimizer, reduce_mean, reduce_sum, runtime, start_state, wrap_distributed)
+from flywheel.training.methods import aux_loss, set_token_mask
+from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, build_model, lr_at, optimizer,
+                                      runtime, start_state, wrap_distributed, wrap_up)
 
 __all__ = ["IGNORE", "lr_at", "train_sft", "to_conversations"]
 
@@ -57,13 +54,8 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
     state = start_state(ckpts, model, opt, resume, log)
     batches = Batches(len(examples), cfg.seed, state)
     train_model = wrap_distributed(model, cfg, rt)
-    layers, attn_dim = model_shape(model)
-    peak, peak_source = peak_flops(rt.device, rt.bf16)
     device_type = "cuda" if rt.device.startswith("cuda") else "cpu"
-
-    flops = 0.0
-    run_tokens = 0
-    t0 = time.perf_counter()
+    meter = Meter(cfg, rt, state, ckpts, model, opt, info, n_matmul, on_step)
     for step in range(state.step, cfg.max_steps):
         picked = batches.take(cfg.batch_size * rt.world)[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size]
         ids, labels, mask, pos = (t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing))
@@ -84,44 +76,10 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-        n_tokens = reduce_sum(int(mask.sum()), rt)
-        flops += n_tokens * flops_per_token(n_matmul, info.trainable_params if cfg.method != "full" else 0, layers,
-                                            attn_dim, float(mask.sum(1).float().mean()), cfg.method == "full")
-        run_tokens += n_tokens
-        state.tokens += n_tokens
-        state.losses.append(reduce_mean(float(loss.item()), rt))
-        if not math.isfinite(state.losses[-1]):
-            raise FloatingPointError(f"loss is {state.losses[-1]} at step {step + 1}: lower learning_rate, or resume "
-                                     f"from the last checkpoint in {ckpts.root} with other settings")
-        state.step = step + 1
-        if on_step and rt.main:
-            on_step(state.step, state.losses[-1], run_tokens / (time.perf_counter() - t0))
-        if rt.main and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
-            ckpts.save(model, opt, state)
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+        meter.step(step, loss, mask)
+    meter.stop()
 
-    set_token_mask(model, None)  # inference routes every token it is given
-    adapter_dir = out_dir / "adapter"
-    if rt.main:
-        save_trained(model, cfg, adapter_dir, tok, str(base_path))
-    finish(rt)
-    losses = state.losses
-    result = TrainResult(
-        adapter_dir=str(adapter_dir), recipe="sft", method=cfg.method, base_model=cfg.base_model,
-        base_model_path=str(base_path), steps=state.step, examples=len(enc.examples),
-        train_loss=sum(losses) / len(losses), final_loss=losses[-1], losses=losses, tokens=state.tokens,
-        seconds=seconds, tokens_per_second=run_tokens / seconds if seconds else 0.0,
-        trainable_params=info.trainable_params, total_params=info.total_params, device=rt.device,
-        mfu=(flops / seconds / peak) if seconds and peak == peak else 0.0,
-        flops_per_token=flops / run_tokens if run_tokens else 0.0, peak_flops=peak, peak_source=peak_source,
-        gradient_checkpointing=checkpointing, mergeable=info.mergeable, data_counts=enc.counts,
-        resumed_from=state.resumed_from, world_size=rt.world,
-    )
-    if keep_model:  # tests compare the in-memory model with the reloaded adapter
-        result.model = model.eval()
-    return result
+    return wrap_up(meter, model, tok, base_path, out_dir, "sft", len(enc.examples), enc.counts, checkpointing, keep_model)
 
 
 def main(argv: list[str] | None = None) -> None:
