@@ -82,6 +82,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mb", type=int, default=1024)
     p.add_argument("--work", type=Path, default=Path("/tmp/flywheel-scale"))
+    p.add_argument("--processes", type=int, default=0,
+                   help="curate on a LocalCluster of this many single-thread worker processes with a 2 GiB memory limit "
+                        "each (Dask spills above 60 %%), as FLYWHEEL_DASK_ADDRESS would point at; 0: the in-process cluster")
     a = p.parse_args()
     from flywheel.core.config import CurationConfig, IngestConfig, load_config
     from flywheel.core.dataset import DatasetWriter
@@ -97,7 +100,10 @@ def main() -> None:
     mon = PeakRss()
     base = mon.proc.memory_info().rss
     t = time.perf_counter()
-    res = run_ingest([corpus], IngestConfig(chunking={"enabled": False}), cache_dir=a.work / "cache")
+    # max_file_bytes guards readers that hold a file whole; JSONL is read in 8 MiB blocks of lines.
+    res = run_ingest([corpus], IngestConfig(chunking={"enabled": False}, max_file_bytes=16 << 30), cache_dir=a.work / "cache")
+    if res.quarantine:
+        raise SystemExit(f"ingest quarantined the corpus: {res.quarantine}")
     with DatasetWriter(a.work, "ingested") as w:
         for frame in res.frames():
             w.write(frame)
@@ -107,13 +113,24 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "configs/curation/nemo-heuristics-en.yaml", CurationConfig)
     cfg = cfg.model_copy(update={"streaming": "on", "fuzzy_dedup": cfg.fuzzy_dedup.model_copy(update={"enabled": True})})
+    address, cluster = None, None
+    if a.processes:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=a.processes, threads_per_worker=1, processes=True, memory_limit="2GiB",
+                               dashboard_address=None)
+        address = cluster.scheduler_address
+    mon.reset()
     t = time.perf_counter()
     with DatasetWriter(a.work, "curated") as kw, DatasetWriter(a.work, "removed") as rw:
-        stats = curate_streaming(src, cfg, kw, rw, a.work / "curate-work")
+        stats = curate_streaming(src, cfg, kw, rw, a.work / "curate-work", address)
     t_curate, peak_curate = time.perf_counter() - t, mon.reset()
     mon.stop = True
-    print(f"curate: {json.dumps(stats['summary'])} in {t_curate:.0f} s; peak RSS {peak_curate / 2**20:.0f} MiB "
-          f"(process at start {base / 2**20:.0f} MiB)")
+    print(f"curate ({'%d worker processes' % a.processes if a.processes else 'in-process cluster'}): "
+          f"{json.dumps(stats['summary'])} in {t_curate:.0f} s; peak RSS of the process tree {peak_curate / 2**20:.0f} MiB "
+          f"(driver at start {base / 2**20:.0f} MiB)")
+    if cluster is not None:
+        cluster.close()
     for step, counts in stats["steps"].items():
         print(f"  {step:18s} {counts}")
 
