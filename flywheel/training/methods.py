@@ -298,11 +298,15 @@ def apply_method(model, cfg: SftConfig):
         for p in model.parameters():
             p.requires_grad = True
     elif cfg.method in PEFT_LIBRARY:
+        import warnings
+
         from peft import get_peft_model, prepare_model_for_kbit_training
 
         if cfg.method == "qlora":
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        model = get_peft_model(model, _peft_config(cfg))
+        with warnings.catch_warnings():  # peft 0.21 still asks transformers 5 the deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, _peft_config(cfg))
     elif cfg.method in OURS:
         for p in model.parameters():
             p.requires_grad = False
