@@ -156,12 +156,11 @@ def train_model(cfg: TrainConfig, resume: bool = False, nproc: int = 1) -> dict:
     else:
         result = run_recipe(cfg, h, resume, _progress(log, rcfg.max_steps, tps), log=log.info)
     reg = registry(h)
-    reg.mlflow.set_experiment("flywheel-training")
     datasets = []
     if not cfg.dataset.startswith("feedback:") and Path(cfg.dataset).is_dir():
         ds = read_dataset(cfg.dataset)
         datasets.append((ds.path, ds.name, ds.digest))
-    with reg.mlflow.start_run(run_name=cfg.name, tags={"flywheel.dataset": cfg.dataset}) as run:
+    with reg.start_run("training", run_name=cfg.name, tags={"flywheel.dataset": cfg.dataset}) as run:  # flywheel-training
         log_training(reg, result, {"recipe": cfg.recipe, "dataset": cfg.dataset,
                                    **{f"{cfg.recipe}.{k}": v for k, v in rcfg.model_dump().items()}}, datasets, tps)
         run_id = run.info.run_id

@@ -142,7 +142,6 @@ class FeedbackStore:
                             "source": "feedback", "rating": r["rating"]})
         return out
 
-
     def preference_pairs(self, workload: str) -> list[dict]:
         """DPO pairs from feedback, one per negatively rated answer that has a better answer to set against it.
 
