@@ -283,7 +283,7 @@ def qlora_base(path: str | Path, dtype):
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise MethodUnavailable("method qlora: bitsandbytes is not installed (pip install 'flywheel[gpu]')") from None
+        raise MethodUnavailable("method qlora: bitsandbytes is not installed (pip install '.[gpu]')") from None
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

@@ -36,7 +36,7 @@ def check(cfg: TrainConfig) -> None:
         import nemo  # noqa: F401
         from nemo.collections import llm  # noqa: F401
     except ImportError:
-        raise ConfigError("backend: nemo needs NeMo 2 (pip install 'flywheel[nemo]', CUDA machines); "
+        raise ConfigError("backend: nemo needs NeMo 2 (pip install '.[nemo]' in the checkout, CUDA machines); "
                           "backend: torch runs every method here") from None
 
 

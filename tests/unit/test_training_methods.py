@@ -143,7 +143,7 @@ def test_nemo_backend_is_import_guarded(tmp_path):
     from flywheel.training.nemo import check
 
     cfg = TrainConfig(dataset="x.jsonl", sft={"backend": "nemo", "method": "lora"})
-    with pytest.raises(ConfigError, match="flywheel\\[nemo\\]"):
+    with pytest.raises(ConfigError, match="\\.\\[nemo\\]"):
         check(cfg)
     with pytest.raises(ConfigError, match="not offered by NeMo"):
         check(TrainConfig(dataset="x.jsonl", sft={"backend": "nemo", "method": "unipelt"}))
