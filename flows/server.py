@@ -11,6 +11,7 @@ flows use that API); with ``MLFLOW_TRACKING_URI`` set, no MLflow server is start
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -167,8 +168,13 @@ def stop(home: Home) -> dict:
                 if not _alive(pid):
                     break
                 time.sleep(0.25)
-            else:
-                os.killpg(pid, signal.SIGKILL)
+            else:  # no clean exit within 10 s (a loaded machine): kill, and wait until it is really gone
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                for _ in range(40):
+                    if not _alive(pid):
+                        break
+                    time.sleep(0.25)
             stopped.append(name)
     home.state_file.unlink(missing_ok=True)
     return {"stopped": stopped}

@@ -35,13 +35,23 @@ def curate_dataset(dataset_path: str, name: str, cfg: CurationConfig, out: str |
     h = home()
     src = read_dataset(dataset_path)
     if use_streaming(cfg, src.rows):
-        # Bounded memory: part by part on the workers, streamed into the two Datasets.
-        with DatasetWriter(h.datasets, name, parents=[src.digest], config=cfg.model_dump(), path=out) as kept_w, \
-                DatasetWriter(h.datasets, f"{name}-removed", parents=[src.digest], config=cfg.model_dump(),
-                              path=f"{out}/removed" if out else None) as removed_w:
-            log.info("curate %s: streaming %s rows part by part", name, src.rows)
+        # Bounded memory: part by part on the workers, streamed into the two Datasets. With --out DIR the
+        # removed rows belong inside the kept Dataset (DIR/removed): they are staged beside it and moved in
+        # once DIR is published.
+        kept_w = DatasetWriter(h.datasets, name, parents=[src.digest], config=cfg.model_dump(), path=out)
+        removed_w = DatasetWriter(h.datasets, f"{name}-removed", parents=[src.digest], config=cfg.model_dump(),
+                                  path=f"{out}.removed-staging" if out else None)
+        log.info("curate %s: streaming %s rows part by part", name, src.rows)
+        try:
             stats = curate_streaming(src, cfg, kept_w, removed_w, h.cache / f"curate-{name}-work", h.dask_address())
-        ds, gone = kept_w.dataset, removed_w.dataset
+            ds, gone = kept_w.close(), removed_w.close()
+        except BaseException:
+            kept_w.abort()
+            removed_w.abort()
+            raise
+        if out:
+            gone.path.rename(ds.path / "removed")
+            gone = read_dataset(ds.path / "removed")
     else:
         kept, removed, stats = curate(src.to_pandas(), cfg, h.dask_address())
         ds = write_dataset(kept, h.datasets, name, parents=[src.digest], config=cfg.model_dump(), path=out)

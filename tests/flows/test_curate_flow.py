@@ -73,3 +73,28 @@ def test_sft_data_leaves_out_rows_that_duplicate_held_out_rows(tmp_path):
     res = build_sft_dataset.fn(str(train_ds.path), wl, False, str(test_ds.path))
     assert res["dropped_leakage"] == 1 and res["rows"] == 200  # the near-copy of test[5] is out, nothing else
     assert "leak-1" not in set(read_dataset(res["path"]).to_pandas().id)
+
+
+def test_cli_streaming_curation_writes_the_same_datasets_with_counts(prefect_api, tmp_path):
+    """`streaming: on` through the CLI: part-by-part curation, the kept and removed Datasets, counts in MLflow."""
+    from prefect.settings import PREFECT_API_URL
+
+    docs, _ = near_duplicate_corpus(30, copies=(1, 1), seed=4)
+    with (tmp_path / "corpus.jsonl").open("w") as f:
+        for r in docs.itertuples():
+            f.write(json.dumps({"id": r.id, "text": r.text}) + "\n")
+        f.write(json.dumps({"id": "zz-copy", "text": docs.text.iloc[0]}) + "\n")  # the smaller id is kept
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"min_words": 5, "fuzzy_dedup": {"enabled": True}, "streaming": "on"}))
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    out = tmp_path / "curated"
+    run = flywheel("curate", "--in", str(tmp_path / "corpus.jsonl"), "--out", str(out), "--config", str(recipe),
+                   "--json", env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    res = json.loads(run.stdout)
+    kept, removed = read_dataset(out).to_pandas(), read_dataset(out / "removed").to_pandas()
+    assert res["counts"]["total"] == len(docs) + 1 == len(kept) + len(removed)
+    assert removed.set_index("id").loc["zz-copy", "reason"] == "exact_duplicate"
+    assert (removed.reason == "fuzzy_duplicate").sum() == res["counts"]["dropped_fuzzy_duplicate"] >= 15
+    assert "streaming" in run.stderr
