@@ -177,6 +177,11 @@ def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     parts = sorted(Path(src.path).glob("part-*.parquet"))
+    if not parts or not src.rows:  # nothing to curate: two empty Datasets with the source's columns
+        empty = src.to_pandas().head(0)
+        kept_writer.write(empty)
+        removed_writer.write(empty.assign(step=None, reason=None, duplicate_of=None))
+        return {"summary": {"total": 0, "kept": 0}, "steps": {}, "phase1_seconds": 0.0}
     marked = [str(work / f"marked-{i:05d}.parquet") for i in range(len(parts))]
     cfg_json = cfg.model_dump_json()
     stats: "OrderedDict[str, StepStats]" = OrderedDict()

@@ -47,3 +47,12 @@ def test_streaming_refuses_steps_that_need_the_whole_set():
     assert use_streaming(CurationConfig(), 10**6) and not use_streaming(CurationConfig(), 10)
     assert not use_streaming(CurationConfig(blend={"weights": {"*": 1.0}}), 10**6)  # auto falls back
     assert use_streaming(CurationConfig(streaming="on"), 1)
+
+
+def test_streaming_an_empty_dataset_gives_two_empty_datasets(tmp_path):
+    src = write_dataset(pd.DataFrame({c: pd.Series(dtype="object") for c in ("id", "text", "source", "kind", "meta")}),
+                        tmp_path, "empty")
+    with DatasetWriter(tmp_path, "kept") as kw, DatasetWriter(tmp_path, "removed") as rw:
+        stats = curate_streaming(src, CurationConfig(streaming="on"), kw, rw, tmp_path / "work")
+    assert stats["summary"] == {"total": 0, "kept": 0} and kw.dataset.rows == 0 == rw.dataset.rows
+    assert list(rw.dataset.to_pandas().columns)[-3:] == ["step", "reason", "duplicate_of"]
