@@ -5,7 +5,7 @@ a list or its JSON, the loss on every assistant turn). DPO rows have ``prompt`` 
 ``chosen`` and ``rejected``.
 
     rows = load_rows("feedback:fraud", "dpo", home)        # or a Dataset folder / .jsonl / .parquet
-    enc = encode_sft_rows(tok, rows, system_prompt, cfg)   # EncodedRows: examples + counts
+    enc = encode_sft_rows(tok, rows, system_prompt, 192)   # EncodedRows: examples + counts
     batches = pack(enc.examples, cfg.max_seq_length)       # several examples per row
 
 Labels are -100 on everything but the assistant turns. An example longer than ``max_seq_length``
@@ -69,6 +69,9 @@ def load_rows(spec: str, recipe: str, home=None) -> list[dict]:
         else:
             raise DataError(f"dataset {spec}: expected a Dataset folder, .jsonl or .parquet")
         rows = df.to_dict("records")
+        if (recipe == "sft" and rows and "meta" in df.columns and not {"answer", "messages"} & set(df.columns)
+                and path.is_dir()):
+            rows = labelled_rows(str(path)) or rows  # a curated Dataset keeps label and answer in ``meta``
     check_columns(rows, recipe, spec)
     return rows
 

@@ -357,3 +357,19 @@ def test_torchrun_two_processes_run_the_same_recipe(tiny_model, tmp_path):
     assert sum(res["losses"][-3:]) < 0.9 * sum(res["losses"][:3])
     assert (tmp_path / "out" / "adapter" / "flywheel_adapter.safetensors").exists()
     assert sorted(p.name for p in (tmp_path / "out" / "checkpoints").iterdir()) == ["step-10", "step-5"]
+
+
+def test_a_curated_dataset_with_answers_in_meta_is_sft_data(tmp_path):
+    import pandas as pd
+
+    from flywheel.core.dataset import write_dataset
+    from flywheel.training.data import load_rows
+
+    rows = generate(5, seed=1)
+    df = pd.DataFrame({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows], "source": "gen",
+                       "meta": [json.dumps({"label": r["label"], "answer": r["answer"]}) for r in rows]})
+    ds = write_dataset(df, tmp_path, "curated")
+    got = load_rows(str(ds.path), "sft")
+    assert [(r["text"], r["answer"]) for r in got] == [(r["text"], r["answer"]) for r in rows]
+    with pytest.raises(DataError, match="missing column"):  # plain documents are not SFT data
+        load_rows(str(write_dataset(df.assign(meta="{}"), tmp_path, "docs").path), "sft")
