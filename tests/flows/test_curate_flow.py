@@ -10,9 +10,20 @@ from flywheel.core.dataset import read_dataset
 from tests.flows.test_cli import flywheel
 
 
-def test_cli_curates_raw_jsonl_with_pii_fuzzy_dedup_and_splits(prefect_api, tmp_path):
+def _curate_cli(tmp_path, recipe: dict):
+    """`flywheel curate --in tmp/corpus.jsonl --out tmp/curated --config <recipe> --json` on the test Prefect API."""
     from prefect.settings import PREFECT_API_URL
 
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    run = flywheel("curate", "--in", str(tmp_path / "corpus.jsonl"), "--out", str(tmp_path / "curated"), "--config",
+                   str(tmp_path / "recipe.yaml"), "--json", env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return run, json.loads(run.stdout), env
+
+
+def test_cli_curates_raw_jsonl_with_pii_fuzzy_dedup_and_splits(prefect_api, tmp_path):
     docs, _ = near_duplicate_corpus(30, copies=(1, 1), seed=2)
     tickets, seeded = pii_corpus(10, seed=3)
     with (tmp_path / "corpus.jsonl").open("w") as f:
@@ -21,16 +32,9 @@ def test_cli_curates_raw_jsonl_with_pii_fuzzy_dedup_and_splits(prefect_api, tmp_
         for r in tickets.itertuples():
             f.write(json.dumps({"id": r.id, "text": r.text}) + "\n")
         f.write('{"id": "null", "text": null}\n{"id": "blank", "text": "   "}\n{"id": "sur", "text": "bad \\ud800 x"}\n')
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"min_words": 5, "pii": {"enabled": True}, "fuzzy_dedup": {"enabled": True},
-                                      "split": {"fractions": {"train": 0.8, "test": 0.2}, "seed": 1}}))
-    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    run, res, env = _curate_cli(tmp_path, {"min_words": 5, "pii": {"enabled": True}, "fuzzy_dedup": {"enabled": True},
+                                           "split": {"fractions": {"train": 0.8, "test": 0.2}, "seed": 1}})
     out = tmp_path / "curated"
-    run = flywheel("curate", "--in", str(tmp_path / "corpus.jsonl"), "--out", str(out), "--config", str(recipe),
-                   "--json", env=env, timeout=600)
-    assert run.returncode == 0, run.stderr
-    res = json.loads(run.stdout)
     kept = read_dataset(out).to_pandas()
     removed = read_dataset(out / "removed").to_pandas()
     assert res["rows"] == len(kept) and set(kept.split) == {"train", "test"}
@@ -76,23 +80,14 @@ def test_sft_data_leaves_out_rows_that_duplicate_held_out_rows(tmp_path):
 
 
 def test_cli_streaming_curation_writes_the_same_datasets_with_counts(prefect_api, tmp_path):
-    """`streaming: on` through the CLI: part-by-part curation, the kept and removed Datasets, counts in MLflow."""
-    from prefect.settings import PREFECT_API_URL
-
+    """`streaming: on` through the CLI: part-by-part curation, the kept and removed Datasets and their counts."""
     docs, _ = near_duplicate_corpus(30, copies=(1, 1), seed=4)
     with (tmp_path / "corpus.jsonl").open("w") as f:
         for r in docs.itertuples():
             f.write(json.dumps({"id": r.id, "text": r.text}) + "\n")
         f.write(json.dumps({"id": "zz-copy", "text": docs.text.iloc[0]}) + "\n")  # the smaller id is kept
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"min_words": 5, "fuzzy_dedup": {"enabled": True}, "streaming": "on"}))
-    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    run, res, _ = _curate_cli(tmp_path, {"min_words": 5, "fuzzy_dedup": {"enabled": True}, "streaming": "on"})
     out = tmp_path / "curated"
-    run = flywheel("curate", "--in", str(tmp_path / "corpus.jsonl"), "--out", str(out), "--config", str(recipe),
-                   "--json", env=env, timeout=600)
-    assert run.returncode == 0, run.stderr
-    res = json.loads(run.stdout)
     kept, removed = read_dataset(out).to_pandas(), read_dataset(out / "removed").to_pandas()
     assert res["counts"]["total"] == len(docs) + 1 == len(kept) + len(removed)
     assert removed.set_index("id").loc["zz-copy", "reason"] == "exact_duplicate"
