@@ -78,9 +78,6 @@ def find_duplicates(df: pd.DataFrame, cfg, sig: np.ndarray | None = None) -> tup
 
     ``sig`` may be passed when the signatures were computed elsewhere (on Dask partitions), in the
     order of ``df``'s rows."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     p = resolved(cfg)
     ids = df["id"].astype(str).to_numpy()
     texts = df["text"].tolist()
@@ -100,10 +97,21 @@ def find_duplicates(df: pd.DataFrame, cfg, sig: np.ndarray | None = None) -> tup
         keep = sims >= p["threshold"]
         edges, sims = edges[keep], sims[keep]
     info["verified_pairs"] = int(len(edges))
-    n = len(ids)
+    removed, info["components"] = linked_duplicates(ids, edges, sims)
+    return removed, info
+
+
+def linked_duplicates(ids: np.ndarray, edges: np.ndarray, sims: np.ndarray) -> tuple[pd.DataFrame, int]:
+    """Connected components of the verified pairs (``edges`` index ``ids``): in each, the smallest id is
+    kept and the others are removed as its duplicates. Returns ``id, duplicate_of, similarity, pos`` (the
+    similarity that linked the document, its position in ``ids``) and the number of components."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     if not len(edges):
         return pd.DataFrame({"id": pd.Series(dtype="str"), "duplicate_of": pd.Series(dtype="str"),
-                             "similarity": pd.Series(dtype="float64"), "pos": pd.Series(dtype="int64")}), {**info, "components": 0}
+                             "similarity": pd.Series(dtype="float64"), "pos": pd.Series(dtype="int64")}), 0
+    n = len(ids)
     graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     frame = pd.DataFrame({"id": ids, "label": labels})
@@ -114,5 +122,5 @@ def find_duplicates(df: pd.DataFrame, cfg, sig: np.ndarray | None = None) -> tup
     best = pd.Series(sims, index=edges[:, 1]).groupby(level=0).max()  # the similarity that linked each doc
     removed = removed.assign(similarity=[float(best.get(i, np.nan)) for i in removed.index],
                              pos=removed.index.to_numpy())
-    info["components"] = int(frame["label"].nunique())
-    return removed[["id", "duplicate_of", "similarity", "pos"]].reset_index(drop=True), info
+    removed = removed[["id", "duplicate_of", "similarity", "pos"]].reset_index(drop=True)
+    return removed, int(frame["label"].nunique())

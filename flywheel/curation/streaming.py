@@ -100,10 +100,7 @@ def _exact_duplicates(marked: list[str], partitions: int) -> pd.DataFrame:
 
 def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) -> tuple[pd.DataFrame, dict]:
     """Near-duplicates from the parts' band hashes; candidates verified on their texts alone."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from flywheel.curation.fuzzy import candidate_edges, resolved
+    from flywheel.curation.fuzzy import candidate_edges, linked_duplicates, resolved
     from flywheel.curation.minhash import exact_jaccard
 
     p = resolved(cfg.fuzzy_dedup)
@@ -126,8 +123,7 @@ def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) ->
             part = pd.read_parquet(m, columns=["id", "text"])
             part = part[part["id"].isin(wanted)]
             texts.update(zip(part["id"], part["text"]))
-        local = {int(i): k for k, i in enumerate(need)}
-        pairs = np.array([[local[int(a)], local[int(b)]] for a, b in edges], dtype=np.int64)
+        pairs = np.searchsorted(need, edges)  # edges renumbered into ``need`` (sorted, unique)
         if p["verify"] == "exact":
             sims = exact_jaccard([texts[ids[i]] for i in need], pairs, p["shingle"], p["ngram"])
         else:  # minhash estimate from the band agreement is too coarse: verify on the texts' signatures
@@ -140,21 +136,8 @@ def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) ->
     else:
         sims = np.ones(len(edges))
     info["verified_pairs"] = int(len(edges))
-    if not len(edges):
-        return pd.DataFrame({"id": pd.Series(dtype="str"), "duplicate_of": pd.Series(dtype="str"),
-                             "similarity": pd.Series(dtype="float64")}), {**info, "components": 0}
-    nodes = np.unique(edges)  # connected components over the documents in some edge only
-    index = {int(n): k for k, n in enumerate(nodes)}
-    e = np.array([[index[int(a)], index[int(b)]] for a, b in edges])
-    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(nodes), len(nodes)))
-    _, labels = connected_components(graph, directed=False)
-    frame = pd.DataFrame({"id": ids[nodes], "label": labels})
-    keeper = frame.groupby("label")["id"].transform("min")
-    best = pd.Series(sims, index=ids[edges[:, 1]]).groupby(level=0).max()
-    removed = frame[frame["id"] != keeper].assign(duplicate_of=keeper[frame["id"] != keeper])
-    removed = removed.assign(similarity=[float(best.get(i, np.nan)) for i in removed["id"]])
-    info["components"] = int(frame["label"].nunique())
-    return removed[["id", "duplicate_of", "similarity"]].reset_index(drop=True), info
+    removed, info["components"] = linked_duplicates(ids, edges, sims)
+    return removed[["id", "duplicate_of", "similarity"]], info
 
 
 def _record(dups: pd.DataFrame, step: str, reason: str, total: int, t0: float, marks: dict) -> StepStats:
