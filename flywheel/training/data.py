@@ -157,24 +157,37 @@ def fit(ids: list[int], labels: list[int], max_len: int, truncation: str) -> tup
     return ids[cut:], labels[cut:]
 
 
-def encode_sft_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str = "prompt_left") -> EncodedRows:
-    out = EncodedRows(counts={"total": len(rows), "kept": 0, "truncated": 0, "dropped_too_long": 0,
-                              "dropped_no_answer": 0})
+def encode_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str,
+                answer_keys: tuple[str, ...], what: str) -> tuple[list[tuple], dict]:
+    """Per kept row, one (ids, labels) per answer column (``answer`` for SFT; ``chosen``, ``rejected`` for
+    DPO); a row goes if any side is too long (``truncation: drop``) or has no answer tokens; counted."""
+    counts = {"total": len(rows), "kept": 0, "truncated": 0, "dropped_too_long": 0, "dropped_no_answer": 0}
+    kept = []
     for row in rows:
-        ids, labels = encode_chat(tok, conversation(row, system_prompt))
-        fitted = fit(ids, labels, max_len, truncation)
-        if fitted is None:
-            out.counts["dropped_too_long"] += 1
-            continue
-        if all(label == IGNORE for label in fitted[1]):
-            out.counts["dropped_no_answer"] += 1
-            continue
-        out.counts["truncated"] += len(fitted[0]) < len(ids)
-        out.examples.append(fitted)
-    out.counts["kept"] = len(out.examples)
-    if not out.examples:
-        raise DataError(f"no example left to train on: {out.counts}")
-    return out
+        sides, cut = [], False
+        for key in answer_keys:
+            ids, labels = encode_chat(tok, conversation(row, system_prompt, answer_key=key))
+            fitted = fit(ids, labels, max_len, truncation)
+            if fitted is None:
+                break
+            sides.append(fitted)
+            cut |= len(fitted[0]) < len(ids)
+        if len(sides) < len(answer_keys):
+            counts["dropped_too_long"] += 1
+        elif any(all(label == IGNORE for label in labels) for _, labels in sides):
+            counts["dropped_no_answer"] += 1
+        else:
+            counts["truncated"] += cut
+            kept.append(tuple(sides))
+    counts["kept"] = len(kept)
+    if not kept:
+        raise DataError(f"no {what} left to train on: {counts}")
+    return kept, counts
+
+
+def encode_sft_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str = "prompt_left") -> EncodedRows:
+    kept, counts = encode_rows(tok, rows, system_prompt, max_len, truncation, ("answer",), "example")
+    return EncodedRows(examples=[k[0] for k in kept], counts=counts)
 
 
 def pack(examples: list[tuple[list[int], list[int]]], max_len: int) -> list[tuple[list[int], list[int], list[int]]]:

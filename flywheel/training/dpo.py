@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from flywheel.core.config import DpoConfig
-from flywheel.training.data import IGNORE, DataError, collate, conversation, encode_chat, fit
+from flywheel.training.data import IGNORE, collate, encode_rows
 from flywheel.training.methods import aux_loss, set_token_mask
 from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, build_model, lr_at, optimizer,
                                       runtime, start_state, wrap_distributed, wrap_up)
@@ -29,26 +29,8 @@ from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, 
 
 def encode_pairs(tok, rows: list[dict], system_prompt: str, cfg: DpoConfig):
     """[(chosen ids, labels), (rejected ids, labels)] per kept pair, and counts."""
-    counts = {"total": len(rows), "kept": 0, "truncated": 0, "dropped_too_long": 0, "dropped_no_answer": 0}
-    pairs = []
-    for row in rows:
-        sides = []
-        for key in ("chosen", "rejected"):
-            ids, labels = encode_chat(tok, conversation(row, system_prompt, answer_key=key))
-            fitted = fit(ids, labels, cfg.max_seq_length, cfg.truncation)
-            sides.append((fitted, len(ids)))
-        if any(f is None for f, _ in sides):
-            counts["dropped_too_long"] += 1
-            continue
-        if any(all(label == IGNORE for label in f[1]) for f, _ in sides):
-            counts["dropped_no_answer"] += 1
-            continue
-        counts["truncated"] += any(len(f[0]) < n for f, n in sides)
-        pairs.append((sides[0][0], sides[1][0]))
-    counts["kept"] = len(pairs)
-    if not pairs:
-        raise DataError(f"no preference pair left to train on: {counts}")
-    return pairs, counts
+    return encode_rows(tok, rows, system_prompt, cfg.max_seq_length, cfg.truncation, ("chosen", "rejected"),
+                       "preference pair")
 
 
 def sequence_logps(model, ids, labels, mask):
@@ -107,7 +89,7 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
     meter = Meter(cfg, rt, state, ckpts, model, opt, info, n_matmul, on_step)
     accuracies = []
     for step in range(state.step, cfg.max_steps):
-        picked = batches.take(cfg.batch_size * rt.world)[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size]
+        picked = batches.take(cfg.batch_size, rt)
         chosen = [pairs[i][0] for i in picked]
         rejected = [pairs[i][1] for i in picked]
         ids, labels, mask, _ = (t.to(rt.device) for t in collate(chosen + rejected, tok.pad_token_id))

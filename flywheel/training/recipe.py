@@ -145,7 +145,9 @@ class Batches:
         if state.rng is not None:
             self.rng.setstate(_tuples(state.rng))
 
-    def take(self, k: int) -> list[int]:
+    def take(self, batch_size: int, rt: Runtime) -> list[int]:
+        """This rank's ``batch_size`` examples of the next global batch of ``batch_size x world``."""
+        k = batch_size * rt.world
         out = []
         while len(out) < k:
             if not self.state.order:
@@ -153,7 +155,7 @@ class Batches:
                 self.rng.shuffle(self.state.order)
             out.append(self.state.order.pop())
         self.state.rng = list(self.rng.getstate())
-        return out
+        return out[rt.rank * batch_size:(rt.rank + 1) * batch_size]
 
 
 def _tuples(x):

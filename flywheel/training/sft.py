@@ -57,7 +57,7 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
     device_type = "cuda" if rt.device.startswith("cuda") else "cpu"
     meter = Meter(cfg, rt, state, ckpts, model, opt, info, n_matmul, on_step)
     for step in range(state.step, cfg.max_steps):
-        picked = batches.take(cfg.batch_size * rt.world)[rt.rank * cfg.batch_size:(rt.rank + 1) * cfg.batch_size]
+        picked = batches.take(cfg.batch_size, rt)
         ids, labels, mask, pos = (t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
