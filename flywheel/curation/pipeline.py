@@ -25,8 +25,8 @@ import pandas as pd
 from flywheel.core.cluster import dask_client
 from flywheel.core.config import CurationConfig
 from flywheel.core.steps import StepStats
-from flywheel.curation.steps import (HeuristicFilters, LanguageFilter, NonAlphaNumericFilter, PiiRedaction, TextSanity, UnicodeNormalizer,
-                                     WordCountFilter, text_hash)
+from flywheel.curation.steps import (HeuristicFilters, LanguageFilter, NonAlphaNumericFilter, PiiRedaction, QualityFilter, TextSanity,
+                                     UnicodeNormalizer, WordCountFilter, text_hash)
 
 
 def build_steps(cfg: CurationConfig) -> list:
@@ -41,13 +41,21 @@ def build_steps(cfg: CurationConfig) -> list:
     steps.append(NonAlphaNumericFilter(cfg.max_non_alnum_ratio))
     if cfg.heuristics:
         steps.append(HeuristicFilters(cfg.heuristics))
+    if cfg.quality.enabled:  # the costly model last, on what the cheap filters kept (as NeMo Curator advises)
+        steps.append(QualityFilter(cfg.quality))
     return steps
+
+
+def step_columns(cfg: CurationConfig) -> dict:
+    """Columns (name -> dtype) the per-partition steps add to every row."""
+    return dict(QualityFilter.columns) if cfg.quality.enabled else {}
 
 
 def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     """Apply the steps; return every row with ``_step``/``reason`` set where it was dropped."""
     if part.empty:
-        return part.assign(_step=pd.Series(dtype="object"), reason=pd.Series(dtype="object"),
+        added = {name: pd.Series(dtype=dtype) for name, dtype in step_columns(cfg).items()}
+        return part.assign(**added, _step=pd.Series(dtype="object"), reason=pd.Series(dtype="object"),
                            hash=pd.Series(dtype="object"), _modified=pd.Series(dtype="object"))
     live = part
     removed = []
@@ -183,6 +191,7 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
     if cfg.backend == "cudf":
         raise NotImplementedError("curation backend 'cudf': the cuDF path is not implemented yet; use backend: pandas "
                                   "(the same steps run on Dask CPU workers)")
+    build_steps(cfg)  # a step that does not fit its config (a classifier's labels) fails here, before any work
     df = _mark_bad_text(df.reset_index(drop=True))
     with dask_client(dask_address):
         ddf = dd.from_pandas(df, npartitions=max(1, min(cfg.partitions, len(df) or 1)))

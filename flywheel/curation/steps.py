@@ -6,6 +6,7 @@
     WordCountFilter     min/max words               -> dropped_too_few_words / dropped_too_many_words
     NonAlphaNumericFilter share of symbols          -> dropped_non_alnum
     HeuristicFilters    NeMo Curator's filter set   -> dropped_<Curator filter name>
+    QualityFilter       a quality classifier        -> dropped_low_quality (+ quality_pred, quality_score)
     exact dedup         sha1 of normalised text     -> dropped_exact_duplicate (see pipeline.py: global)
 """
 
@@ -171,6 +172,49 @@ class HeuristicFilters(Filter):
             return True, ""
         reason = self.set.reason(row["text"])
         return reason is None, reason or ""
+
+
+class QualityFilter:
+    """A quality classifier (flywheel/curation/quality.py) as a step. It runs after the cheap filters,
+    on what they kept; every row it sees gets ``quality_pred``/``quality_score`` (NeMo Curator's
+    columns), removed rows included, so a threshold can be audited. Tables are not judged. The
+    config is checked against the model's metadata when the step is built; weights load on first use."""
+
+    name = "quality"
+    columns = {"quality_pred": "object", "quality_score": "float64"}
+
+    def __init__(self, cfg):
+        from flywheel.curation.quality import check_config
+
+        self.cfg = cfg
+        check_config(cfg)
+
+    def apply(self, df):
+        import time
+
+        import numpy as np
+        import pandas as pd
+
+        from flywheel.core.steps import StepStats
+        from flywheel.curation.quality import keep_mask, load_classifier
+
+        t0 = time.perf_counter()
+        judged = (df["kind"] != "table").to_numpy() if "kind" in df.columns else np.ones(len(df), bool)
+        pred = pd.Series(None, index=df.index, dtype="object")
+        score = pd.Series(np.nan, index=df.index, dtype="float64")
+        keep = np.ones(len(df), bool)
+        if judged.any():
+            c = self.cfg
+            clf = load_classifier(c.model, c.device, c.batch_size, c.max_tokens, c.max_chars)
+            probs = clf.probabilities(df["text"][judged].tolist())
+            labels, scores = clf.predict_from(probs)
+            pred[judged], score[judged] = labels, scores
+            keep[judged] = keep_mask(clf, probs, c)
+        out = df.assign(quality_pred=pred, quality_score=score)
+        stats = StepStats(self.name, total=len(df), kept=int(keep.sum()), seconds=time.perf_counter() - t0)
+        if (~keep).any():
+            stats.dropped["low_quality"] = int((~keep).sum())
+        return out[keep], out[~keep].assign(reason="low_quality", step=self.name), stats
 
 
 def text_hash(text) -> str:

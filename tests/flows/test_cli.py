@@ -11,7 +11,7 @@ import yaml
 
 from tests.unit.test_house_rules import ROOT
 
-STAGES = ["server", "generate", "ingest", "ingest-deploy", "watch", "curate", "train", "evaluate", "run", "deploy",
+STAGES = ["server", "generate", "ingest", "ingest-deploy", "watch", "curate", "curate-classifier", "train", "evaluate", "run", "deploy",
           "retrain", "rollback", "serve", "demo"]
 
 

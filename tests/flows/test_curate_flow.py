@@ -93,3 +93,29 @@ def test_cli_streaming_curation_writes_the_same_datasets_with_counts(prefect_api
     assert removed.set_index("id").loc["zz-copy", "reason"] == "exact_duplicate"
     assert (removed.reason == "fuzzy_duplicate").sum() == res["counts"]["dropped_fuzzy_duplicate"] >= 15
     assert "streaming" in run.stderr
+
+
+def test_cli_trains_a_quality_classifier_and_curates_with_it(prefect_api, tmp_path):
+    """`flywheel curate-classifier` (real MiniLM) then `flywheel curate` with its quality step: junk is removed."""
+    from examples.quality import quality_corpus
+
+    with (tmp_path / "labelled.jsonl").open("w") as f:
+        for r in quality_corpus(200, seed=0):
+            f.write(json.dumps({"body": r["text"], "quality": r["label"]}) + "\n")
+    bad = flywheel("curate-classifier", "--data", str(tmp_path / "labelled.jsonl"), "--out", str(tmp_path / "clf"))
+    assert bad.returncode == 2 and "no column ['text', 'label']" in bad.stderr  # default columns absent
+    run = flywheel("curate-classifier", "--data", str(tmp_path / "labelled.jsonl"), "--out", str(tmp_path / "clf"),
+                   "--text-column", "body", "--label-column", "quality", "--json", env={"FLYWHEEL_HOME": str(tmp_path / "home")})
+    assert run.returncode == 0, run.stderr
+    trained = json.loads(run.stdout)
+    assert trained["holdout_rows"] == 40 and trained["holdout_accuracy"] >= 0.95
+    rows = quality_corpus(40, seed=11)
+    with (tmp_path / "corpus.jsonl").open("w") as f:
+        for r in rows:
+            f.write(json.dumps({"id": r["id"], "text": r["text"]}) + "\n")
+    _, res, _ = _curate_cli(tmp_path, {"min_words": 3, "max_non_alnum_ratio": 1.0,
+                                       "quality": {"enabled": True, "model": str(tmp_path / "clf"), "keep_labels": ["High"]}})
+    kept = read_dataset(tmp_path / "curated").to_pandas()
+    removed = read_dataset(tmp_path / "curated" / "removed").to_pandas()
+    assert set(removed[removed.reason == "low_quality"].id) == {r["id"] for r in rows if r["label"] == "Low"}
+    assert res["counts"]["dropped_low_quality"] == 20 and set(kept.quality_pred) == {"High"}
