@@ -14,21 +14,26 @@ import atexit
 import contextlib
 import threading
 
-_LOCAL: dict[tuple[int, int], object] = {}
+_LOCAL: dict[tuple[int, int, bool], object] = {}
 _LOCK = threading.Lock()
 
 
-def _local_cluster(workers: int, threads: int):
+def _local_cluster(workers: int, threads: int, cuda: bool = False):
     from distributed import LocalCluster
 
     with _LOCK:
-        cluster = _LOCAL.get((workers, threads))
+        cluster = _LOCAL.get((workers, threads, cuda))
         if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
-            # processes=False: in-process workers, so no subprocesses (and no second Prefect client) on a laptop.
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None)
+            if cuda:  # dask-cuda: one worker process per visible GPU (the gpu extra)
+                from dask_cuda import LocalCUDACluster
+
+                cluster = LocalCUDACluster(dashboard_address=None)
+            else:
+                # processes=False: in-process workers, so no subprocesses (and no second Prefect client) on a laptop.
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=False, dashboard_address=None)
             if not _LOCAL:  # registered after distributed's own exit hooks, so it runs before them (LIFO)
                 atexit.register(_close_all)
-            _LOCAL[(workers, threads)] = cluster
+            _LOCAL[(workers, threads, cuda)] = cluster
         return cluster
 
 
@@ -47,10 +52,11 @@ def _close_all() -> None:
 
 
 @contextlib.contextmanager
-def dask_client(address: str | None = None, workers: int = 1, threads: int = 2):
+def dask_client(address: str | None = None, workers: int = 1, threads: int = 2, cuda: bool = False):
+    """A client of ``address``, or of the process's LocalCluster (``cuda``: a dask-cuda LocalCUDACluster)."""
     from distributed import Client
 
-    client = Client(address) if address else Client(_local_cluster(workers, threads))
+    client = Client(address) if address else Client(_local_cluster(workers, threads, cuda))
     try:
         yield client
     finally:

@@ -30,7 +30,10 @@ class FuzzyDedupConfig(_Model):
 
     enabled: bool = Field(False, description="Remove near-duplicates (templated records such as transactions are near-duplicates by design: off by default).")
     preset: Literal["curator", "fast"] = Field(
-        "curator", description="curator: NeMo Curator's char 24-grams, 20 bands x 13 rows, seed 42; fast: word 5-grams, 9 x 13."
+        "curator", description="curator: NeMo Curator's MinHash (char 24-grams, murmur3 as cuDF computes it, 20 bands x 13 rows, seed 42); fast: word 5-grams, rolling hash, 9 x 13."
+    )
+    hash: Literal["murmur3", "rolling"] | None = Field(
+        None, description="Override the preset's shingle hash: murmur3 = cuDF's/NeMo Curator's exact signatures (character shingles only); rolling = the faster CPU hash."
     )
     shingle: Literal["char", "word"] | None = Field(None, description="Override the preset's shingles.")
     ngram: int | None = Field(None, ge=1, le=1000, description="Override the preset's shingle length (characters or words).")
@@ -41,6 +44,15 @@ class FuzzyDedupConfig(_Model):
     verify: Literal["exact", "minhash", "none"] = Field(
         "exact", description="Check LSH candidates: exact shingle Jaccard, the MinHash estimate, or not at all."
     )
+
+    @model_validator(mode="after")
+    def _murmur3_needs_characters(self):
+        shingle = self.shingle or ("word" if self.preset == "fast" else "char")
+        if self.hash == "murmur3" and shingle == "word":
+            raise ValueError("hash: murmur3 (cuDF's / NeMo Curator's MinHash) hashes character windows; use shingle: char or hash: rolling")
+        if self.hash == "murmur3" and (self.ngram or 24) < 2:
+            raise ValueError("ngram: murmur3 MinHash needs windows of at least 2 characters")
+        return self
 
 
 class SemanticDedupConfig(_Model):
@@ -59,13 +71,14 @@ class QualityConfig(_Model):
     """A quality classifier on every document (flywheel/curation/quality.py; NeMo Curator's classifier stages)."""
 
     enabled: bool = Field(False, description="Score documents with a classifier and drop the ones it rates low (reason low_quality).")
-    model: str | None = Field(None, description="Classifier folder: one written by `flywheel curate-classifier` (embedding head), or a local Hugging Face sequence classifier (e.g. fineweb-edu-classifier).")
+    model: str | None = Field(None, description="Classifier folder: one written by `flywheel curate-classifier` (embedding head), a local Hugging Face sequence classifier (e.g. fineweb-edu-classifier), or nemo_curator:<Classifier> (QualityClassifier, FineWebEduClassifier, ...; backend: nemo_curator).")
     keep_labels: list[str] = Field(default_factory=list, description="Categorical model: labels to keep (NeMo Curator's filter_by), e.g. [High, Medium].")
     min_score: float | None = Field(None, description="Regression model: the score a document needs; with keep_labels: the summed probability of those labels it needs.")
     max_chars: int | None = Field(6000, ge=1, description="Characters of a document the classifier reads (NeMo Curator's default 6000).")
     max_tokens: int = Field(512, ge=8, le=32_768, description="Tokens the classifier reads (the embedding head: at most what it was trained with).")
     batch_size: int = Field(64, ge=1, le=8192)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when torch sees a GPU.")
+    cache_dir: str | None = Field(None, description="nemo_curator:<Classifier> models: the Hugging Face cache that holds their weights (NeMo Curator loads them offline).")
 
     @model_validator(mode="after")
     def _model_given(self):
@@ -147,8 +160,9 @@ class PiiConfig(_Model):
 class CurationConfig(_Model):
     """A curation recipe: sanity, normalise, PII, filters (incl. NeMo Curator heuristics), exact/fuzzy/semantic dedup, blend, split."""
 
-    backend: Literal["pandas", "cudf"] = Field(
-        "pandas", description="Dataframe backend of the Dask partitions. cudf is reserved for the GPU path (cuDF partitions, str.minhash), which is not implemented yet: choosing it stops with a clear error."
+    backend: Literal["pandas", "cudf", "nemo_curator"] = Field(
+        "pandas", description="pandas: Dask on CPUs. cudf (extra gpu): a dask-cuda cluster, MinHash by cuDF on the GPUs (same values as on CPU). "
+                              "nemo_curator (extra nemo, GPUs): fuzzy/semantic dedup and nemo_curator:<Classifier> quality run as NeMo Curator workflows on Ray."
     )
     normalize_unicode: bool = Field(True, description="NFKC-normalise text and collapse whitespace.")
     fix_mojibake: bool = Field(True, description="Repair mojibake and broken Unicode with ftfy (with normalize_unicode).")
@@ -186,6 +200,20 @@ class CurationConfig(_Model):
         "auto", description="on: curate part by part with bounded memory (flywheel/curation/streaming.py; no semantic dedup, "
                             "blend or split); auto: on above stream_above_rows rows when those steps are off.")
     stream_above_rows: int = Field(200_000, ge=1, description="Row count from which streaming: auto streams.")
+
+    @model_validator(mode="after")
+    def _backend_fits(self):
+        from flywheel.curation.fuzzy import resolved
+
+        if self.backend == "cudf" and self.fuzzy_dedup.enabled and resolved(self.fuzzy_dedup)["hash"] != "murmur3":
+            raise ValueError("fuzzy_dedup.hash: backend cudf computes cuDF's murmur3 MinHash over characters; "
+                             "use preset: curator (or hash: murmur3, shingle: char)")
+        model = self.quality.model or ""
+        if self.quality.enabled and model.startswith("nemo_curator:") and self.backend != "nemo_curator":
+            raise ValueError(f"quality.model: {model} runs on NeMo Curator; set backend: nemo_curator")
+        if self.backend == "nemo_curator" and self.streaming == "on":
+            raise ValueError("streaming: backend nemo_curator hands whole sets to NeMo Curator, which streams them itself; use streaming: off")
+        return self
 
 
 class OcrConfig(_Model):

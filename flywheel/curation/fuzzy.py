@@ -12,8 +12,9 @@
 
 With 20 bands x 13 rows a pair at Jaccard 0.8 becomes a candidate with probability
 1 - (1 - 0.8^13)^20 = 0.68 (the S-curve's knee is near 0.8); at 0.85 it is 0.92, at 0.9 0.997. Presets (``FuzzyDedupConfig``):
-``curator`` = NeMo Curator's (character 24-grams, 20 x 13 = 260 hashes, seed 42), ``fast`` =
-word 5-grams, 9 x 13 = 117 hashes.
+``curator`` = NeMo Curator's (character 24-grams, 20 x 13 = 260 hashes, seed 42, and its exact
+MinHash values: cuDF's murmur3, see :mod:`flywheel.curation.minhash`), ``fast`` = word 5-grams,
+9 x 13 = 117 hashes, the rolling hash.
 
     dups, info = find_duplicates(df, FuzzyDedupConfig(enabled=True))   # id, duplicate_of, similarity, pos
 """
@@ -23,27 +24,34 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures
+from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures_with
 
 PRESETS = {
-    "curator": {"shingle": "char", "ngram": 24, "bands": 20, "rows": 13},
-    "fast": {"shingle": "word", "ngram": 5, "bands": 9, "rows": 13},
+    "curator": {"shingle": "char", "ngram": 24, "bands": 20, "rows": 13, "hash": "murmur3"},
+    "fast": {"shingle": "word", "ngram": 5, "bands": 9, "rows": 13, "hash": "rolling"},
 }
 
 
 def resolved(cfg) -> dict:
     """The preset's values, overridden by any field the config sets explicitly."""
     out = dict(PRESETS[cfg.preset])
-    for key in ("shingle", "ngram", "bands", "rows"):
+    for key in ("shingle", "ngram", "bands", "rows", "hash"):
         if getattr(cfg, key) is not None:
             out[key] = getattr(cfg, key)
+    if out["shingle"] == "word" and cfg.hash is None:
+        out["hash"] = "rolling"  # murmur3 (cuDF's) is defined on character windows only
     out.update(seed=cfg.seed, threshold=cfg.threshold, verify=cfg.verify)
     return out
 
 
+def curation_params(cfg) -> dict:
+    """:func:`resolved` for a whole ``CurationConfig``: its fuzzy-dedup values plus the backend that hashes."""
+    return {**resolved(cfg.fuzzy_dedup), "backend": cfg.backend}
+
+
 def partition_signatures(part: pd.DataFrame, p: dict) -> pd.DataFrame:
     """One partition's ids with their signatures (columns ``s0..``) — what a Dask worker computes."""
-    sig = signatures(part["text"].tolist(), p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+    sig = signatures_with(part["text"].tolist(), p)
     out = pd.DataFrame(sig, columns=[f"s{k}" for k in range(sig.shape[1])], index=part.index)
     out.insert(0, "id", part["id"].astype(str).values)
     return out
@@ -82,7 +90,7 @@ def find_duplicates(df: pd.DataFrame, cfg, sig: np.ndarray | None = None) -> tup
     ids = df["id"].astype(str).to_numpy()
     texts = df["text"].tolist()
     if sig is None:
-        sig = signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+        sig = signatures_with(texts, p)
     empty = no_shingles(sig)
     edges = candidate_edges(ids, band_hashes(sig, p["bands"], p["rows"]))
     edges = edges[~(empty[edges[:, 0]] | empty[edges[:, 1]])] if len(edges) else edges

@@ -7,7 +7,15 @@ murmur3's ``fmix64``; signature ``k`` is the minimum over shingles of the biject
 over the ``K`` hashes is branch-free, so LLVM vectorises it: about 40 MB/s per core for
 char-24 × 260 on this project's CPU (bench/minhash_vs_peers.py).
 
+``hash="murmur3"`` computes instead exactly what cuDF's ``Series.str.minhash(seed, a, b, width)``
+computes on a GPU, and so what NeMo Curator's GPU MinHashStage computes: every window of ``n``
+characters (a shorter document is one window) hashed as UTF-8 bytes with MurmurHash3_x86_32
+(``seed``; a hash of 0 counts as 1), permuted by ``(h·a_k + b_k) mod 2^32``, an empty document
+all zeros; ``a``/``b`` drawn as Curator draws them (``RandomState(seed)``, pairs below 2^31 - 1,
+the hash seed being ``a_0``). The same signatures on CPU and GPU mean the same duplicates.
+
     sig = signatures(texts, shingle="char", n=24, num_hashes=260, seed=42)   # (docs, 260) uint32
+    sig = signatures(texts, "char", 24, 260, 42, hash="murmur3")             # = NeMo Curator's / cuDF's
     bands = band_hashes(sig, bands=20, rows=13)                              # (docs, 20) uint64
 """
 
@@ -130,6 +138,100 @@ def _signatures(cps, offsets, n, word, a, b, out):
             out[d, k] = sig[k]
 
 
+@nb.njit(cache=True, inline="always")
+def _rotl32(x, r):
+    return np.uint32(np.uint32(x << np.uint32(r)) | np.uint32(x >> np.uint32(32 - r)))
+
+
+@nb.njit(cache=True)
+def _murmur3_32(buf, s, e, seed):
+    """MurmurHash3_x86_32 of the bytes buf[s:e] (the reference algorithm; numba widens, so every step is cast back)."""
+    c1 = np.uint32(0xCC9E2D51)
+    c2 = np.uint32(0x1B873593)
+    h = np.uint32(seed)
+    n = e - s
+    end4 = s + (n // 4) * 4
+    for j in range(s, end4, 4):
+        k = np.uint32(np.uint32(buf[j]) | np.uint32(np.uint32(buf[j + 1]) << np.uint32(8))
+                      | np.uint32(np.uint32(buf[j + 2]) << np.uint32(16)) | np.uint32(np.uint32(buf[j + 3]) << np.uint32(24)))
+        k = _rotl32(np.uint32(k * c1), 15)
+        h = np.uint32(h ^ np.uint32(k * c2))
+        h = np.uint32(np.uint32(_rotl32(h, 13) * np.uint32(5)) + np.uint32(0xE6546B64))
+    tail = n & 3
+    if tail:
+        k = np.uint32(0)
+        if tail >= 3:
+            k = np.uint32(k ^ np.uint32(np.uint32(buf[end4 + 2]) << np.uint32(16)))
+        if tail >= 2:
+            k = np.uint32(k ^ np.uint32(np.uint32(buf[end4 + 1]) << np.uint32(8)))
+        k = np.uint32(k ^ np.uint32(buf[end4]))
+        k = _rotl32(np.uint32(k * c1), 15)
+        h = np.uint32(h ^ np.uint32(k * c2))
+    h = np.uint32(h ^ np.uint32(n))
+    h = np.uint32(h ^ (h >> np.uint32(16)))
+    h = np.uint32(h * np.uint32(0x85EBCA6B))
+    h = np.uint32(h ^ (h >> np.uint32(13)))
+    h = np.uint32(h * np.uint32(0xC2B2AE35))
+    return np.uint32(h ^ (h >> np.uint32(16)))
+
+
+@nb.njit(cache=True, inline="always")
+def _update_plain(sig, x, a, b):
+    for k in range(a.shape[0]):
+        sig[k] = min(sig[k], np.uint32(x * a[k] + b[k]))
+
+
+@nb.njit(cache=True)
+def _murmur_signatures(buf, offsets, width, seed, a, b, out):
+    """cuDF's minhash: windows of ``width`` characters over UTF-8 bytes ``buf`` (documents at ``offsets``)."""
+    K = a.shape[0]
+    starts = np.empty(max(1, int((offsets[1:] - offsets[:-1]).max()) + 1), np.int64)
+    sig = np.empty(K, np.uint32)
+    for d in range(offsets.shape[0] - 1):
+        s, e = offsets[d], offsets[d + 1]
+        if e == s:
+            for k in range(K):
+                out[d, k] = np.uint32(0)
+            continue
+        nch = 0
+        for i in range(s, e):
+            if (buf[i] & 0xC0) != 0x80:  # not a UTF-8 continuation byte: a character starts here
+                starts[nch] = i
+                nch += 1
+        starts[nch] = e
+        for k in range(K):
+            sig[k] = np.uint32(0xFFFFFFFF)
+        for i in range(max(nch - width, 0) + 1):
+            hv = _murmur3_32(buf, starts[i], starts[min(i + width, nch)], seed)
+            _update_plain(sig, max(hv, np.uint32(1)), a, b)
+        for k in range(K):
+            out[d, k] = sig[k]
+
+
+def curator_permutations(num_hashes: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``a``, ``b`` and the hash seed exactly as NeMo Curator's GPUMinHash draws them (32-bit)."""
+    gen = np.random.RandomState(seed)
+    prime = np.uint32((1 << 31) - 1)
+    pairs = np.array([(gen.randint(1, prime, dtype=np.uint32), gen.randint(0, prime, dtype=np.uint32))
+                      for _ in range(num_hashes)], dtype=np.uint32).reshape(num_hashes, 2)
+    return pairs[:, 0].copy(), pairs[:, 1].copy(), int(pairs[0, 0]) if num_hashes else 0
+
+
+def murmur_signatures(texts: list[str], width: int, a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
+    """``cudf.Series(texts).str.minhash(seed, a, b, width)`` on CPU: (documents, len(a)) uint32."""
+    if width < 2:
+        raise ValueError(f"murmur3 (cuDF) MinHash needs windows of at least 2 characters, not {width}")
+    a, b = np.asarray(a, np.uint32), np.asarray(b, np.uint32)
+    out = np.empty((len(texts), len(a)), np.uint32)
+    if len(texts):
+        encoded = [t.encode("utf-8", "surrogatepass") if isinstance(t, str) else b"" for t in texts]
+        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(texts)), out=offsets[1:])
+        _murmur_signatures(buf, offsets, width, np.uint32(seed), a, b, out)
+    return out
+
+
 def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """All texts as one array of Unicode code points, plus document offsets into it."""
     texts = [t if isinstance(t, str) else "" for t in texts]
@@ -146,10 +248,19 @@ def permutations(num_hashes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def signatures(texts: list[str], shingle: str = "char", n: int = 24, num_hashes: int = 260, seed: int = 42) -> np.ndarray:
-    """(documents, num_hashes) uint32 MinHash signatures. An empty document gets all-max values."""
+def signatures(texts: list[str], shingle: str = "char", n: int = 24, num_hashes: int = 260, seed: int = 42,
+               hash: str = "rolling") -> np.ndarray:
+    """(documents, num_hashes) uint32 MinHash signatures. An empty document gets all-max values
+    (``hash="murmur3"``: all zeros, as cuDF gives it)."""
     if shingle not in ("char", "word"):
         raise ValueError(f"shingle must be 'char' or 'word', not {shingle!r}")
+    if hash == "murmur3":
+        if shingle != "char":
+            raise ValueError("hash murmur3 (cuDF / NeMo Curator MinHash) works on character shingles, not word shingles")
+        a, b, hash_seed = curator_permutations(num_hashes, seed)
+        return murmur_signatures(texts, n, a, b, hash_seed)
+    if hash != "rolling":
+        raise ValueError(f"hash must be 'rolling' or 'murmur3', not {hash!r}")
     a, b = permutations(num_hashes, seed)
     out = np.empty((len(texts), num_hashes), np.uint32)
     if len(texts):
@@ -174,9 +285,19 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
+def signatures_with(texts: list[str], p: dict) -> np.ndarray:
+    """:func:`signatures` with resolved fuzzy-dedup parameters (``flywheel.curation.fuzzy.resolved``);
+    with ``backend: cudf`` in them, computed by cuDF on the GPU (the same values)."""
+    if p.get("backend") == "cudf":
+        from flywheel.curation.gpu import cudf_signatures
+
+        return cudf_signatures(texts, p)
+    return signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"], p.get("hash", "rolling"))
+
+
 def no_shingles(sig: np.ndarray) -> np.ndarray:
-    """Rows whose signature stayed all-max: empty documents, which are never anyone's duplicate."""
-    return (sig == np.uint32(0xFFFFFFFF)).all(axis=1)
+    """Rows of empty documents (all-max signature; all zeros for cuDF's murmur3), never anyone's duplicate."""
+    return (sig == np.uint32(0xFFFFFFFF)).all(axis=1) | (sig == 0).all(axis=1)
 
 
 def exact_jaccard(texts: list[str], pairs: np.ndarray, shingle: str = "char", n: int = 24) -> np.ndarray:

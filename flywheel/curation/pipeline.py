@@ -8,17 +8,20 @@ partitions, LSH and connected components in the driver), semantic dedup, blendin
 leakage protection. Every removed row comes back with its step, reason and ``duplicate_of``.
 
 The Dask cluster is a scheduler address (``FLYWHEEL_DASK_ADDRESS``) or, by default, an
-in-process LocalCluster. ``backend: cudf`` (cuDF partitions on dask-cuda) is not implemented yet
-and stops with a clear error instead of silently running on pandas.
+in-process LocalCluster; ``backend: cudf`` starts a dask-cuda cluster and computes the MinHash
+signatures with cuDF on the GPUs (flywheel/curation/gpu.py; the same values as the CPU kernel).
 
     from flywheel.curation.pipeline import curate
     kept, removed, stats = curate(df, CurationConfig(), dask_address=None)
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import pandas as pd
 
@@ -41,14 +44,19 @@ def build_steps(cfg: CurationConfig) -> list:
     steps.append(NonAlphaNumericFilter(cfg.max_non_alnum_ratio))
     if cfg.heuristics:
         steps.append(HeuristicFilters(cfg.heuristics))
-    if cfg.quality.enabled:  # the costly model last, on what the cheap filters kept (as NeMo Curator advises)
+    if cfg.quality.enabled and not _curator_quality(cfg):  # the costly model last, on what the cheap filters kept
         steps.append(QualityFilter(cfg.quality))
     return steps
 
 
+def _curator_quality(cfg: CurationConfig) -> bool:
+    """The quality step is a NeMo Curator classifier, run over the whole set after exact dedup."""
+    return cfg.quality.enabled and (cfg.quality.model or "").startswith("nemo_curator:")
+
+
 def step_columns(cfg: CurationConfig) -> dict:
     """Columns (name -> dtype) the per-partition steps add to every row."""
-    return dict(QualityFilter.columns) if cfg.quality.enabled else {}
+    return dict(QualityFilter.columns) if cfg.quality.enabled and not _curator_quality(cfg) else {}
 
 
 def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
@@ -93,18 +101,24 @@ def _mark_removed(result: pd.DataFrame, positions, dups: pd.DataFrame, step: str
         result.iloc[rows, result.columns.get_loc(column)] = value
 
 
-def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) -> StepStats:
+def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None, work=None) -> StepStats:
     """Mark near-duplicates among the rows still live (in place, by position); signatures are computed on Dask."""
     import dask.dataframe as dd
 
-    from flywheel.curation.fuzzy import find_duplicates, partition_signatures, resolved
+    from flywheel.curation.fuzzy import curation_params, find_duplicates, partition_signatures
 
     positions, live = _live(result, result["_step"].isna().to_numpy())
     st = StepStats("fuzzy_dedup", total=len(live))
     t0 = time.perf_counter()
-    if len(live):
-        p = resolved(cfg.fuzzy_dedup)
-        with dask_client(dask_address):
+    if len(live) and cfg.backend == "nemo_curator":
+        from flywheel.curation.nemo import fuzzy_duplicates
+
+        dups = fuzzy_duplicates(live, curation_params(cfg), work)
+        _mark_removed(result, positions, dups, "fuzzy_dedup", "fuzzy_duplicate")
+        st.dropped["fuzzy_duplicate"] = len(dups)
+    elif len(live):
+        p = curation_params(cfg)
+        with dask_client(dask_address, cuda=cfg.backend == "cudf"):
             parts = dd.from_pandas(live, npartitions=max(1, min(cfg.partitions, len(live))))
             sig = parts.map_partitions(partition_signatures, p, meta=partition_signatures(live.head(0), p)).compute()
         dups, _ = find_duplicates(live, cfg.fuzzy_dedup, sig.drop(columns=["id"]).to_numpy())
@@ -115,7 +129,7 @@ def _fuzzy(result: pd.DataFrame, cfg: CurationConfig, dask_address: str | None) 
     return st
 
 
-def _semantic(result: pd.DataFrame, cfg: CurationConfig) -> StepStats:
+def _semantic(result: pd.DataFrame, cfg: CurationConfig, work=None) -> StepStats:
     """Mark semantic duplicates among the rows still live (in place, by position). Tables are not embedded."""
     from flywheel.curation.semantic import semantic_duplicates
 
@@ -123,10 +137,39 @@ def _semantic(result: pd.DataFrame, cfg: CurationConfig) -> StepStats:
     st = StepStats("semantic_dedup", total=len(live))
     t0 = time.perf_counter()
     if len(live) > 1:
-        dups, _ = semantic_duplicates(live, cfg.semantic_dedup)
+        if cfg.backend == "nemo_curator":
+            from flywheel.curation.nemo import semantic_duplicates as curator_semantic
+
+            dups = curator_semantic(live, cfg.semantic_dedup, work)
+        else:
+            dups, _ = semantic_duplicates(live, cfg.semantic_dedup)
         _mark_removed(result, positions, dups, "semantic_dedup", "semantic_duplicate")
         if len(dups):
             st.dropped["semantic_duplicate"] = len(dups)
+    st.kept = st.total - sum(st.dropped.values())
+    st.seconds = time.perf_counter() - t0
+    return st
+
+
+def _quality_by_curator(result: pd.DataFrame, cfg: CurationConfig, work) -> StepStats:
+    """A NeMo Curator classifier over the rows still live (tables are not judged); marks the rejected in place."""
+    from flywheel.curation.nemo import classify, keep_classified
+
+    positions, live = _live(result, result["_step"].isna().to_numpy() & (result["kind"] != "table").to_numpy())
+    st = StepStats("quality", total=len(live))
+    t0 = time.perf_counter()
+    for column, dtype in QualityFilter.columns.items():
+        result[column] = pd.Series(dtype=dtype, index=result.index)
+    if len(live):
+        pred = classify(live, cfg.quality, work).set_index("id").reindex(live["id"].astype(str))
+        for column in QualityFilter.columns:
+            result.iloc[positions, result.columns.get_loc(column)] = pred[column].to_numpy()
+        gone = ~keep_classified(pred.reset_index(), cfg.quality).to_numpy()
+        rows = positions[gone]
+        result.iloc[rows, result.columns.get_loc("_step")] = "quality"
+        result.iloc[rows, result.columns.get_loc("reason")] = "low_quality"
+        if gone.any():
+            st.dropped["low_quality"] = int(gone.sum())
     st.kept = st.total - sum(st.dropped.values())
     st.seconds = time.perf_counter() - t0
     return st
@@ -185,15 +228,30 @@ def _mark_bad_text(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(_bad_text=bad)
 
 
+@contextlib.contextmanager
+def _curator_work(cfg: CurationConfig):
+    """A scratch folder for the Parquet handed to NeMo Curator (backend nemo_curator), removed afterwards."""
+    if cfg.backend != "nemo_curator":
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="flywheel-curator-") as work:
+        yield Path(work)
+
+
 def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = None):
     import dask.dataframe as dd
 
     if cfg.backend == "cudf":
-        raise NotImplementedError("curation backend 'cudf': the cuDF path is not implemented yet; use backend: pandas "
-                                  "(the same steps run on Dask CPU workers)")
+        from flywheel.curation.gpu import require_gpu
+
+        require_gpu()
+    if cfg.backend == "nemo_curator":
+        from flywheel.curation.nemo import require_curator
+
+        require_curator()
     build_steps(cfg)  # a step that does not fit its config (a classifier's labels) fails here, before any work
     df = _mark_bad_text(df.reset_index(drop=True))
-    with dask_client(dask_address):
+    with dask_client(dask_address, cuda=cfg.backend == "cudf"):
         ddf = dd.from_pandas(df, npartitions=max(1, min(cfg.partitions, len(df) or 1)))
         meta = _run_partition(df.head(0), cfg)
         marked = ddf.map_partitions(_run_partition, cfg, meta=meta)
@@ -232,10 +290,13 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
         result = result.drop(columns=["_first_id"])
     else:
         result["duplicate_of"] = None
-    if cfg.fuzzy_dedup.enabled:
-        stats["fuzzy_dedup"] = _fuzzy(result, cfg, dask_address)
-    if cfg.semantic_dedup.enabled:
-        stats["semantic_dedup"] = _semantic(result, cfg)
+    with _curator_work(cfg) as work:
+        if _curator_quality(cfg):
+            stats["quality"] = _quality_by_curator(result, cfg, work)
+        if cfg.fuzzy_dedup.enabled:
+            stats["fuzzy_dedup"] = _fuzzy(result, cfg, dask_address, work)
+        if cfg.semantic_dedup.enabled:
+            stats["semantic_dedup"] = _semantic(result, cfg, work)
     result = result.drop(columns=["_bad_text"], errors="ignore")
     keep_mask = result["_step"].isna()
     kept = result[keep_mask].drop(columns=["_step", "reason", "duplicate_of"]).sort_values("id").reset_index(drop=True)

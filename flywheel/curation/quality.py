@@ -89,10 +89,20 @@ def describe(path: str | Path) -> dict:
 
 def check_config(cfg) -> dict:
     """Fail fast, naming the field, when ``QualityConfig`` does not fit its model; returns :func:`describe`."""
-    try:
-        info = describe(cfg.model)
-    except (ValueError, OSError) as e:
-        raise ConfigError(f"quality.model: {e}") from None
+    from flywheel.curation.nemo import CLASSIFIERS, classifier_name
+
+    name = classifier_name(cfg.model)
+    if name is not None:  # a NeMo Curator classifier stage (backend: nemo_curator)
+        if name not in CLASSIFIERS:
+            raise ConfigError(f"quality.model: {cfg.model}: not one of NeMo Curator's classifiers {sorted(CLASSIFIERS)}")
+        info = {"kind": "nemo_curator", **CLASSIFIERS[name]}
+        if info["task"] == "categorical" and cfg.min_score is not None:
+            raise ConfigError(f"quality.min_score: {name} is categorical; with NeMo Curator classifiers choose by keep_labels")
+    else:
+        try:
+            info = describe(cfg.model)
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"quality.model: {e}") from None
     if info["task"] == "regression":
         if cfg.keep_labels:
             raise ConfigError(f"quality.keep_labels: {cfg.model} predicts a score, not labels; use quality.min_score")
@@ -101,7 +111,7 @@ def check_config(cfg) -> dict:
     else:
         if not cfg.keep_labels:
             raise ConfigError(f"quality.keep_labels: {cfg.model} predicts labels {info['labels']}; name the ones to keep")
-        unknown = sorted(set(cfg.keep_labels) - set(info["labels"]))
+        unknown = sorted(set(cfg.keep_labels) - set(info["labels"] or cfg.keep_labels))
         if unknown:
             raise ConfigError(f"quality.keep_labels: {unknown} not among the model's labels {info['labels']}")
     return info

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.curation.fuzzy import resolved
-from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures
+from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures_with
 
 
 LEAKAGE_BANDS, LEAKAGE_ROWS = 40, 6
@@ -98,7 +98,7 @@ def leakage(df: pd.DataFrame, split: pd.Series, fuzzy_cfg, train: str = "train")
     is_train = (split == train).to_numpy()
     if is_train.all() or not is_train.any():
         return pd.DataFrame(columns=["pos", "id", "duplicate_of", "similarity"])
-    sig = signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+    sig = signatures_with(texts, p)
     empty = no_shingles(sig)
     bands = band_hashes(sig, p["bands"], p["rows"])
     pos = np.arange(len(df))

@@ -52,6 +52,8 @@ def use_streaming(cfg: CurationConfig, rows: int) -> bool:
 
 
 def check_streamable(cfg: CurationConfig) -> None:
+    if cfg.backend == "nemo_curator":
+        raise ConfigError("streaming: backend nemo_curator hands whole sets to NeMo Curator, which streams them itself")
     needs_all = [name for name, on in (("semantic_dedup", cfg.semantic_dedup.enabled), ("blend", bool(cfg.blend.weights)),
                                        ("split", bool(cfg.split.fractions))) if on]
     if needs_all:
@@ -71,12 +73,12 @@ def _part_task(src: str, out: str, cfg_json: str) -> dict:
     drops = marked.loc[marked["_step"].notna(), ["_step", "reason"]].value_counts().reset_index(name="n")
     marked.to_parquet(out, index=False)
     if cfg.fuzzy_dedup.enabled:
-        from flywheel.curation.fuzzy import resolved
-        from flywheel.curation.minhash import band_hashes, no_shingles, signatures
+        from flywheel.curation.fuzzy import curation_params
+        from flywheel.curation.minhash import band_hashes, no_shingles, signatures_with
 
-        p = resolved(cfg.fuzzy_dedup)
+        p = curation_params(cfg)
         live = marked[marked["_step"].isna()]
-        sig = signatures(live["text"].tolist(), p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+        sig = signatures_with(live["text"].tolist(), p)
         np.savez(out + ".bands.npz", ids=live["id"].astype(str).to_numpy(), bands=band_hashes(sig, p["bands"], p["rows"]),
                  empty=no_shingles(sig))
     return {"rows": len(df), "drops": drops.to_dict("records"), "carried": carried}
@@ -127,9 +129,9 @@ def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) ->
         if p["verify"] == "exact":
             sims = exact_jaccard([texts[ids[i]] for i in need], pairs, p["shingle"], p["ngram"])
         else:  # minhash estimate from the band agreement is too coarse: verify on the texts' signatures
-            from flywheel.curation.minhash import signatures
+            from flywheel.curation.minhash import signatures_with
 
-            sig = signatures([texts[ids[i]] for i in need], p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"])
+            sig = signatures_with([texts[ids[i]] for i in need], p)
             sims = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
         keep = sims >= p["threshold"]
         edges, sims = edges[keep], sims[keep]
@@ -156,6 +158,10 @@ def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work
     from flywheel.curation.pipeline import build_steps
 
     check_streamable(cfg)
+    if cfg.backend == "cudf":
+        from flywheel.curation.gpu import require_gpu
+
+        require_gpu()
     work = Path(work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -169,7 +175,7 @@ def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work
     cfg_json = cfg.model_dump_json()
     stats: "OrderedDict[str, StepStats]" = OrderedDict()
     try:
-        with dask_client(dask_address) as client:
+        with dask_client(dask_address, cuda=cfg.backend == "cudf") as client:
             t0 = time.perf_counter()
             outs = client.gather(client.map(_part_task, [str(p) for p in parts], marked, [cfg_json] * len(parts), pure=False))
             phase1 = time.perf_counter() - t0

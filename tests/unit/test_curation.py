@@ -54,8 +54,3 @@ def test_single_steps():
     assert NonAlphaNumericFilter(0.25).keep({"text": "abc!"})[0] is True   # 1/4 = 0.25
 
 
-def test_the_unimplemented_gpu_backend_says_so_instead_of_running_on_pandas():
-    import pytest
-
-    with pytest.raises(NotImplementedError, match="cuDF path is not implemented yet"):
-        curate(_df(["one two three four"]), CurationConfig(backend="cudf"))
