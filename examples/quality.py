@@ -82,15 +82,18 @@ SALAD = ("river invoice green quietly merchant seven bicycle policy onion theory
 
 def _high(rng) -> str:
     topic = TOPICS[str(rng.choice(list(TOPICS)))]
+    n = int(rng.integers(3, 6))
+    # no slot value twice in one document: real prose does not repeat its phrases
+    who, act, what, why = (rng.permutation(topic[k])[:n] for k in ("who", "act", "what", "why"))
     sentences = []
-    for k in range(int(rng.integers(3, 7))):
-        s = f"{rng.choice(topic['who'])} {rng.choice(topic['act'])} {rng.choice(topic['what'])} {rng.choice(topic['why'])}."
+    for k in range(n):
+        s = f"{who[k]} {act[k]} {what[k]} {why[k]}."
         s = s[0].upper() + s[1:]
         if k and rng.random() < 0.35:
             s = f"{rng.choice(LINKS)} {s[0].lower()}{s[1:]}"
         sentences.append(s)
         if rng.random() < 0.25:
-            sentences.append(str(rng.choice(FOLLOW)))
+            sentences.append(str(FOLLOW[k]))
     return " ".join(sentences)
 
 
