@@ -84,7 +84,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/flywheel-scale"))
     p.add_argument("--processes", type=int, default=0,
                    help="curate on a LocalCluster of this many single-thread worker processes with a 2 GiB memory limit "
-                        "each (Dask spills above 60 %%), as FLYWHEEL_DASK_ADDRESS would point at; 0: the in-process cluster")
+                        "each (Dask spills above 60 %%), as FLYWHEEL_DASK_ADDRESS would point at; 0: the default cluster "
+                        "(one single-thread worker process per core, Dask's memory limits)")
     a = p.parse_args()
     from flywheel.core.config import CurationConfig, IngestConfig, load_config
     from flywheel.core.dataset import DatasetWriter
@@ -126,7 +127,7 @@ def main() -> None:
         stats = curate_streaming(src, cfg, kw, rw, a.work / "curate-work", address)
     t_curate, peak_curate = time.perf_counter() - t, mon.reset()
     mon.stop = True
-    print(f"curate ({'%d worker processes' % a.processes if a.processes else 'in-process cluster'}): "
+    print(f"curate ({'%d worker processes, 2 GiB each' % a.processes if a.processes else 'default cluster'}): "
           f"{json.dumps(stats['summary'])} in {t_curate:.0f} s; peak RSS of the process tree {peak_curate / 2**20:.0f} MiB "
           f"(driver at start {base / 2**20:.0f} MiB)")
     if cluster is not None:

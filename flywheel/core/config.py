@@ -86,6 +86,14 @@ class QualityConfig(_Model):
             raise ValueError("model: the classifier folder is required when quality is enabled")
         return self
 
+    @field_validator("model")
+    @classmethod
+    def _absolute(cls, model: str | None) -> str | None:
+        """A folder is made absolute where the config is loaded, so Dask worker processes find it too."""
+        if model is None or model.startswith("nemo_curator:"):
+            return model
+        return str(Path(model).expanduser().absolute())
+
 
 class BlendConfig(_Model):
     """Sample sources by weight (NeMo Curator 1.x has no blending)."""

@@ -175,7 +175,7 @@ class EmbeddingHead(Classifier):
         self.embedder = meta["embedder"]
         self.coef = np.asarray(meta["coef"], np.float64)
         self.intercept = np.asarray(meta["intercept"], np.float64)
-        self.batch_size, self.max_chars = batch_size, max_chars
+        self.device, self.batch_size, self.max_chars = device, batch_size, max_chars
         self.max_tokens = min(max_tokens, meta.get("max_tokens", max_tokens))
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
@@ -183,7 +183,8 @@ class EmbeddingHead(Classifier):
 
         if not texts:
             return np.zeros((0, 1 if self.task == "regression" else len(self.labels)))
-        return linear_head(self.task, self.coef, self.intercept, embed(_cut(texts, self.max_chars), self.embedder, self.batch_size, self.max_tokens))
+        emb = embed(_cut(texts, self.max_chars), self.embedder, self.batch_size, self.max_tokens, self.device)
+        return linear_head(self.task, self.coef, self.intercept, emb)
 
 
 class HFClassifier(Classifier):

