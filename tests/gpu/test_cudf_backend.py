@@ -12,7 +12,11 @@ from flywheel.curation.minhash import signatures_with
 from flywheel.curation.pipeline import curate
 
 pytestmark = pytest.mark.gpu
-pytest.importorskip("cudf")
+
+
+@pytest.fixture(autouse=True)
+def _needs_cudf():
+    pytest.importorskip("cudf")
 
 
 def test_cudf_minhash_equals_the_cpu_kernel():
