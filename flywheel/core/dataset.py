@@ -173,3 +173,20 @@ def read_dataset(path: str | Path) -> Dataset:
     if not manifest_file.exists():
         raise FileNotFoundError(f"{path}: not a dataset (no manifest.json)")
     return Dataset(path, json.loads(manifest_file.read_text()))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A Dataset folder, or a .parquet / .csv / .jsonl / .json file, as one DataFrame (an empty file: no rows).
+    ValueError names the path when it is missing or of another kind."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return read_dataset(path).to_pandas()
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path) if path.stat().st_size else pd.DataFrame()
+    if path.suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=path.suffix == ".jsonl") if path.stat().st_size else pd.DataFrame()
+    raise ValueError(f"{path}: expected a Dataset folder, .jsonl, .json, .parquet or .csv")

@@ -220,23 +220,10 @@ class HFClassifier(Classifier):
 # ---------------------------------------------------------------- training an embedding head
 def read_labelled(path: str | Path, text_column: str = "text", label_column: str = "label") -> list[dict]:
     """Rows of a .jsonl/.json/.parquet/.csv file or a Dataset folder, with their text and label."""
-    import pandas as pd
+    from flywheel.core.dataset import read_table
 
     path = Path(path).expanduser()
-    if not path.exists():
-        raise ValueError(f"{path}: no such file or folder")
-    if path.is_dir():
-        from flywheel.core.dataset import read_dataset
-
-        df = read_dataset(path).to_pandas()
-    elif path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        df = pd.read_csv(path)
-    elif path.suffix in (".jsonl", ".json"):
-        df = pd.read_json(path, lines=path.suffix == ".jsonl")
-    else:
-        raise ValueError(f"{path}: expected a Dataset folder, .jsonl, .parquet or .csv")
+    df = read_table(path)
     missing = [c for c in (text_column, label_column) if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: no column {missing} (columns: {list(df.columns)})")

@@ -53,21 +53,13 @@ def load_rows(spec: str, recipe: str, home=None) -> list[dict]:
         workload = spec.split(":", 1)[1]
         rows = store.preference_pairs(workload) if recipe == "dpo" else store.training_rows(workload)
     else:
-        import pandas as pd
+        from flywheel.core.dataset import read_table
 
         path = Path(spec).expanduser()
-        if not path.exists():
-            raise DataError(f"dataset {spec}: no such file or folder")
-        if path.is_dir():
-            from flywheel.core.dataset import read_dataset
-
-            df = read_dataset(path).to_pandas()
-        elif path.suffix == ".parquet":
-            df = pd.read_parquet(path)
-        elif path.suffix in (".jsonl", ".json"):
-            df = pd.read_json(path, lines=path.suffix == ".jsonl") if path.stat().st_size else pd.DataFrame()
-        else:
-            raise DataError(f"dataset {spec}: expected a Dataset folder, .jsonl or .parquet")
+        try:
+            df = read_table(path)
+        except ValueError as e:
+            raise DataError(f"dataset {e}") from None
         rows = df.to_dict("records")
         if (recipe == "sft" and rows and "meta" in df.columns and not {"answer", "messages"} & set(df.columns)
                 and path.is_dir()):
