@@ -1,8 +1,10 @@
 """The GPU backend of curation (``backend: cudf``, extra ``gpu``): the same steps on a dask-cuda cluster,
 with the fuzzy-dedup MinHash computed by cuDF on the GPUs.
 
-- Cluster: ``dask_cuda.LocalCUDACluster`` (one worker process per visible GPU) unless
-  ``FLYWHEEL_DASK_ADDRESS`` names a running dask-cuda scheduler.
+- Cluster: ``dask_cuda.LocalCUDACluster`` (one worker process per visible GPU) for the MinHash
+  unless ``FLYWHEEL_DASK_ADDRESS`` names a running dask-cuda scheduler; in memory, the per-document
+  steps stay on the CPU cluster, while streaming runs each part's whole task (filters and MinHash)
+  on the dask-cuda workers, so its Python filters get one process per GPU.
 - MinHash: ``cudf.Series.str.minhash(seed, a, b, width)`` on each partition, with NeMo Curator's
   permutations (:func:`flywheel.curation.minhash.curator_permutations`). The CPU backend's
   ``murmur3`` kernel computes the same values (its tests pin it to cuDF's published outputs), so

@@ -8,8 +8,9 @@ partitions, LSH and connected components in the driver), semantic dedup, blendin
 leakage protection. Every removed row comes back with its step, reason and ``duplicate_of``.
 
 The Dask cluster is a scheduler address (``FLYWHEEL_DASK_ADDRESS``) or, by default, an
-in-process LocalCluster; ``backend: cudf`` starts a dask-cuda cluster and computes the MinHash
-signatures with cuDF on the GPUs (flywheel/curation/gpu.py; the same values as the CPU kernel).
+in-process LocalCluster; with ``backend: cudf`` the MinHash signatures are computed by cuDF on a
+dask-cuda cluster (flywheel/curation/gpu.py; the same values as the CPU kernel) while the
+per-document steps stay on the CPU workers.
 
     from flywheel.curation.pipeline import curate
     kept, removed, stats = curate(df, CurationConfig(), dask_address=None)
@@ -251,7 +252,7 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
         require_curator()
     build_steps(cfg)  # a step that does not fit its config (a classifier's labels) fails here, before any work
     df = _mark_bad_text(df.reset_index(drop=True))
-    with dask_client(dask_address, cuda=cfg.backend == "cudf"):
+    with dask_client(dask_address):  # per-document Python steps: CPU workers on every backend
         ddf = dd.from_pandas(df, npartitions=max(1, min(cfg.partitions, len(df) or 1)))
         meta = _run_partition(df.head(0), cfg)
         marked = ddf.map_partitions(_run_partition, cfg, meta=meta)
