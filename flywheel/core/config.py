@@ -259,7 +259,7 @@ class IngestConfig(_Model):
         "local", description="local: pypdfium2 + pdfplumber + Tesseract on Dask; nv_ingest: send PDFs to a running NV-Ingest service."
     )
     nv_ingest_url: str | None = Field(None, description="NV-Ingest service URL (http://host:7670) when backend=nv_ingest; needs the [nv-ingest] extra.")
-    max_file_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Larger files are quarantined as 'oversize'.")
+    max_file_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Larger files are quarantined as 'oversize' (not JSONL: it is read in 8 MiB blocks of lines).")
     timeout_s: float = Field(300.0, gt=0, le=86_400, description="Per-task wall-clock limit (a file, or one page batch of a large PDF); a hung parser is killed and its file quarantined as 'timeout'.")
     pages_per_task: int = Field(64, ge=1, le=100_000, description="PDF pages per parallel task; bounds the memory of one task (at most 8 once a PDF's first pages needed OCR).")
     min_rulings: int = Field(4, ge=1, le=10_000, description="Path objects a PDF page needs before the table parser opens it.")

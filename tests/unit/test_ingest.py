@@ -236,3 +236,14 @@ def test_jsonl_blocks_cover_every_line_once_with_file_line_numbers(tmp_path, mon
     parts = [formats.read_jsonl(doc, a, min(a + 1, n)) for a in range(1, n + 1, 2)]
     assert [r for part in parts for r in part] == whole and len(whole) == 299
     assert [q["line"] for q in doc.quarantine] == [124]
+
+
+def test_size_limit_spares_jsonl_which_is_read_in_blocks(tmp_path):
+    """``max_file_bytes`` guards readers that hold a file whole; a JSONL file above it is still ingested
+    (it is read in blocks of lines), a text file of the same size is quarantined as oversize."""
+    records = [json.dumps({"id": f"r{i}", "text": f"record number {i} of a large corpus"}) for i in range(400)]
+    (tmp_path / "big.jsonl").write_text("\n".join(records) + "\n")
+    (tmp_path / "big.txt").write_text("plain prose line of a large text file\n" * 400)
+    res = run_ingest([tmp_path], IngestConfig(max_file_bytes=4096, chunking={"enabled": False}))
+    assert [(q["path"].rsplit("/", 1)[1], q["reason"]) for q in res.quarantine] == [("big.txt", "oversize")]
+    assert len(_rows(res, "big.jsonl")) == 400
