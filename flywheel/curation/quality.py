@@ -15,6 +15,9 @@ A classifier is a local folder of one of two kinds:
   Documents are cut to ``max_chars`` and ``max_tokens``, sorted by length and batched; bf16
   autocast on CUDA.
 
+With ``backend: nemo_curator``, ``nemo_curator:<Classifier>`` names one of NeMo Curator's own
+stages instead; it runs over the whole set (flywheel/curation/nemo.py), with the same keep rule.
+
 Predictions use NeMo Curator's column names: ``quality_pred`` (the label; for a regression model
 the score rounded to an integer) and ``quality_score`` (the probability of that label, or the
 score). The keep rule (``QualityConfig``): a categorical model keeps documents whose label is in
