@@ -22,9 +22,8 @@ from typing import Callable
 
 from flywheel.core.config import DpoConfig
 from flywheel.training.data import IGNORE, collate, encode_rows
-from flywheel.training.methods import aux_loss, set_token_mask
-from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, build_model, lr_at, optimizer,
-                                      runtime, start_state, wrap_distributed, wrap_up)
+from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, before_step, build_model, optimizer,
+                                      optimizer_step, runtime, start_state, wrap_distributed, wrap_up)
 
 
 def encode_pairs(tok, rows: list[dict], system_prompt: str, cfg: DpoConfig):
@@ -95,10 +94,7 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
         ids, labels, mask, _ = (t.to(rt.device) for t in collate(chosen + rejected, tok.pad_token_id))
         ref_c = torch.tensor([ref[i][0] for i in picked], device=rt.device)
         ref_r = torch.tensor([ref[i][1] for i in picked], device=rt.device)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        if cfg.method == "moe_adapter":
-            set_token_mask(model, mask)
+        before_step(step, cfg, opt, model, mask)
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
             logp, n_tok = sequence_logps(train_model, ids, labels, mask)
             pc, pr = logp[: len(picked)], logp[len(picked):]
@@ -106,12 +102,7 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
             loss = -F.logsigmoid(margin).mean()
             if cfg.sft_weight:
                 loss = loss + cfg.sft_weight * (-pc / n_tok[: len(picked)]).mean()
-            extra = aux_loss(model)
-            total = loss + cfg.router_aux_loss * extra if extra is not None else loss
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(loss, model, cfg, params, opt)
 
         accuracies.append(float((margin > 0).float().mean()))
         meter.step(step, loss, mask)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.core.config import SftConfig
-from flywheel.training.methods import MethodInfo, apply_method, qlora_base, trainable_state
+from flywheel.training.methods import MethodInfo, apply_method, aux_loss, qlora_base, set_token_mask, trainable_state
 from flywheel.training.models import pick_device, resolve_base_model
 
 
@@ -120,6 +120,27 @@ def lr_at(step: int, cfg: SftConfig) -> float:
         return cfg.learning_rate * (step + 1) / warm
     progress = (step - warm) / max(1, cfg.max_steps - warm)
     return cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def before_step(step: int, cfg: SftConfig, opt, model, mask) -> None:
+    """Before a step's forward: the scheduled learning rate, and the MoE router's token mask (padding is not routed)."""
+    for g in opt.param_groups:
+        g["lr"] = lr_at(step, cfg)
+    if cfg.method == "moe_adapter":
+        set_token_mask(model, mask)
+
+
+def optimizer_step(loss, model, cfg: SftConfig, params, opt) -> None:
+    """The loss plus the MoE balancing loss (weighted by ``router_aux_loss``) backward, gradients clipped
+    to norm 1, one optimizer step, gradients zeroed."""
+    import torch
+
+    extra = aux_loss(model)
+    total = loss + cfg.router_aux_loss * extra if extra is not None else loss
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
 
 
 @dataclass

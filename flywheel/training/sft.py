@@ -23,9 +23,8 @@ from typing import Callable
 
 from flywheel.core.config import SftConfig
 from flywheel.training.data import IGNORE, collate, encode_sft_rows, pack
-from flywheel.training.methods import aux_loss, set_token_mask
-from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, build_model, lr_at, optimizer,
-                                      runtime, start_state, wrap_distributed, wrap_up)
+from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, before_step, build_model, lr_at, optimizer,
+                                      optimizer_step, runtime, start_state, wrap_distributed, wrap_up)
 
 __all__ = ["IGNORE", "lr_at", "train_sft", "to_conversations"]
 
@@ -59,22 +58,14 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
     for step in range(state.step, cfg.max_steps):
         picked = batches.take(cfg.batch_size, rt)
         ids, labels, mask, pos = (t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        if cfg.method == "moe_adapter":
-            set_token_mask(model, mask)
+        before_step(step, cfg, opt, model, mask)
         # Packed rows pass position ids and no mask: transformers builds the block-diagonal causal mask.
         # No KV cache in training (transformers only honours packing without one; it also saves memory).
         inputs = {"input_ids": ids, "labels": labels, "use_cache": False}
         inputs.update({"position_ids": pos} if cfg.packing else {"attention_mask": mask})
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
             loss = train_model(**inputs).loss
-            extra = aux_loss(model)
-            total = loss + cfg.router_aux_loss * extra if extra is not None else loss
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(loss, model, cfg, params, opt)
 
         meter.step(step, loss, mask)
     meter.stop()
