@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: venv system-deps demo test test-fast test-slow stop clean
+.PHONY: venv system-deps demo test test-fast lint format stop clean
 
 # OCR needs Debian's tesseract-ocr (the `tesseract` binary and its English model).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -31,13 +31,23 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/flywheel demo
 
-# Default suite (unit, task, flow tests), then the slow integration suite in its own bounded step.
-test: venv
+# Lint and format check first (seconds), then the default suite (unit, task, flow tests), then the slow
+# integration suite in its own bounded step.
+test: lint
 	$(BIN)/python -m pytest -q -m "not integration and not gpu" --timeout=900
 	$(BIN)/python -m pytest -q -m integration --timeout=1500
 
-test-fast: venv
+test-fast: lint
 	$(BIN)/python -m pytest -q -m "not integration and not gpu" --timeout=900
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrite the code as `make lint` wants it (imports sorted, safe fixes, formatted).
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 stop: venv
 	$(BIN)/flywheel server stop

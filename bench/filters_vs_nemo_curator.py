@@ -24,17 +24,23 @@ import time
 from pathlib import Path
 
 from examples.web_like import web_like_corpus
-from flywheel.core.config import CurationConfig, load_config
+from flywheel.core.config import load_config
+from flywheel.curation.config import CurationConfig
 from flywheel.curation.heuristics import Doc, FilterSet, build
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CURATOR_SIDE = r'''
+CURATOR_SIDE = r"""
 import json, sys, time, importlib
 docs, specs = json.load(open(sys.argv[1]))
 mods = []
-for name in ("nemo_curator.stages.text.filters.heuristic.string", "nemo_curator.stages.text.filters.heuristic.repetition",
-             "nemo_curator.stages.text.filters.heuristic", "nemo_curator.stages.text.filters", "nemo_curator.filters"):
+for name in (
+    "nemo_curator.stages.text.filters.heuristic.string",
+    "nemo_curator.stages.text.filters.heuristic.repetition",
+    "nemo_curator.stages.text.filters.heuristic",
+    "nemo_curator.stages.text.filters",
+    "nemo_curator.filters",
+):
     try:
         mods.append(importlib.import_module(name))
     except ImportError:
@@ -64,7 +70,7 @@ for d in docs:
             break
 dt = time.perf_counter() - t
 print(json.dumps({"module": ", ".join(m.__name__ for m in mods), "decisions": decisions, "seconds": dt}))
-'''
+"""
 
 
 def main(argv=None) -> None:
@@ -79,9 +85,15 @@ def main(argv=None) -> None:
         json.dump([docs, specs], f)
     script = Path(f.name).with_suffix(".py")
     script.write_text(CURATOR_SIDE)
+
     def curator(hash_seed: str) -> dict:
-        out = subprocess.run([a.curator_python, str(script), f.name], capture_output=True, text=True, check=True,
-                             env={"PYTHONHASHSEED": hash_seed, "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(
+            [a.curator_python, str(script), f.name],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": hash_seed, "PATH": "/usr/bin:/bin"},
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     theirs, theirs_again = curator("0"), curator("1")
@@ -112,10 +124,22 @@ def main(argv=None) -> None:
     print(json.dumps({"curator_module": theirs["module"], "docs": len(docs), "filters": len(specs)}))
     print(json.dumps({"agreement_per_filter": per_filter}))
     print(json.dumps({"curator_vs_itself_other_hash_seed": self_agreement}))
-    print(json.dumps({"agreement_all": round(agree / total, 5), "decisions": total,
-                      "curator_unscorable_decisions": unscorable}))
-    print(json.dumps({"docs_per_s_core": {"flywheel": round(len(docs) / ours_s), "nemo_curator": round(len(docs) / theirs["seconds"])},
-                      "ratio": round(theirs["seconds"] / ours_s, 1)}))
+    print(
+        json.dumps(
+            {"agreement_all": round(agree / total, 5), "decisions": total, "curator_unscorable_decisions": unscorable}
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "docs_per_s_core": {
+                    "flywheel": round(len(docs) / ours_s),
+                    "nemo_curator": round(len(docs) / theirs["seconds"]),
+                },
+                "ratio": round(theirs["seconds"] / ours_s, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

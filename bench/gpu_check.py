@@ -37,8 +37,9 @@ def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from examples.fraud import generate
-    from flywheel.core.config import EvalConfig, SftConfig
+    from flywheel.evaluation.config import EvalConfig
     from flywheel.evaluation.metrics import evaluate_model
+    from flywheel.training.config import SftConfig
     from flywheel.training.sft import train_sft
 
     assert torch.cuda.is_available(), "needs a CUDA device"
@@ -58,33 +59,61 @@ def main() -> None:
     rows = generate(4096, seed=7)
     report = {"device": name, "torch": torch.__version__, "peak_bf16_flops": peak, "params": n_params, "runs": []}
     for batch, ckpt in ((8, True), (64, True), (64, False), (256, False)):
-        cfg = SftConfig(base_model=str(base), device="cuda", max_steps=a.steps, batch_size=batch, max_seq_length=160,
-                        gradient_checkpointing="on" if ckpt else "off", checkpoint_every=0)
+        cfg = SftConfig(
+            base_model=str(base),
+            device="cuda",
+            max_steps=a.steps,
+            batch_size=batch,
+            max_seq_length=160,
+            gradient_checkpointing="on" if ckpt else "off",
+            checkpoint_every=0,
+        )
         times: list[tuple[int, float, int]] = []
         t0 = time.perf_counter()
         torch.cuda.reset_peak_memory_stats()
 
         def on_step(step, loss, tps):
             torch.cuda.synchronize()
-            times.append((step, time.perf_counter() - t0, loss))
+            times.append((step, time.perf_counter() - t0, loss))  # noqa: B023 - called within this iteration
 
-        res = train_sft(rows, cfg, sp, Path(f"/tmp/flywheel-gpu/run-{batch}-{ckpt}"), Path("/tmp/flywheel-gpu"), on_step=on_step)
+        res = train_sft(
+            rows, cfg, sp, Path(f"/tmp/flywheel-gpu/run-{batch}-{ckpt}"), Path("/tmp/flywheel-gpu"), on_step=on_step
+        )
         # steady state: the second half of the steps (the first include CUDA/cuBLAS warm-up)
         half = len(times) // 2
         tokens_per_step = res.tokens / res.steps
         dt = times[-1][1] - times[half - 1][1]
         tps = tokens_per_step * (len(times) - half) / dt
-        run = {"batch": batch, "gradient_checkpointing": ckpt, "steps": res.steps, "tokens_per_step": tokens_per_step,
-               "tokens_per_second": round(tps), "mfu_lora_4N": round(4 * n_params * tps / peak, 4),
-               "mfu_if_full_6N": round(6 * n_params * tps / peak, 4), "first_loss": res.losses[0],
-               "final_loss": res.final_loss, "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-               "device": res.device}
+        run = {
+            "batch": batch,
+            "gradient_checkpointing": ckpt,
+            "steps": res.steps,
+            "tokens_per_step": tokens_per_step,
+            "tokens_per_second": round(tps),
+            "mfu_lora_4N": round(4 * n_params * tps / peak, 4),
+            "mfu_if_full_6N": round(6 * n_params * tps / peak, 4),
+            "first_loss": res.losses[0],
+            "final_loss": res.final_loss,
+            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            "device": res.device,
+        }
         print(json.dumps(run), flush=True)
         report["runs"].append(run)
     t = time.perf_counter()
-    ev = evaluate_model(base, None, generate(512, seed=8), "general text " * 500, ["FRAUD", "LEGIT"], sp,
-                        EvalConfig(max_examples=512, batch_size=64))
-    report["eval"] = {"examples": 512, "seconds": round(time.perf_counter() - t, 2), "accuracy_random_weights": ev.accuracy}
+    ev = evaluate_model(
+        base,
+        None,
+        generate(512, seed=8),
+        "general text " * 500,
+        ["FRAUD", "LEGIT"],
+        sp,
+        EvalConfig(max_examples=512, batch_size=64),
+    )
+    report["eval"] = {
+        "examples": 512,
+        "seconds": round(time.perf_counter() - t, 2),
+        "accuracy_random_weights": ev.accuracy,
+    }
     print(json.dumps(report["eval"]), flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "gpu_check.json").write_text(json.dumps(report, indent=2))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 # name: (hidden, layers, intermediate, heads, kv heads)
 SHAPES = {
-    "llama-1.7b": (2048, 24, 8192, 32, 32),    # SmolLM2-1.7B
-    "llama-8b": (4096, 32, 14336, 32, 8),      # Llama-3-8B body (vocab 49,152 here)
+    "llama-1.7b": (2048, 24, 8192, 32, 32),  # SmolLM2-1.7B
+    "llama-8b": (4096, 32, 14336, 32, 8),  # Llama-3-8B body (vocab 49,152 here)
 }
 DEVICE = "cuda"
 RUNS = [  # (shape, method, batch, seq, gradient checkpointing, steps)
@@ -45,9 +45,19 @@ def make_model(shape: str, tokenizer: Path, root: Path) -> Path:
     if (out / "config.json").exists():
         return out
     hidden, layers, inter, heads, kv = SHAPES[shape]
-    cfg = LlamaConfig(vocab_size=49152, hidden_size=hidden, num_hidden_layers=layers, intermediate_size=inter,
-                      num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=8192,
-                      tie_word_embeddings=shape != "llama-8b", bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    cfg = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        intermediate_size=inter,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        max_position_embeddings=8192,
+        tie_word_embeddings=shape != "llama-8b",
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
     with torch.device(DEVICE):
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     model.save_pretrained(out)
@@ -81,7 +91,7 @@ def main() -> None:
         torch.cuda.get_device_name = lambda *_: "dry-run CPU"  # noqa: E731
 
     from examples.fraud import generate
-    from flywheel.core.config import SftConfig
+    from flywheel.training.config import SftConfig
     from flywheel.training.sft import train_sft
 
     assert torch.cuda.is_available(), "needs a CUDA device"
@@ -96,9 +106,19 @@ def main() -> None:
         t_setup = time.perf_counter()
         try:
             base = make_model(shape, a.tokenizer, a.root)
-            cfg = SftConfig(base_model=str(base), method=method, device="cpu" if a.dry_cpu else "cuda", max_steps=steps, batch_size=batch,
-                            max_seq_length=seq, packing=True, gradient_checkpointing=ckpt, checkpoint_every=0,
-                            learning_rate=2e-5 if method == "full" else 1e-4, lora_r=16)
+            cfg = SftConfig(
+                base_model=str(base),
+                method=method,
+                device="cpu" if a.dry_cpu else "cuda",
+                max_steps=steps,
+                batch_size=batch,
+                max_seq_length=seq,
+                packing=True,
+                gradient_checkpointing=ckpt,
+                checkpoint_every=0,
+                learning_rate=2e-5 if method == "full" else 1e-4,
+                lora_r=16,
+            )
             marks: list[tuple[int, float]] = []
             torch.cuda.reset_peak_memory_stats()
             t0 = [0.0]
@@ -106,24 +126,37 @@ def main() -> None:
             def on_step(step, loss, tps):
                 torch.cuda.synchronize()
                 if step == 1:
-                    t0[0] = time.perf_counter()
-                marks.append((step, time.perf_counter()))
+                    t0[0] = time.perf_counter()  # noqa: B023 - called within this iteration
+                marks.append((step, time.perf_counter()))  # noqa: B023
 
             res = train_sft(rows, cfg, sp, a.root / f"run-{i}", a.root / "models", on_step=on_step, log=lambda *_: None)
             half = len(marks) // 2
             dt = marks[-1][1] - marks[half - 1][1]
             tokens_per_step = res.tokens / res.steps
             tps = tokens_per_step * (len(marks) - half) / dt
-            run = {"i": i, "shape": shape, "method": method, "batch": batch, "seq": seq, "gradient_checkpointing": ckpt,
-                   "steps": res.steps, "params": res.total_params, "trainable": res.trainable_params,
-                   "tokens_per_step": round(tokens_per_step), "tokens_per_second": round(tps),
-                   "flops_per_token": res.flops_per_token, "mfu_steady": round(res.flops_per_token * tps / res.peak_flops, 4),
-                   "mfu_whole_run": round(res.mfu, 4), "peak_source": res.peak_source,
-                   "first_loss": round(res.losses[0], 4), "final_loss": round(res.final_loss, 4),
-                   "losses": [round(x, 3) for x in res.losses],
-                   "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-                   "setup_s": round(time.perf_counter() - t_setup - res.seconds, 1)}
-        except Exception as e:  # one failing method must not hide the others' numbers
+            run = {
+                "i": i,
+                "shape": shape,
+                "method": method,
+                "batch": batch,
+                "seq": seq,
+                "gradient_checkpointing": ckpt,
+                "steps": res.steps,
+                "params": res.total_params,
+                "trainable": res.trainable_params,
+                "tokens_per_step": round(tokens_per_step),
+                "tokens_per_second": round(tps),
+                "flops_per_token": res.flops_per_token,
+                "mfu_steady": round(res.flops_per_token * tps / res.peak_flops, 4),
+                "mfu_whole_run": round(res.mfu, 4),
+                "peak_source": res.peak_source,
+                "first_loss": round(res.losses[0], 4),
+                "final_loss": round(res.final_loss, 4),
+                "losses": [round(x, 3) for x in res.losses],
+                "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                "setup_s": round(time.perf_counter() - t_setup - res.seconds, 1),
+            }
+        except Exception as e:  # noqa: BLE001 - one failing method must not hide the others' numbers
             run = {"i": i, "shape": shape, "method": method, "error": f"{type(e).__name__}: {e}"[:500]}
         print(json.dumps(run), flush=True)
         report["runs"].append(run)

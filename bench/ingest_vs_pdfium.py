@@ -22,14 +22,14 @@ import json
 import os
 import platform
 import sys
-import threading
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from examples import corpus
-from flywheel.core.config import IngestConfig
 from flywheel.core.dataset import DatasetWriter
+from flywheel.ingest.config import IngestConfig
 from flywheel.ingest.engine import run_ingest
 from flywheel.ingest.tables import to_markdown
 
@@ -69,8 +69,10 @@ class PeakRss:
     """Peak RSS (MiB) of this process (VmHWM, reset first) and of the sandbox helpers (sampled every 20 ms)."""
 
     def __enter__(self):
-        self.before = next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines()
-                           if x.startswith("VmRSS")) // 1024
+        self.before = (
+            next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS"))
+            // 1024
+        )
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM
         self.helpers = 0
         self.stop = threading.Event()
@@ -84,8 +86,11 @@ class PeakRss:
         while not self.stop.wait(0.02):
             for h in list(sandbox._helpers):
                 try:
-                    rss = next(int(x.split()[1]) for x in Path(f"/proc/{h.proc.pid}/status").read_text().splitlines()
-                               if x.startswith("VmRSS"))
+                    rss = next(
+                        int(x.split()[1])
+                        for x in Path(f"/proc/{h.proc.pid}/status").read_text().splitlines()
+                        if x.startswith("VmRSS")
+                    )
                     self.helpers = max(self.helpers, rss // 1024)
                 except (OSError, StopIteration):
                     pass
@@ -93,8 +98,10 @@ class PeakRss:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
-        self.driver = next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines()
-                           if x.startswith("VmHWM")) // 1024
+        self.driver = (
+            next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM"))
+            // 1024
+        )
 
 
 def timed(fn, *a, **kw):
@@ -115,7 +122,9 @@ def main(argv=None) -> None:
 
     text_pdf = corpus.ruled_table_pdf(tmp / "text.pdf", [None] * a.text_pages, text_lines=12)
     truth = {pg: corpus.table_for(pg, rows=6) for pg in range(1, a.mixed_pages + 1) if pg % 5 == 0}
-    mixed_pdf = corpus.ruled_table_pdf(tmp / "mixed.pdf", [truth.get(pg) for pg in range(1, a.mixed_pages + 1)], text_lines=8)
+    mixed_pdf = corpus.ruled_table_pdf(
+        tmp / "mixed.pdf", [truth.get(pg) for pg in range(1, a.mixed_pages + 1)], text_lines=8
+    )
     cfg = IngestConfig(workers=a.workers)
 
     raw_pdfium(text_pdf)  # warm the page cache and the library
@@ -123,9 +132,14 @@ def main(argv=None) -> None:
     (res_t, ds_t), t_cold = timed(ours, [text_pdf], tmp / "ds", cfg)
     (res_w, _), t_warm = timed(ours, [text_pdf], tmp / "ds2", cfg)
     (res_1, _), t_ours1 = timed(ours, [text_pdf], tmp / "ds1", cfg.model_copy(update={"workers": 1}))
-    text = {"pages": a.text_pages, "raw_pypdfium2_pages_s": a.text_pages / t_raw, "ours_cold_pages_s": a.text_pages / t_cold,
-            "ours_warm_pages_s": a.text_pages / t_warm, "ours_warm_1_worker_pages_s": a.text_pages / t_ours1,
-            "ours_rows": ds_t.rows}
+    text = {
+        "pages": a.text_pages,
+        "raw_pypdfium2_pages_s": a.text_pages / t_raw,
+        "ours_cold_pages_s": a.text_pages / t_cold,
+        "ours_warm_pages_s": a.text_pages / t_warm,
+        "ours_warm_1_worker_pages_s": a.text_pages / t_ours1,
+        "ours_rows": ds_t.rows,
+    }
     print(json.dumps({"text_only": text}))
 
     tables_pl, t_pl = timed(plumber_tables, mixed_pdf)
@@ -133,28 +147,57 @@ def main(argv=None) -> None:
     got = {r["page"]: r["text"] for r in res_m.rows if r["kind"] == "table"}
     exact_ours = sum(got.get(pg) == to_markdown(t) for pg, t in truth.items())
     exact_pl = sum(tables_pl.get(pg) == t for pg, t in truth.items())
-    mixed = {"pages": a.mixed_pages, "table_pages": len(truth), "pdfplumber_pages_s": a.mixed_pages / t_pl,
-             "ours_pages_s": a.mixed_pages / t_mixed, "ours_tables_exact": exact_ours, "pdfplumber_tables_exact": exact_pl,
-             "table_pages_scanned": res_m.extra["table_pages_scanned"]}
+    mixed = {
+        "pages": a.mixed_pages,
+        "table_pages": len(truth),
+        "pdfplumber_pages_s": a.mixed_pages / t_pl,
+        "ours_pages_s": a.mixed_pages / t_mixed,
+        "ours_tables_exact": exact_ours,
+        "pdfplumber_tables_exact": exact_pl,
+        "table_pages_scanned": res_m.extra["table_pages_scanned"],
+    }
     print(json.dumps({"mixed": mixed}))
 
-    big_pdf = corpus.ruled_table_pdf(tmp / "big.pdf", [corpus.table_for(pg) if pg % 10 == 0 else None
-                                                       for pg in range(1, a.big_pages + 1)], text_lines=12)
+    big_pdf = corpus.ruled_table_pdf(
+        tmp / "big.pdf",
+        [corpus.table_for(pg) if pg % 10 == 0 else None for pg in range(1, a.big_pages + 1)],
+        text_lines=12,
+    )
     import gc
 
     gc.collect()
     with PeakRss() as mem:
         (res_b, ds_b), t_big = timed(ours, [big_pdf], tmp / "dsb", cfg)
-    big = {"pages": a.big_pages, "file_mb": round(big_pdf.stat().st_size / 1e6, 1), "ours_pages_s": a.big_pages / t_big,
-           "rows": ds_b.rows, "driver_rss_before_mib": mem.before, "driver_peak_rss_mib": mem.driver, "sandbox_peak_rss_mib": mem.helpers,
-           "pages_per_task": cfg.pages_per_task}
+    big = {
+        "pages": a.big_pages,
+        "file_mb": round(big_pdf.stat().st_size / 1e6, 1),
+        "ours_pages_s": a.big_pages / t_big,
+        "rows": ds_b.rows,
+        "driver_rss_before_mib": mem.before,
+        "driver_peak_rss_mib": mem.driver,
+        "sandbox_peak_rss_mib": mem.helpers,
+        "pages_per_task": cfg.pages_per_task,
+    }
     print(json.dumps({"big": big}))
-    print(json.dumps({"ratios": {
-        "text_only_cold_vs_raw_pypdfium2": round(text["ours_cold_pages_s"] / text["raw_pypdfium2_pages_s"], 2),
-        "text_only_warm_vs_raw_pypdfium2": round(text["ours_warm_pages_s"] / text["raw_pypdfium2_pages_s"], 2),
-        "text_only_warm_1_worker_vs_raw_pypdfium2": round(text["ours_warm_1_worker_pages_s"] / text["raw_pypdfium2_pages_s"], 2),
-        "mixed_ours_vs_pdfplumber": round(mixed["ours_pages_s"] / mixed["pdfplumber_pages_s"], 1),
-        "tables_exact": f"ours {exact_ours}/{len(truth)}, pdfplumber {exact_pl}/{len(truth)}"}}))
+    print(
+        json.dumps(
+            {
+                "ratios": {
+                    "text_only_cold_vs_raw_pypdfium2": round(
+                        text["ours_cold_pages_s"] / text["raw_pypdfium2_pages_s"], 2
+                    ),
+                    "text_only_warm_vs_raw_pypdfium2": round(
+                        text["ours_warm_pages_s"] / text["raw_pypdfium2_pages_s"], 2
+                    ),
+                    "text_only_warm_1_worker_vs_raw_pypdfium2": round(
+                        text["ours_warm_1_worker_pages_s"] / text["raw_pypdfium2_pages_s"], 2
+                    ),
+                    "mixed_ours_vs_pdfplumber": round(mixed["ours_pages_s"] / mixed["pdfplumber_pages_s"], 1),
+                    "tables_exact": f"ours {exact_ours}/{len(truth)}, pdfplumber {exact_pl}/{len(truth)}",
+                }
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

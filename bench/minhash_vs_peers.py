@@ -28,7 +28,7 @@ from flywheel.curation.minhash import jaccard, shingle_set, signatures
 
 
 def shingles(text: str, n: int) -> list[str]:
-    return [text[i:i + n] for i in range(max(1, len(text) - n + 1))]
+    return [text[i : i + n] for i in range(max(1, len(text) - n + 1))]
 
 
 def ours(texts, n, k):
@@ -67,8 +67,17 @@ def main(argv=None) -> None:
     p.add_argument("--ngram", type=int, default=24)
     p.add_argument("--hashes", type=int, default=260)
     a = p.parse_args(argv)
-    print(json.dumps({"machine": platform.machine(), "cores": os.cpu_count(), "numba_threads": 1,
-                      "ngram": a.ngram, "hashes": a.hashes}))
+    print(
+        json.dumps(
+            {
+                "machine": platform.machine(),
+                "cores": os.cpu_count(),
+                "numba_threads": 1,
+                "ngram": a.ngram,
+                "hashes": a.hashes,
+            }
+        )
+    )
     df, _ = near_duplicate_corpus(int(a.mb * 1e6 / 2600) + 1, copies=(1, 1), seed=1)
     df = df.sort_values("id").reset_index(drop=True)  # each base next to its near-duplicate
     texts = df.text.tolist()
@@ -76,24 +85,58 @@ def main(argv=None) -> None:
     ours(texts[:4], a.ngram, a.hashes)  # compile (cached on disk after the first run)
     ours_rolling(texts[:4], a.ngram, a.hashes)
     rates = {}
-    for name, fn, share in (("flywheel", ours, 1.0), ("flywheel_rolling", ours_rolling, 1.0), ("rensa", rensa_sigs, 1.0),
-                            ("datasketch", datasketch_sigs, 0.1)):
+    for name, fn, share in (
+        ("flywheel", ours, 1.0),
+        ("flywheel_rolling", ours_rolling, 1.0),
+        ("rensa", rensa_sigs, 1.0),
+        ("datasketch", datasketch_sigs, 0.1),
+    ):
         sub = texts[: max(2, int(len(texts) * share))]
         sub_mb = sum(len(t.encode()) for t in sub) / 1e6
         t0 = time.perf_counter()
         sig = fn(sub, a.ngram, a.hashes)
         dt = time.perf_counter() - t0
         pairs = [(i, i + 1) for i in range(0, min(len(sub) - 1, 120), 2)]
-        err = float(np.mean([abs((sig[i] == sig[j]).mean() - jaccard(shingle_set(texts[i], "char", a.ngram),
-                                                                      shingle_set(texts[j], "char", a.ngram)))
-                             for i, j in pairs])) if pairs else None
+        err = (
+            float(
+                np.mean(
+                    [
+                        abs(
+                            (sig[i] == sig[j]).mean()
+                            - jaccard(shingle_set(texts[i], "char", a.ngram), shingle_set(texts[j], "char", a.ngram))
+                        )
+                        for i, j in pairs
+                    ]
+                )
+            )
+            if pairs
+            else None
+        )
         rates[name] = sub_mb / dt
-        print(json.dumps({"impl": name, "mb": round(sub_mb, 2), "seconds": round(dt, 3), "mb_per_s_core": round(sub_mb / dt, 2),
-                          "jaccard_abs_error": round(err, 4) if err is not None else None, "pairs_checked": len(pairs)}))
-    print(json.dumps({"corpus_mb": round(mb, 2), "ratios": {
-        "flywheel_vs_rensa": round(rates["flywheel"] / rates["rensa"], 1),
-        "flywheel_rolling_vs_rensa": round(rates["flywheel_rolling"] / rates["rensa"], 1),
-        "flywheel_vs_datasketch": round(rates["flywheel"] / rates["datasketch"], 1)}}))
+        print(
+            json.dumps(
+                {
+                    "impl": name,
+                    "mb": round(sub_mb, 2),
+                    "seconds": round(dt, 3),
+                    "mb_per_s_core": round(sub_mb / dt, 2),
+                    "jaccard_abs_error": round(err, 4) if err is not None else None,
+                    "pairs_checked": len(pairs),
+                }
+            )
+        )
+    print(
+        json.dumps(
+            {
+                "corpus_mb": round(mb, 2),
+                "ratios": {
+                    "flywheel_vs_rensa": round(rates["flywheel"] / rates["rensa"], 1),
+                    "flywheel_rolling_vs_rensa": round(rates["flywheel_rolling"] / rates["rensa"], 1),
+                    "flywheel_vs_datasketch": round(rates["flywheel"] / rates["datasketch"], 1),
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

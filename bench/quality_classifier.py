@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from examples.quality import quality_corpus
-from flywheel.core.config import CurationConfig, load_config
+from flywheel.core.config import load_config
+from flywheel.curation.config import CurationConfig
 from flywheel.curation.heuristics import FilterSet
 from flywheel.curation.quality import load_classifier, train_classifier
 
@@ -48,18 +49,45 @@ def main(argv=None) -> None:
         preds, _ = clf.predict(texts)
         dt = time.perf_counter() - t0
     removed_clf = np.array([x == "Low" for x in preds])
-    specs = [s for s in load_config("configs/curation/nemo-heuristics-en.yaml", CurationConfig).heuristics
-             if s["filter"] != "WordCountFilter"]
+    specs = [
+        s
+        for s in load_config("configs/curation/nemo-heuristics-en.yaml", CurationConfig).heuristics
+        if s["filter"] != "WordCountFilter"
+    ]
     fs = FilterSet(specs)
     removed_heur = np.array([fs.reason(t) is not None for t in texts])
     mb = sum(len(t.encode()) for t in texts) / 1e6
-    for name, removed in (("quality_classifier", removed_clf), ("nemo_heuristics", removed_heur),
-                          ("both", removed_clf | removed_heur)):
-        kinds = {k: round(float(removed[[r["kind"] == k for r in test]].mean()), 3) for k in ("seo", "salad", "clickbait", "listing")}
-        print(json.dumps({"method": name, "junk_removed": round(float(removed[is_low].mean()), 3),
-                          "prose_kept": round(float((~removed[~is_low]).mean()), 3), "removed_by_kind": kinds}))
-    print(json.dumps({"train_rows": a.train, "train_seconds": round(train_s, 1), "holdout_accuracy": metrics["holdout_accuracy"],
-                      "docs": len(texts), "docs_per_s_core": round(len(texts) / dt, 1), "mb_per_s_core": round(mb / dt, 3)}))
+    for name, removed in (
+        ("quality_classifier", removed_clf),
+        ("nemo_heuristics", removed_heur),
+        ("both", removed_clf | removed_heur),
+    ):
+        kinds = {
+            k: round(float(removed[[r["kind"] == k for r in test]].mean()), 3)
+            for k in ("seo", "salad", "clickbait", "listing")
+        }
+        print(
+            json.dumps(
+                {
+                    "method": name,
+                    "junk_removed": round(float(removed[is_low].mean()), 3),
+                    "prose_kept": round(float((~removed[~is_low]).mean()), 3),
+                    "removed_by_kind": kinds,
+                }
+            )
+        )
+    print(
+        json.dumps(
+            {
+                "train_rows": a.train,
+                "train_seconds": round(train_s, 1),
+                "holdout_accuracy": metrics["holdout_accuracy"],
+                "docs": len(texts),
+                "docs_per_s_core": round(len(texts) / dt, 1),
+                "mb_per_s_core": round(mb / dt, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

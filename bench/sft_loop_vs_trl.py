@@ -18,8 +18,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from examples.fraud import generate  # noqa: E402
-from flywheel.core.config import SftConfig, load_workload  # noqa: E402
 from flywheel.core.home import Home  # noqa: E402
+from flywheel.core.workload import load_workload  # noqa: E402
+from flywheel.training.config import SftConfig
 from flywheel.training.models import resolve_base_model  # noqa: E402
 from flywheel.training.sft import to_conversations, train_sft  # noqa: E402
 
@@ -36,14 +37,34 @@ def run_trl(rows, cfg: SftConfig, system_prompt: str, base: Path, out: Path) -> 
     torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(str(base))
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    args = SFTConfig(output_dir=str(out), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-                     learning_rate=cfg.learning_rate, logging_steps=1, save_strategy="no", report_to=[],
-                     max_length=cfg.max_seq_length, gradient_checkpointing=False, bf16=False, use_cpu=True,
-                     disable_tqdm=True, seed=cfg.seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(to_conversations(rows, system_prompt)),
-                         processing_class=tok,
-                         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        max_length=cfg.max_seq_length,
+        gradient_checkpointing=False,
+        bf16=False,
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=cfg.seed,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(to_conversations(rows, system_prompt)),
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.target_modules,
+            task_type="CAUSAL_LM",
+        ),
+    )
     trainer.remove_callback(PrinterCallback)
     t0 = time.perf_counter()
     trainer.train()

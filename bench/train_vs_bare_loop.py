@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from examples.fraud import generate  # noqa: E402
-from flywheel.core.config import SftConfig  # noqa: E402
 from flywheel.core.home import Home  # noqa: E402
+from flywheel.training.config import SftConfig  # noqa: E402
 from flywheel.training.data import collate, encode_sft_rows  # noqa: E402
 from flywheel.training.models import resolve_base_model  # noqa: E402
 from flywheel.training.sft import train_sft  # noqa: E402
@@ -43,8 +43,20 @@ def bare_loop(cfg: SftConfig, base: Path, rows: list[dict], device: str) -> list
     tok = AutoTokenizer.from_pretrained(str(base))
     bf16 = device == "cuda"
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16 if bf16 else torch.float32)
-    model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                             target_modules=cfg.target_modules, task_type="CAUSAL_LM")).to(device).train()
+    model = (
+        get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=cfg.target_modules,
+                task_type="CAUSAL_LM",
+            ),
+        )
+        .to(device)
+        .train()
+    )
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()
@@ -52,14 +64,14 @@ def bare_loop(cfg: SftConfig, base: Path, rows: list[dict], device: str) -> list
     examples = encode_sft_rows(tok, rows, SP, cfg.max_seq_length).examples
     rng, order = random.Random(cfg.seed), []
     durations, last = [], time.perf_counter()
-    for step in range(cfg.max_steps):
+    for _ in range(cfg.max_steps):
         batch = []
         while len(batch) < cfg.batch_size:
             if not order:
                 order = list(range(len(examples)))
                 rng.shuffle(order)
             batch.append(examples[order.pop()])
-        ids, labels, mask, _ = (t.to(device) for t in collate([(i, l, None) for i, l in batch], tok.pad_token_id))
+        ids, labels, mask, _ = (t.to(device) for t in collate([(i, lab, None) for i, lab in batch], tok.pad_token_id))
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
         loss.backward()
@@ -102,7 +114,7 @@ def recipe(cfg: SftConfig, rows: list[dict], models: Path, out: Path, per_step: 
 
 def rate(per_step: list[int], durations: list[float]) -> float:
     """tokens/s over steps 3..N (the first two warm up): both loops' durations end at a loss.item()."""
-    tail = durations[-(len(per_step) - 2):]
+    tail = durations[-(len(per_step) - 2) :]
     return sum(per_step[2:]) / sum(tail)
 
 
@@ -120,8 +132,16 @@ def main() -> None:
     home = Home.resolve()
     base = resolve_base_model(a.base, home.models)
     rows = generate(512, seed=7)
-    cfg = SftConfig(base_model=str(base), device=a.device, max_steps=a.steps, batch_size=a.batch, max_seq_length=160,
-                    checkpoint_every=0, gradient_checkpointing="off", lora_dropout=0.05)
+    cfg = SftConfig(
+        base_model=str(base),
+        device=a.device,
+        max_steps=a.steps,
+        batch_size=a.batch,
+        max_seq_length=160,
+        checkpoint_every=0,
+        gradient_checkpointing="off",
+        lora_dropout=0.05,
+    )
     per_step = step_tokens(cfg, base, rows)
     ours, bare = [], []
     for r in range(a.rounds):
@@ -131,12 +151,14 @@ def main() -> None:
         d_bare = bare_loop(cfg, base, rows, a.device)
         ours.append(rate(per_step, d_ours))
         bare.append(rate(per_step, d_bare))
-        print("  step ms, recipe:", [round(1000 * d) for d in d_ours[-(a.steps - 2):]], flush=True)
-        print("  step ms, bare:  ", [round(1000 * d) for d in d_bare[-(a.steps - 2):]], flush=True)
+        print("  step ms, recipe:", [round(1000 * d) for d in d_ours[-(a.steps - 2) :]], flush=True)
+        print("  step ms, bare:  ", [round(1000 * d) for d in d_bare[-(a.steps - 2) :]], flush=True)
         print(f"round {r + 1}: recipe {ours[-1]:.0f} tokens/s, bare loop {bare[-1]:.0f} tokens/s", flush=True)
     mo, mb = statistics.median(ours), statistics.median(bare)
-    print(f"median: recipe {mo:.0f} tokens/s, bare {mb:.0f} tokens/s, recipe/bare = {mo / mb:.3f} "
-          f"(overhead {100 * (1 - mo / mb):+.1f} %)")
+    print(
+        f"median: recipe {mo:.0f} tokens/s, bare {mb:.0f} tokens/s, recipe/bare = {mo / mb:.3f} "
+        f"(overhead {100 * (1 - mo / mb):+.1f} %)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flywheel.core.config import IngestConfig
+from flywheel.ingest.config import IngestConfig
 
 EVENT = "flywheel.folder.changed"
 
@@ -26,13 +26,18 @@ def watch_trigger(name: str):
     from prefect.events import DeploymentEventTrigger
 
     return DeploymentEventTrigger(
-        name=f"ingest-{name}-on-new-files", enabled=True, match={"prefect.resource.id": resource_id(name)},
-        expect={EVENT}, posture="Reactive", threshold=1,
+        name=f"ingest-{name}-on-new-files",
+        enabled=True,
+        match={"prefect.resource.id": resource_id(name)},
+        expect={EVENT},
+        posture="Reactive",
+        threshold=1,
     )
 
 
-def apply(folder: str | Path, name: str, cfg: IngestConfig, cron: str | None = None,
-          pool: str = "flywheel-process") -> dict[str, str]:
+def apply(
+    folder: str | Path, name: str, cfg: IngestConfig, cron: str | None = None, pool: str = "flywheel-process"
+) -> dict[str, str]:
     """Create or update ``ingest/ingest-<name>-watch`` (and ``ingest/ingest-<name>-scheduled`` with ``cron``)."""
     from prefect.types.entrypoint import EntrypointType
 
@@ -43,15 +48,23 @@ def apply(folder: str | Path, name: str, cfg: IngestConfig, cron: str | None = N
     params = {"paths": [str(Path(folder).resolve())], "name": name, "config": cfg.model_dump(mode="json")}
     out = {}
     watched = ingest.to_deployment(
-        name=f"ingest-{name}-watch", parameters=params, triggers=[watch_trigger(name)], tags=["flywheel", "ingest", name],
+        name=f"ingest-{name}-watch",
+        parameters=params,
+        triggers=[watch_trigger(name)],
+        tags=["flywheel", "ingest", name],
         description=f"Ingest {params['paths'][0]} when `flywheel watch` reports new files",
-        entrypoint_type=EntrypointType.MODULE_PATH, concurrency_limit=1,  # bursts queue up; each run is incremental
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        concurrency_limit=1,  # bursts queue up; each run is incremental
     )
     out[f"ingest/ingest-{name}-watch"] = str(watched.apply(work_pool_name=pool))
     if cron:
         scheduled = ingest.to_deployment(
-            name=f"ingest-{name}-scheduled", parameters=params, cron=cron, tags=["flywheel", "ingest", name],
-            description=f"Ingest {params['paths'][0]} on '{cron}'", entrypoint_type=EntrypointType.MODULE_PATH,
+            name=f"ingest-{name}-scheduled",
+            parameters=params,
+            cron=cron,
+            tags=["flywheel", "ingest", name],
+            description=f"Ingest {params['paths'][0]} on '{cron}'",
+            entrypoint_type=EntrypointType.MODULE_PATH,
             concurrency_limit=1,
         )
         out[f"ingest/ingest-{name}-scheduled"] = str(scheduled.apply(work_pool_name=pool))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from flywheel.core.config import WorkloadConfig
+from flywheel.core.workload import WorkloadConfig
 
 DEFAULT_POOL = "flywheel-process"
 EVENT = "flywheel.feedback.received"
@@ -49,8 +49,11 @@ def ensure_work_pool(name: str = DEFAULT_POOL) -> None:
         except ObjectNotFound:
             pass
         try:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process",
-                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+                )
+            )
         except ObjectAlreadyExists:  # created concurrently
             pass
 
@@ -59,8 +62,7 @@ def apply(cfg: WorkloadConfig, config_path: str, pool: str = DEFAULT_POOL) -> st
     """Create or update deployment ``retrain/retrain-<workload>``; returns its id.
 
     The entrypoint is a module path (``flows.retrain:retrain``): workers import the installed
-    package, so no code is pulled and no working directory matters. (A file path would put
-    ``flows/`` first on ``sys.path``, where ``flows/flywheel.py`` shadows the ``flywheel`` package.)"""
+    package, so no code is pulled and no working directory matters."""
     from prefect.types.entrypoint import EntrypointType
 
     from flows.retrain import retrain

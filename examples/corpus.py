@@ -18,13 +18,17 @@ import os
 import zlib
 from pathlib import Path
 
-WORDS = ("ledger audit invoice merchant refund velocity border review analyst policy threshold account "
-         "payment settlement dispute chargeback").split()
+WORDS = (
+    "ledger audit invoice merchant refund velocity border review analyst policy threshold account "
+    "payment settlement dispute chargeback"
+).split()
 
 
 def table_for(page: int, rows: int = 5) -> list[list[str]]:
     head = ["Region", "Q1", "Q2", "Owner"]
-    return [head] + [[f"R{page}-{r}", f"{page * 100 + r:,}", f"${r * 7.5:.2f}", f"team {r}|{page}"] for r in range(1, rows)]
+    return [head] + [
+        [f"R{page}-{r}", f"{page * 100 + r:,}", f"${r * 7.5:.2f}", f"team {r}|{page}"] for r in range(1, rows)
+    ]
 
 
 def ruled_table_pdf(path: Path, pages: list[list[list[str]] | None], text_lines: int = 3) -> Path:
@@ -38,8 +42,14 @@ def ruled_table_pdf(path: Path, pages: list[list[list[str]] | None], text_lines:
     story = []
     for i, table in enumerate(pages):
         for k in range(text_lines):
-            story.append(Paragraph(f"Section {i + 1}.{k}: quarterly figures and notes for the review board; "
-                                   + " ".join(WORDS[(i + k + j) % len(WORDS)] for j in range(24)) + ".", body))
+            story.append(
+                Paragraph(
+                    f"Section {i + 1}.{k}: quarterly figures and notes for the review board; "
+                    + " ".join(WORDS[(i + k + j) % len(WORDS)] for j in range(24))
+                    + ".",
+                    body,
+                )
+            )
         if table is not None:
             story.append(Table(table, style=TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)])))
         story.append(PageBreak())
@@ -75,7 +85,9 @@ def scanned_pdf(path: Path, pages: list[list[str]]) -> Path:
     for lines in pages:
         img = _text_image(lines)
         w = A4[0] - 72
-        c.drawImage(ImageReader(img), 36, A4[1] - 36 - w * img.height / img.width, width=w, height=w * img.height / img.width)
+        c.drawImage(
+            ImageReader(img), 36, A4[1] - 36 - w * img.height / img.width, width=w, height=w * img.height / img.width
+        )
         c.showPage()
     c.save()
     return path
@@ -147,12 +159,18 @@ def docx_doc(path: Path, figure_lines: list[str] | None = None) -> Path:
 def parquet_doc(path: Path) -> Path:
     import pandas as pd
 
-    pd.DataFrame({"id": ["p1", "p2", "p3"], "text": ["first parquet record", None, "third parquet record"],
-                  "label": ["LEGIT", "FRAUD", "FRAUD"]}).to_parquet(path, index=False)
+    pd.DataFrame(
+        {
+            "id": ["p1", "p2", "p3"],
+            "text": ["first parquet record", None, "third parquet record"],
+            "label": ["LEGIT", "FRAUD", "FRAUD"],
+        }
+    ).to_parquet(path, index=False)
     return path
 
 
 # ---------------------------------------------------------------- bad input
+
 
 def _raw_pdf(objects: list[bytes]) -> bytes:
     """A PDF from object bodies (1-based), with a correct xref table."""
@@ -178,12 +196,16 @@ def hang_pdf(path: Path, rects: int = 400_000) -> Path:
     pdfminer (under pdfplumber's table finder) takes minutes — what a parser hang looks like."""
     ops = b"".join(b"%d %d 2 2 re S\n" % (i % 590, (i // 590) % 830) for i in range(rects))
     stream = zlib.compress(ops, 9)
-    path.write_bytes(_raw_pdf([
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]))
+    path.write_bytes(
+        _raw_pdf(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << >> >>",
+                b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+            ]
+        )
+    )
     return path
 
 
@@ -234,7 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ruled_table_pdf(out / "tables-50.pdf", [table_for(i) for i in range(1, 51)])
     scanned_pdf(out / "scanned.pdf", [["Scanned invoice 4711", "Total due 1,250.00 EUR", "Merchant Lakeside Books"]])
-    figure_pdf(out / "figure.pdf", "Monthly chargeback report with a figure below.", ["Chargebacks by month", "January 42", "February 37"])
+    figure_pdf(
+        out / "figure.pdf",
+        "Monthly chargeback report with a figure below.",
+        ["Chargebacks by month", "January 42", "February 37"],
+    )
     html_doc(out / "handbook.html")
     markdown_doc(out / "velocity.md")
     docx_doc(out / "dispute.docx")

@@ -55,32 +55,53 @@ def write_policy_pdf(path: Path) -> Path:
     from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     styles = getSampleStyleSheet()
-    ruled = TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black),
-                        ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey)])
+    ruled = TableStyle(
+        [("GRID", (0, 0), (-1, -1), 0.5, colors.black), ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey)]
+    )
     story = [
         Paragraph("Card Fraud Review Policy", styles["Title"]),
         Paragraph("1. Purpose", styles["Heading2"]),
-        Paragraph("This manual tells analysts when a card transaction must be treated as suspected fraud. "
-                  "Each rule below was derived from confirmed chargebacks of the last four quarters. A "
-                  "transaction that meets any rule is answered FRAUD with the rule as its reason; otherwise "
-                  "it is LEGIT.", styles["BodyText"]),
+        Paragraph(
+            "This manual tells analysts when a card transaction must be treated as suspected fraud. "
+            "Each rule below was derived from confirmed chargebacks of the last four quarters. A "
+            "transaction that meets any rule is answered FRAUD with the rule as its reason; otherwise "
+            "it is LEGIT.",
+            styles["BodyText"],
+        ),
         Spacer(1, 12),
         Paragraph("2. Review thresholds", styles["Heading2"]),
-        Table([["Rule", "Condition", "Threshold"],
-               ["Cross-border", "card country differs from merchant country", "amount >= $1,000"],
-               ["Velocity", "transactions in the past hour", ">= 5"],
-               ["Night risk", "00:00-04:59 in a high-risk category", "any amount"]], style=ruled),
+        Table(
+            [
+                ["Rule", "Condition", "Threshold"],
+                ["Cross-border", "card country differs from merchant country", "amount >= $1,000"],
+                ["Velocity", "transactions in the past hour", ">= 5"],
+                ["Night risk", "00:00-04:59 in a high-risk category", "any amount"],
+            ],
+            style=ruled,
+        ),
         PageBreak(),
         Paragraph("3. Merchant categories", styles["Heading2"]),
         Paragraph("High-risk categories resell easily and are targeted first by stolen cards.", styles["BodyText"]),
         Spacer(1, 12),
-        Table([["Category", "Risk", "Typical amount"],
-               ["electronics", "high", "$600"], ["gift cards", "high", "$300"], ["crypto", "high", "$900"],
-               ["travel", "medium", "$700"], ["grocery", "low", "$60"], ["fuel", "low", "$50"]], style=ruled),
+        Table(
+            [
+                ["Category", "Risk", "Typical amount"],
+                ["electronics", "high", "$600"],
+                ["gift cards", "high", "$300"],
+                ["crypto", "high", "$900"],
+                ["travel", "medium", "$700"],
+                ["grocery", "low", "$60"],
+                ["fuel", "low", "$50"],
+            ],
+            style=ruled,
+        ),
         Spacer(1, 12),
         Paragraph("4. Escalation", styles["Heading2"]),
-        Paragraph("Analysts escalate to the duty manager when a customer disputes a FRAUD decision within "
-                  "24 hours, or when three rules fire on the same card in one day.", styles["BodyText"]),
+        Paragraph(
+            "Analysts escalate to the duty manager when a customer disputes a FRAUD decision within "
+            "24 hours, or when three rules fire on the same card in one day.",
+            styles["BodyText"],
+        ),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     SimpleDocTemplate(str(path), pagesize=A4, title="Card Fraud Review Policy").build(story)
@@ -89,7 +110,9 @@ def write_policy_pdf(path: Path) -> Path:
 
 def write_corrupt_pdf(path: Path) -> Path:
     """A PDF header and end marker around garbage: a corrupt file (a cut one is ``truncated``)."""
-    path.write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + bytes(range(256)) * 4 + b"\n%%EOF\n")
+    path.write_bytes(
+        b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
+    )
     return path
 
 

@@ -41,8 +41,18 @@ CATEGORIES = {
     "pharmacy": ["HealthPlus Pharmacy", "CareDrug"],
 }
 RISKY = {"electronics", "gift cards", "crypto"}
-COUNTRIES = {"US": "New York", "GB": "London", "DE": "Berlin", "FR": "Paris", "NG": "Lagos",
-             "BR": "Sao Paulo", "IN": "Mumbai", "RO": "Bucharest", "CA": "Toronto", "JP": "Tokyo"}
+COUNTRIES = {
+    "US": "New York",
+    "GB": "London",
+    "DE": "Berlin",
+    "FR": "Paris",
+    "NG": "Lagos",
+    "BR": "Sao Paulo",
+    "IN": "Mumbai",
+    "RO": "Bucharest",
+    "CA": "Toronto",
+    "JP": "Tokyo",
+}
 HOME_COUNTRIES = ["US", "GB", "DE", "FR", "CA"]
 LABELS = ["FRAUD", "LEGIT"]
 
@@ -87,16 +97,35 @@ def _transaction(rng: random.Random) -> Transaction:
     abroad = rng.random() < 0.45
     merchant_country = rng.choice([c for c in COUNTRIES if c != card]) if abroad else card
     # Amounts are log-normal per category: groceries are small, travel and electronics large.
-    scale = {"grocery": 60, "fuel": 50, "restaurants": 70, "pharmacy": 40, "clothing": 120,
-             "electronics": 600, "gift cards": 300, "crypto": 900, "travel": 700}[category]
+    scale = {
+        "grocery": 60,
+        "fuel": 50,
+        "restaurants": 70,
+        "pharmacy": 40,
+        "clothing": 120,
+        "electronics": 600,
+        "gift cards": 300,
+        "crypto": 900,
+        "travel": 700,
+    }[category]
     amount = round(min(rng.lognormvariate(0, 0.8) * scale, 9_000), 2)
     night = rng.random() < 0.3
     hour = rng.randint(0, 4) if night else rng.randint(6, 23)
     velocity = rng.choice([1, 1, 1, 2, 2, 3, 4, 5, 6, 8]) if rng.random() < 0.35 else rng.randint(1, 2)
     age = rng.randint(1, 14) if rng.random() < 0.25 else rng.randint(30, 3650)
     channel = rng.choice(["Card-present", "Online", "Contactless", "Card-not-present"])
-    return Transaction(amount, category, rng.choice(CATEGORIES[category]), card, merchant_country,
-                       hour, rng.randint(0, 59), velocity, age, channel)
+    return Transaction(
+        amount,
+        category,
+        rng.choice(CATEGORIES[category]),
+        card,
+        merchant_country,
+        hour,
+        rng.randint(0, 59),
+        velocity,
+        age,
+        channel,
+    )
 
 
 def generate(n: int, seed: int = 0, noise: float = 0.03, prefix: str = "txn", fraud_share: float = 0.45) -> list[dict]:
@@ -117,13 +146,15 @@ def generate(n: int, seed: int = 0, noise: float = 0.03, prefix: str = "txn", fr
         if rng.random() < noise:
             label = "LEGIT" if label == "FRAUD" else "FRAUD"
             reason = "analyst override after review"
-        rows.append({
-            "id": f"{prefix}-{seed}-{i:06d}",
-            "text": t.describe(),
-            "label": label,
-            "answer": f"{label}: {reason}",
-            "rule_label": true_label,
-        })
+        rows.append(
+            {
+                "id": f"{prefix}-{seed}-{i:06d}",
+                "text": t.describe(),
+                "label": label,
+                "answer": f"{label}: {reason}",
+                "rule_label": true_label,
+            }
+        )
     rng.shuffle(rows)  # quotas fill unevenly: without this the tail of the list is one class
     return rows
 

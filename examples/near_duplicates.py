@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FOOTERS = ["Subscribe to our newsletter for weekly updates.", "All rights reserved. Terms of use apply.",
-           "Share this article with your colleagues."]
+FOOTERS = [
+    "Subscribe to our newsletter for weekly updates.",
+    "All rights reserved. Terms of use apply.",
+    "Share this article with your colleagues.",
+]
 
 
 def _vocab(rng, size=3000):
@@ -64,7 +67,13 @@ def near_duplicate_corpus(n_base: int = 200, copies: tuple[int, int] = (0, 3), s
         rows.append({"id": f"d{c:05d}-0", "text": " ".join(sentences), "cluster": c})
         for v in range(int(rng.integers(copies[0], copies[1] + 1))):
             kind = str(rng.choice(["edit", "swap", "footer", "cut", "noise"]))
-            rows.append({"id": f"d{c:05d}-{v + 1}", "text": _variant(rng, sentences, vocab, kind), "cluster": c,
-                         "variant": kind})
+            rows.append(
+                {
+                    "id": f"d{c:05d}-{v + 1}",
+                    "text": _variant(rng, sentences, vocab, kind),
+                    "cluster": c,
+                    "variant": kind,
+                }
+            )
     df = pd.DataFrame(rows).sample(frac=1, random_state=seed).reset_index(drop=True)
     return df, df.groupby("cluster")["id"].apply(list).to_dict()

@@ -10,10 +10,50 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FIRST = ["Maria", "James", "Aisha", "Wei", "Olga", "Carlos", "Fatima", "Liam", "Sofia", "Noah", "Emma", "Lucas",
-         "Hannah", "Mateo", "Chloe", "Daniel", "Grace", "Samuel", "Elena", "Thomas"]
-LAST = ["Gonzalez", "Smith", "Khan", "Zhang", "Ivanova", "Silva", "Haddad", "Murphy", "Rossi", "Becker", "Dubois",
-        "Novak", "Jensen", "Kowalski", "Tanaka", "Okafor", "Larsen", "Moreau", "Fischer", "Brennan"]
+FIRST = [
+    "Maria",
+    "James",
+    "Aisha",
+    "Wei",
+    "Olga",
+    "Carlos",
+    "Fatima",
+    "Liam",
+    "Sofia",
+    "Noah",
+    "Emma",
+    "Lucas",
+    "Hannah",
+    "Mateo",
+    "Chloe",
+    "Daniel",
+    "Grace",
+    "Samuel",
+    "Elena",
+    "Thomas",
+]
+LAST = [
+    "Gonzalez",
+    "Smith",
+    "Khan",
+    "Zhang",
+    "Ivanova",
+    "Silva",
+    "Haddad",
+    "Murphy",
+    "Rossi",
+    "Becker",
+    "Dubois",
+    "Novak",
+    "Jensen",
+    "Kowalski",
+    "Tanaka",
+    "Okafor",
+    "Larsen",
+    "Moreau",
+    "Fischer",
+    "Brennan",
+]
 STREETS = ["Baker", "Maple", "Oak", "Harbor", "Mill", "Cedar", "Sunset", "Park", "Lake", "River"]
 TYPES = ["Street", "Avenue", "Road", "Lane", "Drive"]
 
@@ -26,7 +66,7 @@ def luhn_card(rng) -> str:
         total += d - 9 if d > 9 else d
     digits.append((10 - total % 10) % 10)
     s = "".join(map(str, digits))
-    return " ".join(s[i:i + 4] for i in range(0, 16, 4))
+    return " ".join(s[i : i + 4] for i in range(0, 16, 4))
 
 
 def iban_de(rng) -> str:
@@ -34,7 +74,7 @@ def iban_de(rng) -> str:
     numeric = int(bban + "1314" + "00")  # D=13, E=14, check digits 00
     check = 98 - numeric % 97
     raw = f"DE{check:02d}{bban}"
-    return " ".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+    return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
 def pii_corpus(n: int, seed: int = 0) -> tuple[pd.DataFrame, dict[str, dict[str, str]]]:
@@ -50,12 +90,15 @@ def pii_corpus(n: int, seed: int = 0) -> tuple[pd.DataFrame, dict[str, dict[str,
             "IBAN_CODE": iban_de(rng),
             "IP_ADDRESS": ".".join(str(int(x)) for x in rng.integers(1, 255, 4)),
             "STREET_ADDRESS": f"{int(rng.integers(1, 999))} {rng.choice(STREETS)} {rng.choice(TYPES)}",
-            "US_SSN": f"{int(rng.integers(100, 665)):03d}-{int(rng.integers(10, 99)):02d}-{int(rng.integers(1000, 9999)):04d}",
+            "US_SSN": f"{int(rng.integers(100, 665)):03d}-{int(rng.integers(10, 99)):02d}-"
+            f"{int(rng.integers(1000, 9999)):04d}",
         }
-        text = (f"Ticket {i}: customer {values['PERSON']} wrote from {values['EMAIL_ADDRESS']} and asked us to call "
-                f"{values['PHONE_NUMBER']}. The card {values['CREDIT_CARD']} was charged twice; refunds go to IBAN "
-                f"{values['IBAN_CODE']}. Login came from IP {values['IP_ADDRESS']}. Mail the letter to "
-                f"{values['STREET_ADDRESS']}. Verified with SSN {values['US_SSN']}. The analyst closed the case.")
+        text = (
+            f"Ticket {i}: customer {values['PERSON']} wrote from {values['EMAIL_ADDRESS']} and asked us to call "
+            f"{values['PHONE_NUMBER']}. The card {values['CREDIT_CARD']} was charged twice; refunds go to IBAN "
+            f"{values['IBAN_CODE']}. Login came from IP {values['IP_ADDRESS']}. Mail the letter to "
+            f"{values['STREET_ADDRESS']}. Verified with SSN {values['US_SSN']}. The analyst closed the case."
+        )
         rows.append({"id": f"t{i:04d}", "text": text, "source": "tickets", "page": 0, "kind": "text", "meta": "{}"})
         seeded[f"t{i:04d}"] = values
     return pd.DataFrame(rows), seeded

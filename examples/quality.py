@@ -23,61 +23,141 @@ TOPICS = {
     "fraud": {
         "who": ["the analyst", "the review team", "a senior investigator", "the payments desk", "the card issuer"],
         "act": ["checks", "compares", "documents", "escalates", "reviews"],
-        "what": ["the disputed payment", "each cross-border transfer", "the merchant's refund history",
-                 "the account's recent activity", "a chargeback claim"],
-        "why": ["before the refund is approved", "because the amount is unusually large",
-                "so that the customer is not charged twice", "when the velocity rule fires",
-                "to decide whether the case needs a second opinion"],
+        "what": [
+            "the disputed payment",
+            "each cross-border transfer",
+            "the merchant's refund history",
+            "the account's recent activity",
+            "a chargeback claim",
+        ],
+        "why": [
+            "before the refund is approved",
+            "because the amount is unusually large",
+            "so that the customer is not charged twice",
+            "when the velocity rule fires",
+            "to decide whether the case needs a second opinion",
+        ],
     },
     "garden": {
         "who": ["an experienced gardener", "the allotment society", "a careful grower", "my neighbour", "the nursery"],
         "act": ["waters", "prunes", "mulches", "transplants", "protects"],
-        "what": ["the young tomato plants", "the raspberry canes", "the bed of winter onions",
-                 "the seedlings in the cold frame", "the old apple tree"],
-        "why": ["early in the morning, before the sun is strong", "after the last frost has passed",
-                "so that the roots stay cool in July", "because the soil dries out quickly on the slope",
-                "to keep slugs away from the leaves"],
+        "what": [
+            "the young tomato plants",
+            "the raspberry canes",
+            "the bed of winter onions",
+            "the seedlings in the cold frame",
+            "the old apple tree",
+        ],
+        "why": [
+            "early in the morning, before the sun is strong",
+            "after the last frost has passed",
+            "so that the roots stay cool in July",
+            "because the soil dries out quickly on the slope",
+            "to keep slugs away from the leaves",
+        ],
     },
     "cycling": {
         "who": ["a commuter", "the local cycling club", "the mechanic at the shop", "a touring rider", "the coach"],
         "act": ["adjusts", "cleans", "replaces", "inspects", "lubricates"],
-        "what": ["the chain and the rear derailleur", "the worn brake pads", "the tyre pressure",
-                 "the bearings of the front hub", "the saddle height"],
-        "why": ["before a long ride in the hills", "after every wet journey to work",
-                "because a loose part can cause a fall", "so that the gears shift cleanly",
-                "when the bike starts to make a clicking noise"],
+        "what": [
+            "the chain and the rear derailleur",
+            "the worn brake pads",
+            "the tyre pressure",
+            "the bearings of the front hub",
+            "the saddle height",
+        ],
+        "why": [
+            "before a long ride in the hills",
+            "after every wet journey to work",
+            "because a loose part can cause a fall",
+            "so that the gears shift cleanly",
+            "when the bike starts to make a clicking noise",
+        ],
     },
     "cooking": {
         "who": ["the cook", "a patient baker", "my grandmother", "the kitchen team", "a beginner"],
         "act": ["stirs", "seasons", "kneads", "simmers", "tastes"],
-        "what": ["the onion and garlic base", "the bread dough", "the tomato sauce",
-                 "a pot of lentil soup", "the rice for the evening meal"],
-        "why": ["slowly over a low heat", "until the texture becomes smooth and elastic",
-                "because salt added late tastes sharper", "so that nothing sticks to the bottom of the pan",
-                "before serving it to the guests"],
+        "what": [
+            "the onion and garlic base",
+            "the bread dough",
+            "the tomato sauce",
+            "a pot of lentil soup",
+            "the rice for the evening meal",
+        ],
+        "why": [
+            "slowly over a low heat",
+            "until the texture becomes smooth and elastic",
+            "because salt added late tastes sharper",
+            "so that nothing sticks to the bottom of the pan",
+            "before serving it to the guests",
+        ],
     },
     "history": {
         "who": ["the town archivist", "a local historian", "the museum volunteers", "the parish clerk", "a student"],
         "act": ["catalogues", "transcribes", "restores", "studies", "photographs"],
-        "what": ["the old market records", "letters from the first railway workers", "a map of the river crossings",
-                 "the minutes of the council meetings", "the register of the village school"],
-        "why": ["so that later readers can search them", "because the paper is beginning to fade",
-                "to understand how the town grew after 1850", "before the collection moves to a new building",
-                "when a family asks about its ancestors"],
+        "what": [
+            "the old market records",
+            "letters from the first railway workers",
+            "a map of the river crossings",
+            "the minutes of the council meetings",
+            "the register of the village school",
+        ],
+        "why": [
+            "so that later readers can search them",
+            "because the paper is beginning to fade",
+            "to understand how the town grew after 1850",
+            "before the collection moves to a new building",
+            "when a family asks about its ancestors",
+        ],
     },
 }
-LINKS = ["However,", "In practice,", "For this reason,", "Later that week,", "As a rule,", "Meanwhile,", "Usually,", "Afterwards,"]
-FOLLOW = ["This takes a little longer, but it saves trouble later.", "Most of the work is routine and careful.",
-          "The notes from last year make the job easier.", "Small mistakes at this stage are costly to fix.",
-          "It is a habit that beginners often skip.", "Nobody expects it to be finished in one day."]
+LINKS = [
+    "However,",
+    "In practice,",
+    "For this reason,",
+    "Later that week,",
+    "As a rule,",
+    "Meanwhile,",
+    "Usually,",
+    "Afterwards,",
+]
+FOLLOW = [
+    "This takes a little longer, but it saves trouble later.",
+    "Most of the work is routine and careful.",
+    "The notes from last year make the job easier.",
+    "Small mistakes at this stage are costly to fix.",
+    "It is a habit that beginners often skip.",
+    "Nobody expects it to be finished in one day.",
+]
 
-SEO_KW = ["cheap flights", "best price", "buy now", "free shipping", "discount code", "top deals", "online store",
-          "credit card offer", "fast loans", "weight loss", "casino bonus", "crypto profit"]
-CLICK = ["You will not believe what happened next.", "Click here to find out more.", "Doctors hate this one simple trick.",
-         "Limited offer, act now before it is gone.", "This changed everything for me.", "Share this with your friends today.",
-         "Sign up now and win a free prize.", "Only a few hours left to claim your reward."]
-SALAD = ("river invoice green quietly merchant seven bicycle policy onion theory border rapidly window archive "
-         "yellow payment garden monday velocity tomato ancient refund spoon network chapter audit").split()
+SEO_KW = [
+    "cheap flights",
+    "best price",
+    "buy now",
+    "free shipping",
+    "discount code",
+    "top deals",
+    "online store",
+    "credit card offer",
+    "fast loans",
+    "weight loss",
+    "casino bonus",
+    "crypto profit",
+]
+CLICK = [
+    "You will not believe what happened next.",
+    "Click here to find out more.",
+    "Doctors hate this one simple trick.",
+    "Limited offer, act now before it is gone.",
+    "This changed everything for me.",
+    "Share this with your friends today.",
+    "Sign up now and win a free prize.",
+    "Only a few hours left to claim your reward.",
+]
+SALAD = (
+    "river invoice green quietly merchant seven bicycle policy onion theory border rapidly window archive "
+    "yellow payment garden monday velocity tomato ancient refund spoon network chapter audit"
+).split()
 
 
 def _high(rng) -> str:
@@ -102,9 +182,19 @@ def _seo(rng) -> str:
     lines = []
     for _ in range(int(rng.integers(4, 9))):
         a, b = rng.choice(kws, size=2)
-        lines.append(str(rng.choice([f"Best {a} and {b} in 2026.", f"Get {a} today with {b}.",
-                                     f"Looking for {a}? We have the best {b}.", f"{a.capitalize()} {b} {a} online.",
-                                     f"Top {a} for {b}, compare {a} now."])))
+        lines.append(
+            str(
+                rng.choice(
+                    [
+                        f"Best {a} and {b} in 2026.",
+                        f"Get {a} today with {b}.",
+                        f"Looking for {a}? We have the best {b}.",
+                        f"{a.capitalize()} {b} {a} online.",
+                        f"Top {a} for {b}, compare {a} now.",
+                    ]
+                )
+            )
+        )
     return " ".join(lines)
 
 
@@ -125,9 +215,18 @@ def _listing(rng) -> str:
     item = rng.choice(["apartment", "used car", "phone case", "garden hose", "laptop bag"])
     parts = [f"{item.capitalize()} for sale, item number {int(rng.integers(10_000, 99_999))}."]
     for _ in range(int(rng.integers(3, 7))):
-        parts.append(str(rng.choice([f"Great {item}, great price, contact seller.", f"Condition new, {item} available now.",
-                                     "Message me for details, no time wasters please.",
-                                     f"Similar {item} listings, more {item} listings, related searches."])))
+        parts.append(
+            str(
+                rng.choice(
+                    [
+                        f"Great {item}, great price, contact seller.",
+                        f"Condition new, {item} available now.",
+                        "Message me for details, no time wasters please.",
+                        f"Similar {item} listings, more {item} listings, related searches.",
+                    ]
+                )
+            )
+        )
     return " ".join(parts)
 
 

@@ -1,6 +1,6 @@
 """Write a workload's bundled sample data: labelled train/test JSONL, documents, general text.
 
-    flywheel generate --workload configs/workloads/fraud.yaml
+flywheel generate --workload configs/workloads/fraud.yaml
 """
 
 from __future__ import annotations

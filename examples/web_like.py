@@ -13,10 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 COMMON = "the be to of and that have with a in is it for on as at by this from or".split()
-CONTENT = ("analyst fraud payment merchant review ledger policy border velocity account refund dispute card holder "
-           "bank transfer risk score model report audit team customer service online store night amount").split()
-BANNER = ["This website uses cookies to improve your experience.", "Read our privacy policy and terms of use.",
-          "Accept all cookies", "Subscribe to our newsletter"]
+CONTENT = (
+    "analyst fraud payment merchant review ledger policy border velocity account refund dispute card holder "
+    "bank transfer risk score model report audit team customer service online store night amount"
+).split()
+BANNER = [
+    "This website uses cookies to improve your experience.",
+    "Read our privacy policy and terms of use.",
+    "Accept all cookies",
+    "Subscribe to our newsletter",
+]
 
 
 def _sentence(rng, words=None):
@@ -37,9 +43,16 @@ def web_like_document(rng) -> str:
     if r() < 0.12:
         parts.append("\n".join("\u2022 " + _sentence(rng)[:-1] for _ in range(int(rng.integers(3, 12)))))
     if r() < 0.08:
-        parts.append(" ".join(f"https://example.com/{rng.integers(1e6)}/page?id={rng.integers(1e9)}" for _ in range(int(rng.integers(3, 30)))))
+        parts.append(
+            " ".join(
+                f"https://example.com/{rng.integers(1e6)}/page?id={rng.integers(1e9)}"
+                for _ in range(int(rng.integers(3, 30)))
+            )
+        )
     if r() < 0.08:
-        parts.append("\n".join(" ".join(str(rng.integers(0, 10**6)) for _ in range(6)) for _ in range(int(rng.integers(2, 15)))))
+        parts.append(
+            "\n".join(" ".join(str(rng.integers(0, 10**6)) for _ in range(6)) for _ in range(int(rng.integers(2, 15))))
+        )
     if r() < 0.1:
         line = _sentence(rng)
         parts.append("\n".join([line] * int(rng.integers(2, 12))))

@@ -1,1 +1,3 @@
-"""Prefect flows: one per stage, ``flywheel`` (the loop) and ``retrain`` (event-triggered)."""
+"""Prefect flows, and only flows: one per stage (ingest, curate, train, evaluate), the loop (``cycle``, flow
+name ``flywheel``) and ``retrain`` (what the feedback automation starts). Each body reads as the plan; the work
+is in ``tasks`` (one domain call each) and ``flywheel`` (the domain)."""

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flywheel.core.config import load_workload
-from flows.flywheel import flywheel
+from flows.cycle import cycle
+from flywheel.core.errors import ConfigError
+from flywheel.core.workload import load_workload
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
 
@@ -23,6 +24,6 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
 def retrain(workload: str = "fraud", config_path: str | None = None, trigger_event: str | None = None) -> dict:
     cfg = load_workload(config_path or CONFIG_DIR / f"{workload}.yaml")
     if cfg.name != workload:
-        raise ValueError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
+        raise ConfigError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
     get_run_logger().info("retraining %s (trigger event %s)", workload, trigger_event or "none: manual run")
-    return flywheel(cfg, include_feedback=cfg.retrain.include_feedback, trigger=trigger_event or "manual")
+    return cycle(cfg, include_feedback=cfg.retrain.include_feedback, trigger=trigger_event or "manual")

@@ -1,33 +1,30 @@
-"""Tasks: benchmark a model (base, champion or candidate) on the held-out split and general text."""
+"""Tasks: benchmark a model (base, champion or candidate) on the held-out split and general text, and the
+champion's metrics on the same data (stored ones reused when they were measured on it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 
-from flywheel.core.config import WorkloadConfig
-from flywheel.evaluation.metrics import evaluate_model
-from flywheel.training.data import labelled_rows
-from tasks.common import logger
+from flywheel.core.workload import WorkloadConfig
+from flywheel.evaluation.promotion import champion_metrics as measure_champion
+from flywheel.evaluation.promotion import measure
+from tasks.common import home, logger, registry
 
 
 @task(name="evaluate-model", retries=1, tags=["evaluation"])
-def evaluate(label: str, base_path: str, adapter_dir: str | None, test_dataset_path: str, general_text_path: str,
-             workload: WorkloadConfig) -> dict:
-    log = logger()
-    rows = labelled_rows(test_dataset_path)
-    text = Path(general_text_path).read_text()
-    res = evaluate_model(base_path, adapter_dir, rows, text, workload.labels, workload.system_prompt, workload.eval)
-    log.info("%s: accuracy %.3f on %s examples, perplexity %.2f (%.0fs)", label, res.accuracy, res.n_examples,
-             res.perplexity, res.seconds)
-    return res.metrics()
+def evaluate(
+    label: str,
+    base_path: str,
+    adapter_dir: str | None,
+    test_dataset_path: str,
+    general_text_path: str,
+    workload: WorkloadConfig,
+) -> dict:
+    return measure(label, base_path, adapter_dir, test_dataset_path, general_text_path, workload, logger().info)
 
 
-def eval_key(test_digest: str, general_text_path: str, workload: WorkloadConfig) -> str:
-    """What the metrics were measured on: a champion's stored metrics are reused only for the same key."""
-    import hashlib
-
-    text_digest = hashlib.sha256(Path(general_text_path).read_bytes()).hexdigest()[:12]
-    return f"{test_digest[:12]}-{text_digest}-{workload.eval.max_examples}-{workload.eval.perplexity_max_tokens}"
-
+@task(name="champion-metrics", tags=["evaluation"])
+def champion_metrics(workload: WorkloadConfig, base_path: str, test_path: str, general_path: str) -> dict:
+    """The champion's metrics on this test set; with no champion yet, the base model is registered as
+    version 1 and becomes it."""
+    return measure_champion(registry(), workload, base_path, test_path, general_path, home().models, logger().info)

@@ -10,8 +10,11 @@ log = logging.getLogger("flywheel.events")
 def emit(event: str, workload: str, payload: dict) -> None:
     from prefect.events import emit_event
 
-    emit_event(event=event, resource={"prefect.resource.id": f"flywheel.workload.{workload}",
-                                      "flywheel.workload": workload}, payload=payload)
+    emit_event(
+        event=event,
+        resource={"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload},
+        payload=payload,
+    )
 
 
 class PrefectEventSink:

@@ -4,8 +4,9 @@
         client.submit(...)
 
 Without an address, one LocalCluster per shape (workers, threads, worker processes or in-process,
-CUDA) is started on first use and kept for the life of the process (stages that follow each other reuse it instead of starting and tearing down a
-cluster each: faster, and no teardown races between them); it is closed at exit.
+CUDA) is started on first use and kept for the life of the process (stages that follow each other reuse it
+instead of starting and tearing down a cluster each: faster, and no teardown races between them); it is closed
+at exit.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _local_cluster(workers: int, threads: int, cuda: bool = False, processes: bo
             else:
                 # processes=False by default: in-process workers, so no subprocesses (and no second Prefect client)
                 # on a laptop; long pure-Python work (streaming curation) asks for worker processes instead.
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=processes, dashboard_address=":0")
+                cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=threads, processes=processes, dashboard_address=":0"
+                )
             if not _LOCAL:  # registered after distributed's own exit hooks, so it runs before them (LIFO)
                 atexit.register(_close_all)
             _LOCAL[(workers, threads, cuda, processes)] = cluster
@@ -53,7 +56,9 @@ def _close_all() -> None:
 
 
 @contextlib.contextmanager
-def dask_client(address: str | None = None, workers: int = 1, threads: int = 2, cuda: bool = False, processes: bool = False):
+def dask_client(
+    address: str | None = None, workers: int = 1, threads: int = 2, cuda: bool = False, processes: bool = False
+):
     """A client of ``address``, or of the process's LocalCluster (``processes``: worker processes, free of
     this process's GIL; ``cuda``: a dask-cuda LocalCUDACluster)."""
     from distributed import Client

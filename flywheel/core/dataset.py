@@ -16,7 +16,7 @@ import json
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -50,8 +50,12 @@ class Dataset:
     def rows(self) -> int:
         return self.manifest["rows"]
 
+    def parts(self) -> list[Path]:
+        """The Parquet parts in order (read them one at a time to keep memory to one part)."""
+        return sorted(self.path.glob("part-*.parquet"))
+
     def to_pandas(self) -> pd.DataFrame:
-        parts = sorted(self.path.glob("part-*.parquet"))
+        parts = self.parts()
         if not parts:
             return pd.DataFrame({c: pd.Series(dtype="object") for c in self.manifest.get("schema", {})})
         return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
@@ -70,12 +74,21 @@ class DatasetWriter:
         ds = w.dataset
     """
 
-    def __init__(self, root: str | Path, name: str, *, parents=(), config: dict | None = None,
-                 extra: dict | None = None, path: str | Path | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        name: str,
+        *,
+        parents=(),
+        config: dict | None = None,
+        extra: dict | None = None,
+        path: str | Path | None = None,
+    ):
         self.root, self.name, self.fixed_path = Path(root), name, Path(path) if path else None
         self.manifest_base = {"name": name, "parents": list(parents), "config": config or {}, **(extra or {})}
         self.tmp = (self.fixed_path or self.root / name).with_name(
-            (self.fixed_path.name if self.fixed_path else name) + f".tmp-{uuid.uuid4().hex[:8]}")
+            (self.fixed_path.name if self.fixed_path else name) + f".tmp-{uuid.uuid4().hex[:8]}"
+        )
         self.tmp.mkdir(parents=True)
         self.hash = hashlib.sha256()
         self.rows, self.parts, self.schema, self.columns = 0, 0, None, None
@@ -100,7 +113,9 @@ class DatasetWriter:
             self._flush(PART_ROWS)
 
     def _flush(self, n: int) -> None:
-        df = pd.concat(self.buffer, ignore_index=True) if len(self.buffer) > 1 else self.buffer[0].reset_index(drop=True)
+        df = (
+            pd.concat(self.buffer, ignore_index=True) if len(self.buffer) > 1 else self.buffer[0].reset_index(drop=True)
+        )
         df.iloc[:n].to_parquet(self.tmp / f"part-{self.parts:05d}.parquet", index=False)
         self.parts += 1
         rest = df.iloc[n:]
@@ -122,7 +137,7 @@ class DatasetWriter:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 self.dataset = Dataset(path, old)  # idempotent: same content, same folder, keep created_at
                 return self.dataset
-        manifest["created_at"] = datetime.now(timezone.utc).isoformat()
+        manifest["created_at"] = datetime.now(UTC).isoformat()
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
@@ -165,6 +180,11 @@ def write_dataset(
     except BaseException:
         w.abort()
         raise
+
+
+def is_dataset(path: str | Path) -> bool:
+    """A Dataset folder (as opposed to files to ingest first)."""
+    return (Path(path) / "manifest.json").exists()
 
 
 def read_dataset(path: str | Path) -> Dataset:

@@ -22,7 +22,7 @@ class Home:
     root: Path
 
     @classmethod
-    def resolve(cls, root: str | os.PathLike[str] | None = None) -> "Home":
+    def resolve(cls, root: str | os.PathLike[str] | None = None) -> Home:
         root = root or os.environ.get("FLYWHEEL_HOME") or ".flywheel"
         home = cls(Path(root).expanduser().resolve())
         home.root.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,14 @@ class StepStats:
     seconds: float = 0.0
     modified: int = 0
 
+    def add(self, other: StepStats) -> None:
+        """Fold the counts of the same step on another part into these."""
+        self.total += other.total
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+        self.modified += other.modified
+        self.seconds += other.seconds
+
     def as_dict(self) -> dict:
         out = {"total": self.total, "kept": self.kept}
         out.update({f"dropped_{k}": v for k, v in sorted(self.dropped.items())})

@@ -11,9 +11,9 @@
    others are removed as ``fuzzy_duplicate`` with ``duplicate_of`` = the kept id.
 
 With 20 bands x 13 rows a pair at Jaccard 0.8 becomes a candidate with probability
-1 - (1 - 0.8^13)^20 = 0.68 (the S-curve's knee is near 0.8); at 0.85 it is 0.92, at 0.9 0.997. Presets (``FuzzyDedupConfig``):
-``curator`` = NeMo Curator's (character 24-grams, 20 x 13 = 260 hashes, seed 42, and its exact
-MinHash values: cuDF's murmur3, see :mod:`flywheel.curation.minhash`), ``fast`` = word 5-grams,
+1 - (1 - 0.8^13)^20 = 0.68 (the S-curve's knee is near 0.8); at 0.85 it is 0.92, at 0.9 0.997.
+Presets (``FuzzyDedupConfig``): ``curator`` = NeMo Curator's (character 24-grams, 20 x 13 = 260 hashes, seed 42,
+and its exact MinHash values: cuDF's murmur3, see :mod:`flywheel.curation.minhash`), ``fast`` = word 5-grams,
 9 x 13 = 117 hashes, the rolling hash.
 
     dups, info = find_duplicates(df, FuzzyDedupConfig(enabled=True))   # id, duplicate_of, similarity, pos
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures_with
+from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures
 
 PRESETS = {
     "curator": {"shingle": "char", "ngram": 24, "bands": 20, "rows": 13, "hash": "murmur3"},
@@ -42,6 +42,16 @@ def resolved(cfg) -> dict:
         out["hash"] = "rolling"  # murmur3 (cuDF's) is defined on character windows only
     out.update(seed=cfg.seed, threshold=cfg.threshold, verify=cfg.verify)
     return out
+
+
+def signatures_with(texts: list[str], p: dict) -> np.ndarray:
+    """:func:`~flywheel.curation.minhash.signatures` with resolved fuzzy-dedup parameters (:func:`resolved`);
+    with ``backend: cudf`` in them, computed by cuDF on the GPU (the same values)."""
+    if p.get("backend") == "cudf":
+        from flywheel.curation.gpu import cudf_signatures
+
+        return cudf_signatures(texts, p)
+    return signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"], p.get("hash", "rolling"))
 
 
 def curation_params(cfg) -> dict:
@@ -117,8 +127,14 @@ def linked_duplicates(ids: np.ndarray, edges: np.ndarray, sims: np.ndarray) -> t
     from scipy.sparse.csgraph import connected_components
 
     if not len(edges):
-        return pd.DataFrame({"id": pd.Series(dtype="str"), "duplicate_of": pd.Series(dtype="str"),
-                             "similarity": pd.Series(dtype="float64"), "pos": pd.Series(dtype="int64")}), 0
+        return pd.DataFrame(
+            {
+                "id": pd.Series(dtype="str"),
+                "duplicate_of": pd.Series(dtype="str"),
+                "similarity": pd.Series(dtype="float64"),
+                "pos": pd.Series(dtype="int64"),
+            }
+        ), 0
     n = len(ids)
     graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
@@ -128,7 +144,8 @@ def linked_duplicates(ids: np.ndarray, edges: np.ndarray, sims: np.ndarray) -> t
     keeper = frame.groupby("label")["id"].transform("min")
     removed = frame[frame["id"] != keeper].assign(duplicate_of=keeper[frame["id"] != keeper])
     best = pd.Series(sims, index=edges[:, 1]).groupby(level=0).max()  # the similarity that linked each doc
-    removed = removed.assign(similarity=[float(best.get(i, np.nan)) for i in removed.index],
-                             pos=removed.index.to_numpy())
+    removed = removed.assign(
+        similarity=[float(best.get(i, np.nan)) for i in removed.index], pos=removed.index.to_numpy()
+    )
     removed = removed[["id", "duplicate_of", "similarity", "pos"]].reset_index(drop=True)
     return removed, int(frame["label"].nunique())

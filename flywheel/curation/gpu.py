@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flywheel.core.config import ConfigError
+from flywheel.core.errors import ConfigError
 
 
 def require_gpu() -> None:
@@ -37,8 +37,10 @@ def require_gpu() -> None:
         except Exception as e:  # noqa: BLE001 - cuDF raises its own errors when the driver/GPU is absent
             raise ConfigError(f"backend: cudf: importing {module} failed ({type(e).__name__}: {e})") from None
     if missing:
-        raise ConfigError(f"backend: cudf needs {', '.join(missing)} (pip install 'flywheel[gpu]' on a machine with "
-                          "an NVIDIA GPU); backend: pandas runs the same steps on CPU")
+        raise ConfigError(
+            f"backend: cudf needs {', '.join(missing)} (pip install 'flywheel[gpu]' on a machine with "
+            "an NVIDIA GPU); backend: pandas runs the same steps on CPU"
+        )
     import torch
 
     if not torch.cuda.is_available():

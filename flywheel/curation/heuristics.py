@@ -25,8 +25,15 @@ from functools import cached_property
 END_MARKS = (".", "?", "!", '"', "'")
 ELLIPSIS_MARKS = frozenset(["...", "[...]", "\u2026", "(...)", "[\u2026]", "-\u00bb", "read more..", "read more"])
 POLICY_SUBSTRINGS = (
-    "terms of use", "privacy policy", "cookie policy", "uses cookies", "privacy overview", "use of cookies",
-    "use cookies", "privacy & cookies policy", "privacy and cookies policy",
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "privacy overview",
+    "use of cookies",
+    "use cookies",
+    "privacy & cookies policy",
+    "privacy and cookies policy",
     "this website uses cookies to improve your experience while you navigate through the website. out of these "
     "cookies, the cookies that are categorized as necessary are stored on your browser as they are essential for "
     "the working of basic functionalities of the website. we also use third-party cookies that help us analyze and "
@@ -45,11 +52,24 @@ POLICY_SUBSTRINGS = (
 )
 WHITE_SPACE = frozenset("\t\n\r\b ")
 COMMON_ENGLISH_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
-BULLETS = ("\u2022", "\u2023", "\u2043", "\u204c", "\u204d", "\u2219", "\u25cb", "\u25cf", "\u25d8", "\u25e6", "\u29be", "\u29bf")
+BULLETS = (
+    "\u2022",
+    "\u2023",
+    "\u2043",
+    "\u204c",
+    "\u204d",
+    "\u2219",
+    "\u25cb",
+    "\u25cf",
+    "\u25d8",
+    "\u25e6",
+    "\u29be",
+    "\u29bf",
+)
 
 RE_ALPHANUM = re.compile(r"[a-zA-Z0-9\n?!,.]")  # Curator's (ASCII) definition
-RE_ALPHA = re.compile(r"[^\W\d_]")              # POSIX [[:alpha:]] over Unicode
-RE_DIGIT = re.compile(r"\d")                    # POSIX [[:digit:]] over Unicode
+RE_ALPHA = re.compile(r"[^\W\d_]")  # POSIX [[:alpha:]] over Unicode
+RE_DIGIT = re.compile(r"\d")  # POSIX [[:digit:]] over Unicode
 RE_URL = re.compile(r"http[s]?://(?:[a-zA-Z]|[0-9]|[$-_@.&+]|[!*\(\),]|(?:%[0-9a-fA-F][0-9a-fA-F]))+")
 RE_PAREN = re.compile(r"{|}|\u27e8|\u27e9|\[|\]|\(|\)")
 RE_HASH = re.compile(r"#+")
@@ -347,9 +367,7 @@ class RepeatingDuplicateNGramsFilter(HeuristicFilter):
         return _ratio(dup_chars, len(doc.text))
 
 
-FILTERS: dict[str, type[HeuristicFilter]] = {
-    cls.__name__: cls for cls in HeuristicFilter.__subclasses__()
-}
+FILTERS: dict[str, type[HeuristicFilter]] = {cls.__name__: cls for cls in HeuristicFilter.__subclasses__()}
 
 
 def build(spec: dict) -> HeuristicFilter:
@@ -368,7 +386,8 @@ def build(spec: dict) -> HeuristicFilter:
 
 
 class FilterSet:
-    """Several heuristic filters as one step: the first filter (in recipe order) that refuses a document names the reason."""
+    """Several heuristic filters as one step: the first filter (in recipe order) that refuses a document names
+    the reason."""
 
     def __init__(self, specs: list[dict]):
         self.filters = [build(s) for s in specs]

@@ -152,8 +152,12 @@ def _murmur3_32(buf, s, e, seed):
     n = e - s
     end4 = s + (n // 4) * 4
     for j in range(s, end4, 4):
-        k = np.uint32(np.uint32(buf[j]) | np.uint32(np.uint32(buf[j + 1]) << np.uint32(8))
-                      | np.uint32(np.uint32(buf[j + 2]) << np.uint32(16)) | np.uint32(np.uint32(buf[j + 3]) << np.uint32(24)))
+        k = np.uint32(
+            np.uint32(buf[j])
+            | np.uint32(np.uint32(buf[j + 1]) << np.uint32(8))
+            | np.uint32(np.uint32(buf[j + 2]) << np.uint32(16))
+            | np.uint32(np.uint32(buf[j + 3]) << np.uint32(24))
+        )
         k = _rotl32(np.uint32(k * c1), 15)
         h = np.uint32(h ^ np.uint32(k * c2))
         h = np.uint32(np.uint32(_rotl32(h, 13) * np.uint32(5)) + np.uint32(0xE6546B64))
@@ -212,8 +216,10 @@ def curator_permutations(num_hashes: int, seed: int) -> tuple[np.ndarray, np.nda
     """``a``, ``b`` and the hash seed exactly as NeMo Curator's GPUMinHash draws them (32-bit)."""
     gen = np.random.RandomState(seed)
     prime = np.uint32((1 << 31) - 1)
-    pairs = np.array([(gen.randint(1, prime, dtype=np.uint32), gen.randint(0, prime, dtype=np.uint32))
-                      for _ in range(num_hashes)], dtype=np.uint32).reshape(num_hashes, 2)
+    pairs = np.array(
+        [(gen.randint(1, prime, dtype=np.uint32), gen.randint(0, prime, dtype=np.uint32)) for _ in range(num_hashes)],
+        dtype=np.uint32,
+    ).reshape(num_hashes, 2)
     return pairs[:, 0].copy(), pairs[:, 1].copy(), int(pairs[0, 0]) if num_hashes else 0
 
 
@@ -248,15 +254,18 @@ def permutations(num_hashes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def signatures(texts: list[str], shingle: str = "char", n: int = 24, num_hashes: int = 260, seed: int = 42,
-               hash: str = "rolling") -> np.ndarray:
+def signatures(
+    texts: list[str], shingle: str = "char", n: int = 24, num_hashes: int = 260, seed: int = 42, hash: str = "rolling"
+) -> np.ndarray:
     """(documents, num_hashes) uint32 MinHash signatures. An empty document gets all-max values
     (``hash="murmur3"``: all zeros, as cuDF gives it)."""
     if shingle not in ("char", "word"):
         raise ValueError(f"shingle must be 'char' or 'word', not {shingle!r}")
     if hash == "murmur3":
         if shingle != "char":
-            raise ValueError("hash murmur3 (cuDF / NeMo Curator MinHash) works on character shingles, not word shingles")
+            raise ValueError(
+                "hash murmur3 (cuDF / NeMo Curator MinHash) works on character shingles, not word shingles"
+            )
         a, b, hash_seed = curator_permutations(num_hashes, seed)
         return murmur_signatures(texts, n, a, b, hash_seed)
     if hash != "rolling":
@@ -273,8 +282,11 @@ def shingle_set(text: str, shingle: str = "char", n: int = 24) -> np.ndarray:
     """The sorted unique shingle hashes of one document (for exact Jaccard)."""
     cps, offsets = _encode([text])
     buf = np.empty(max(1, len(cps) + 1), np.uint32)
-    m = (_word_shingles(cps, 0, len(cps), n, buf, np.empty(max(n, 1), np.uint64)) if shingle == "word"
-         else (_char_shingles(cps, 0, len(cps), n, buf) if len(cps) else 0))
+    m = (
+        _word_shingles(cps, 0, len(cps), n, buf, np.empty(max(n, 1), np.uint64))
+        if shingle == "word"
+        else (_char_shingles(cps, 0, len(cps), n, buf) if len(cps) else 0)
+    )
     return np.unique(buf[:m])
 
 
@@ -283,16 +295,6 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
         return 1.0
     inter = np.intersect1d(a, b, assume_unique=True).size
     return inter / (len(a) + len(b) - inter)
-
-
-def signatures_with(texts: list[str], p: dict) -> np.ndarray:
-    """:func:`signatures` with resolved fuzzy-dedup parameters (``flywheel.curation.fuzzy.resolved``);
-    with ``backend: cudf`` in them, computed by cuDF on the GPU (the same values)."""
-    if p.get("backend") == "cudf":
-        from flywheel.curation.gpu import cudf_signatures
-
-        return cudf_signatures(texts, p)
-    return signatures(texts, p["shingle"], p["ngram"], p["bands"] * p["rows"], p["seed"], p.get("hash", "rolling"))
 
 
 def no_shingles(sig: np.ndarray) -> np.ndarray:

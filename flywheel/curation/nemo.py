@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flywheel.core.config import ConfigError
+from flywheel.core.errors import ConfigError
 
 # Curator classifier stages: their task, labels (None: not checked here) and output columns.
 CLASSIFIERS = {
@@ -45,7 +45,7 @@ PREFIX = "nemo_curator:"
 
 def classifier_name(model: str | None) -> str | None:
     """``QualityClassifier`` for ``nemo_curator:QualityClassifier``, else None."""
-    return model[len(PREFIX):] if model and model.startswith(PREFIX) else None
+    return model[len(PREFIX) :] if model and model.startswith(PREFIX) else None
 
 
 def require_curator() -> None:
@@ -53,13 +53,17 @@ def require_curator() -> None:
     try:
         import nemo_curator  # noqa: F401
     except ImportError:
-        raise ConfigError("backend: nemo_curator needs NeMo Curator (pip install 'flywheel[nemo]', CPU or CUDA torch first); "
-                          "its dedup and classifiers also need an NVIDIA GPU with cuDF") from None
+        raise ConfigError(
+            "backend: nemo_curator needs NeMo Curator (pip install 'flywheel[nemo]', CPU or CUDA torch first); "
+            "its dedup and classifiers also need an NVIDIA GPU with cuDF"
+        ) from None
     import torch
 
     if not torch.cuda.is_available():
-        raise ConfigError("backend: nemo_curator: NeMo Curator's dedup and classifier stages need a CUDA device; "
-                          "none is visible here (backend: pandas runs the same steps on CPU)")
+        raise ConfigError(
+            "backend: nemo_curator: NeMo Curator's dedup and classifier stages need a CUDA device; "
+            "none is visible here (backend: pandas runs the same steps on CPU)"
+        )
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local Ray cluster started by Curator
 
 
@@ -84,7 +88,10 @@ def _removed(live: pd.DataFrame, kept_ids: set[str]) -> pd.DataFrame:
 
 def fuzzy_duplicates(live: pd.DataFrame, p: dict, work: Path) -> pd.DataFrame:
     """Live rows NeMo Curator's fuzzy dedup removes (``pos, id, duplicate_of``)."""
-    from nemo_curator.stages.deduplication.fuzzy.workflow import ID_GENERATOR_OUTPUT_FILENAME, FuzzyDeduplicationWorkflow
+    from nemo_curator.stages.deduplication.fuzzy.workflow import (
+        ID_GENERATOR_OUTPUT_FILENAME,
+        FuzzyDeduplicationWorkflow,
+    )
     from nemo_curator.stages.deduplication.id_generator import CURATOR_DEDUP_ID_STR
     from nemo_curator.stages.text.deduplication.removal_workflow import TextDuplicatesRemovalWorkflow
 
@@ -92,16 +99,29 @@ def fuzzy_duplicates(live: pd.DataFrame, p: dict, work: Path) -> pd.DataFrame:
         raise ConfigError("fuzzy_dedup.shingle: NeMo Curator's MinHash hashes character n-grams; use preset: curator")
     inp = _write(live, work / "fuzzy-input")
     out = work / "fuzzy-output"
-    FuzzyDeduplicationWorkflow(cache_path=str(work / "fuzzy-cache"), output_path=str(out), input_path=inp,
-                               input_filetype="parquet", text_field="text", seed=p["seed"], char_ngrams=p["ngram"],
-                               num_bands=p["bands"], minhashes_per_band=p["rows"]).run()
+    FuzzyDeduplicationWorkflow(
+        cache_path=str(work / "fuzzy-cache"),
+        output_path=str(out),
+        input_path=inp,
+        input_filetype="parquet",
+        text_field="text",
+        seed=p["seed"],
+        char_ngrams=p["ngram"],
+        num_bands=p["bands"],
+        minhashes_per_band=p["rows"],
+    ).run()
     dup_ids = out / "FuzzyDuplicateIds"
     if not dup_ids.exists():  # Curator found no candidate pairs and skipped the removal list
         return _removed(live, set(live["id"].astype(str)))
-    TextDuplicatesRemovalWorkflow(input_path=inp, ids_to_remove_path=str(dup_ids), output_path=str(work / "fuzzy-kept"),
-                                  input_filetype="parquet", id_field=CURATOR_DEDUP_ID_STR,
-                                  duplicate_id_field=CURATOR_DEDUP_ID_STR,
-                                  id_generator_path=str(out / ID_GENERATOR_OUTPUT_FILENAME)).run()
+    TextDuplicatesRemovalWorkflow(
+        input_path=inp,
+        ids_to_remove_path=str(dup_ids),
+        output_path=str(work / "fuzzy-kept"),
+        input_filetype="parquet",
+        id_field=CURATOR_DEDUP_ID_STR,
+        duplicate_id_field=CURATOR_DEDUP_ID_STR,
+        id_generator_path=str(out / ID_GENERATOR_OUTPUT_FILENAME),
+    ).run()
     return _removed(live, _ids(work / "fuzzy-kept"))
 
 
@@ -113,11 +133,20 @@ def semantic_duplicates(live: pd.DataFrame, cfg, work: Path) -> pd.DataFrame:
 
     inp = _write(live, work / "semantic-input")
     k = cfg.clusters or max(1, int(round((len(live) / 2) ** 0.5)))
-    TextSemanticDeduplicationWorkflow(input_path=inp, output_path=str(work / "semantic-output"),
-                                      cache_path=str(work / "semantic-cache"), text_field="text", id_field="id",
-                                      model_identifier=str(model_path(cfg.model)), n_clusters=min(k, len(live)),
-                                      eps=1.0 - cfg.threshold, perform_removal=True, kmeans_random_state=cfg.seed,
-                                      input_filetype="parquet", output_filetype="parquet").run()
+    TextSemanticDeduplicationWorkflow(
+        input_path=inp,
+        output_path=str(work / "semantic-output"),
+        cache_path=str(work / "semantic-cache"),
+        text_field="text",
+        id_field="id",
+        model_identifier=str(model_path(cfg.model)),
+        n_clusters=min(k, len(live)),
+        eps=1.0 - cfg.threshold,
+        perform_removal=True,
+        kmeans_random_state=cfg.seed,
+        input_filetype="parquet",
+        output_filetype="parquet",
+    ).run()
     return _removed(live, _ids(work / "semantic-output" / "deduplicated"))
 
 
@@ -139,14 +168,18 @@ def classify(live: pd.DataFrame, qcfg, work: Path) -> pd.DataFrame:
     inp = _write(live, work / "quality-input")
     out = work / "quality-output"
     shutil.rmtree(out, ignore_errors=True)
-    Pipeline(name="flywheel-quality", stages=[ParquetReader(file_paths=inp, fields=["id", "text"]), stage,
-                                              ParquetWriter(path=str(out))]).run()
+    Pipeline(
+        name="flywheel-quality",
+        stages=[ParquetReader(file_paths=inp, fields=["id", "text"]), stage, ParquetWriter(path=str(out))],
+    ).run()
     files = sorted(out.rglob("*.parquet"))
     got = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame(columns=["id"])
     if task == "categorical":
         labels = got["quality_pred"].astype(str).tolist()
-        got["quality_score"] = [float(max(p)) if p is not None and len(p) else float("nan")
-                                for p in got.get("quality_probs", pd.Series([None] * len(got)))]
+        got["quality_score"] = [
+            float(max(p)) if p is not None and len(p) else float("nan")
+            for p in got.get("quality_probs", pd.Series([None] * len(got)))
+        ]
         got["quality_pred"] = labels
     else:
         got["quality_pred"] = got["quality_pred"].astype(str)

@@ -72,20 +72,25 @@ class Redactor:
 
         self.cfg = cfg
         self.lock = threading.Lock()  # one analyzer may serve several Dask threads
-        provider = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]})
+        provider = NlpEngineProvider(
+            nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]}
+        )
         self.analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
         if "PERSON" in cfg.entities:
             self.analyzer.registry.add_recognizer(_proper_name_recognizer())
         if "STREET_ADDRESS" in cfg.entities:
-            self.analyzer.registry.add_recognizer(PatternRecognizer(
-                supported_entity="STREET_ADDRESS", patterns=[Pattern("street address", ADDRESS_PATTERN, 0.6)]))
+            self.analyzer.registry.add_recognizer(
+                PatternRecognizer(
+                    supported_entity="STREET_ADDRESS", patterns=[Pattern("street address", ADDRESS_PATTERN, 0.6)]
+                )
+            )
 
     def redact(self, text: str) -> tuple[str, Counter]:
         """The text with every finding replaced by ``<ENTITY>``, and the count per entity."""
         with self.lock:
-            results = self.analyzer.analyze(text=text, language="en", entities=list(self.cfg.entities),
-                                            score_threshold=self.cfg.score_threshold)
+            results = self.analyzer.analyze(
+                text=text, language="en", entities=list(self.cfg.entities), score_threshold=self.cfg.score_threshold
+            )
         # Overlaps: keep the longest span (then the highest score), replace right to left.
         spans = sorted(results, key=lambda r: (r.start, -(r.end - r.start), -r.score))
         chosen, last_end = [], -1
@@ -95,7 +100,7 @@ class Redactor:
                 last_end = r.end
         counts = Counter(r.entity_type for r in chosen)
         for r in reversed(chosen):
-            text = text[: r.start] + f"<{r.entity_type}>" + text[r.end:]
+            text = text[: r.start] + f"<{r.entity_type}>" + text[r.end :]
         return text, counts
 
 

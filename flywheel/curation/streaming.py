@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flywheel.core.config import ConfigError, CurationConfig
+from flywheel.core.errors import ConfigError
 from flywheel.core.steps import StepStats
+from flywheel.curation.config import CurationConfig
 
 
 def use_streaming(cfg: CurationConfig, rows: int) -> bool:
@@ -55,11 +56,20 @@ def use_streaming(cfg: CurationConfig, rows: int) -> bool:
 def check_streamable(cfg: CurationConfig) -> None:
     if cfg.backend == "nemo_curator":
         raise ConfigError("streaming: backend nemo_curator hands whole sets to NeMo Curator, which streams them itself")
-    needs_all = [name for name, on in (("semantic_dedup", cfg.semantic_dedup.enabled), ("blend", bool(cfg.blend.weights)),
-                                       ("split", bool(cfg.split.fractions))) if on]
+    needs_all = [
+        name
+        for name, on in (
+            ("semantic_dedup", cfg.semantic_dedup.enabled),
+            ("blend", bool(cfg.blend.weights)),
+            ("split", bool(cfg.split.fractions)),
+        )
+        if on
+    ]
     if needs_all:
-        raise ConfigError(f"streaming: {', '.join(needs_all)} need the whole kept set in memory; turn streaming off "
-                          "or run them on the curated output")
+        raise ConfigError(
+            f"streaming: {', '.join(needs_all)} need the whole kept set in memory; turn streaming off "
+            "or run them on the curated output"
+        )
 
 
 def _part_task(src: str, out: str, cfg_json: str) -> dict:
@@ -74,14 +84,18 @@ def _part_task(src: str, out: str, cfg_json: str) -> dict:
     drops = marked.loc[marked["_step"].notna(), ["_step", "reason"]].value_counts().reset_index(name="n")
     marked.to_parquet(out, index=False)
     if cfg.fuzzy_dedup.enabled:
-        from flywheel.curation.fuzzy import curation_params
-        from flywheel.curation.minhash import band_hashes, no_shingles, signatures_with
+        from flywheel.curation.fuzzy import curation_params, signatures_with
+        from flywheel.curation.minhash import band_hashes, no_shingles
 
         p = curation_params(cfg)
         live = marked[marked["_step"].isna()]
         sig = signatures_with(live["text"].tolist(), p)
-        np.savez(out + ".bands.npz", ids=live["id"].astype(str).to_numpy(), bands=band_hashes(sig, p["bands"], p["rows"]),
-                 empty=no_shingles(sig))
+        np.savez(
+            out + ".bands.npz",
+            ids=live["id"].astype(str).to_numpy(),
+            bands=band_hashes(sig, p["bands"], p["rows"]),
+            empty=no_shingles(sig),
+        )
     return {"rows": len(df), "drops": drops.to_dict("records"), "carried": carried}
 
 
@@ -111,7 +125,9 @@ def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) ->
     for m in marked:
         z = np.load(m + ".bands.npz", allow_pickle=True)
         keep = ~np.isin(z["ids"], list(exact_ids)) if exact_ids else np.ones(len(z["ids"]), bool)
-        ids.append(z["ids"][keep]); bands.append(z["bands"][keep]); empty.append(z["empty"][keep])
+        ids.append(z["ids"][keep])
+        bands.append(z["bands"][keep])
+        empty.append(z["empty"][keep])
     ids = np.concatenate(ids) if ids else np.empty(0, object)
     bands = np.concatenate(bands) if bands else np.empty((0, p["bands"]), np.uint64)
     empty = np.concatenate(empty) if empty else np.empty(0, bool)
@@ -130,7 +146,7 @@ def _fuzzy_duplicates(marked: list[str], cfg: CurationConfig, exact_ids: set) ->
         if p["verify"] == "exact":
             sims = exact_jaccard([texts[ids[i]] for i in need], pairs, p["shingle"], p["ngram"])
         else:  # minhash estimate from the band agreement is too coarse: verify on the texts' signatures
-            from flywheel.curation.minhash import signatures_with
+            from flywheel.curation.fuzzy import signatures_with
 
             sig = signatures_with([texts[ids[i]] for i in need], p)
             sims = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1)
@@ -153,7 +169,9 @@ def _record(dups: pd.DataFrame, step: str, reason: str, total: int, t0: float, m
     return st
 
 
-def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work: Path, dask_address: str | None = None) -> dict:
+def curate_streaming(
+    src, cfg: CurationConfig, kept_writer, removed_writer, work: Path, dask_address: str | None = None
+) -> dict:
     """Curate the Dataset ``src`` part by part into the two DatasetWriters; returns the stats dict."""
     from flywheel.core.cluster import dask_client
     from flywheel.curation.pipeline import build_steps
@@ -174,14 +192,17 @@ def curate_streaming(src, cfg: CurationConfig, kept_writer, removed_writer, work
         return {"summary": {"total": 0, "kept": 0}, "steps": {}, "phase1_seconds": 0.0}
     marked = [str(work / f"marked-{i:05d}.parquet") for i in range(len(parts))]
     cfg_json = cfg.model_dump_json()
-    stats: "OrderedDict[str, StepStats]" = OrderedDict()
+    stats: OrderedDict[str, StepStats] = OrderedDict()
     try:
         # without a cluster address: one single-thread worker process per core, since the per-document
         # filters are pure Python and threads would share one GIL (1.75x on a 1 GB corpus, bench/RESULTS.md)
-        with dask_client(dask_address, workers=os.cpu_count() or 1, threads=1, processes=True,
-                         cuda=cfg.backend == "cudf") as client:
+        with dask_client(
+            dask_address, workers=os.cpu_count() or 1, threads=1, processes=True, cuda=cfg.backend == "cudf"
+        ) as client:
             t0 = time.perf_counter()
-            outs = client.gather(client.map(_part_task, [str(p) for p in parts], marked, [cfg_json] * len(parts), pure=False))
+            outs = client.gather(
+                client.map(_part_task, [str(p) for p in parts], marked, [cfg_json] * len(parts), pure=False)
+            )
             phase1 = time.perf_counter() - t0
             total = sum(o["rows"] for o in outs)
             for step in build_steps(cfg):

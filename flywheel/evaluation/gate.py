@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from flywheel.core.config import GateConfig
+from flywheel.evaluation.config import GateConfig
 
 
 @dataclass

@@ -35,7 +35,8 @@ def _prompts(tok, rows, system_prompt):
     return [
         tok.apply_chat_template(
             [{"role": "system", "content": system_prompt}, {"role": "user", "content": r["text"]}],
-            tokenize=False, add_generation_prompt=True,
+            tokenize=False,
+            add_generation_prompt=True,
         )
         for r in rows
     ]
@@ -46,14 +47,16 @@ def label_scores(model, tok, rows, labels, system_prompt, batch_size=16):
     import torch
 
     prompts = _prompts(tok, rows, system_prompt)
-    label_ids = [tok(l, add_special_tokens=False)["input_ids"] for l in labels]
+    label_ids = [tok(label, add_special_tokens=False)["input_ids"] for label in labels]
     firsts = [ids[0] for ids in label_ids]
     device = next(model.parameters()).device
     scores: list[list[float]] = []
     tok.padding_side = "left"
     if len(set(firsts)) == len(firsts):
         for i in range(0, len(prompts), batch_size):
-            enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                device
+            )
             with torch.no_grad():
                 logits = model(**enc).logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)[:, firsts]
@@ -81,9 +84,9 @@ def accuracy(model, tok, rows, labels, system_prompt, batch_size=16) -> tuple[fl
     gold = [r["label"] for r in rows]
     acc = sum(p == g for p, g in zip(preds, gold)) / len(rows)
     recall = {}
-    for l in labels:
-        idx = [i for i, g in enumerate(gold) if g == l]
-        recall[l] = (sum(preds[i] == l for i in idx) / len(idx)) if idx else float("nan")
+    for label in labels:
+        idx = [i for i, g in enumerate(gold) if g == label]
+        recall[label] = (sum(preds[i] == label for i in idx) / len(idx)) if idx else float("nan")
     return acc, recall
 
 

@@ -13,13 +13,29 @@ latency_ms, cache_hit, guard_flags`` and, once given, ``rating (+1/-1), correcti
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import (Boolean, case, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine,
-                        event, func, select, update)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    case,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+
+from flywheel.core.errors import DataError, UnknownInteraction
 
 metadata = MetaData()
 interactions = Table(
@@ -43,14 +59,11 @@ interactions = Table(
 )
 
 
-class UnknownInteraction(KeyError):
-    pass
-
-
 class FeedbackStoreProtocol(Protocol):
     def log_interaction(self, **fields) -> str: ...
-    def add_feedback(self, interaction_id: str, rating: int | None, correction: str | None = None,
-                     comment: str | None = None) -> dict: ...
+    def add_feedback(
+        self, interaction_id: str, rating: int | None, correction: str | None = None, comment: str | None = None
+    ) -> dict: ...
     def training_rows(self, workload: str) -> list[dict]: ...
 
 
@@ -60,35 +73,62 @@ class FeedbackStore:
         kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}} if url.startswith("sqlite") else {}
         self.engine = create_engine(url, future=True, **kwargs)
         if url.startswith("sqlite"):
+
             @event.listens_for(self.engine, "connect")
             def _wal(dbapi_conn, _):  # WAL: the gateway writes while flows read
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
+
         metadata.create_all(self.engine)
 
-    def log_interaction(self, *, workload: str, model: str, messages: list[dict], response: str,
-                        latency_ms: float, model_version: str | None = None, tenant: str = "default",
-                        cache_hit: bool = False, guard_flags: list[str] | None = None,
-                        interaction_id: str | None = None) -> str:
+    def log_interaction(
+        self,
+        *,
+        workload: str,
+        model: str,
+        messages: list[dict],
+        response: str,
+        latency_ms: float,
+        model_version: str | None = None,
+        tenant: str = "default",
+        cache_hit: bool = False,
+        guard_flags: list[str] | None = None,
+        interaction_id: str | None = None,
+    ) -> str:
         iid = interaction_id or f"ix-{uuid.uuid4().hex}"
         with self.engine.begin() as c:
-            c.execute(interactions.insert().values(
-                id=iid, ts=datetime.now(timezone.utc), workload=workload, tenant=tenant, model=model,
-                model_version=model_version, messages=json.dumps(messages), response=response,
-                latency_ms=latency_ms, cache_hit=cache_hit, guard_flags=json.dumps(guard_flags or [])))
+            c.execute(
+                interactions.insert().values(
+                    id=iid,
+                    ts=datetime.now(UTC),
+                    workload=workload,
+                    tenant=tenant,
+                    model=model,
+                    model_version=model_version,
+                    messages=json.dumps(messages),
+                    response=response,
+                    latency_ms=latency_ms,
+                    cache_hit=cache_hit,
+                    guard_flags=json.dumps(guard_flags or []),
+                )
+            )
         return iid
 
-    def add_feedback(self, interaction_id: str, rating: int | None, correction: str | None = None,
-                     comment: str | None = None) -> dict:
+    def add_feedback(
+        self, interaction_id: str, rating: int | None, correction: str | None = None, comment: str | None = None
+    ) -> dict:
         if rating not in (None, 1, -1):
-            raise ValueError("rating must be +1 or -1")
+            raise DataError("rating must be +1 or -1")
         if rating is None and not correction and not comment:
-            raise ValueError("feedback needs a rating, a correction or a comment")
+            raise DataError("feedback needs a rating, a correction or a comment")
         with self.engine.begin() as c:
-            res = c.execute(update(interactions).where(interactions.c.id == interaction_id).values(
-                rating=rating, correction=correction, comment=comment, feedback_ts=datetime.now(timezone.utc)))
+            res = c.execute(
+                update(interactions)
+                .where(interactions.c.id == interaction_id)
+                .values(rating=rating, correction=correction, comment=comment, feedback_ts=datetime.now(UTC))
+            )
             if res.rowcount == 0:
                 raise UnknownInteraction(interaction_id)
         return self.get(interaction_id)
@@ -115,14 +155,24 @@ class FeedbackStore:
         def n(cond):
             return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
-        q = select(func.count(), func.count(interactions.c.feedback_ts), n(interactions.c.rating > 0),
-                   n(interactions.c.rating < 0), func.count(interactions.c.correction))
+        q = select(
+            func.count(),
+            func.count(interactions.c.feedback_ts),
+            n(interactions.c.rating > 0),
+            n(interactions.c.rating < 0),
+            func.count(interactions.c.correction),
+        )
         if workload:
             q = q.where(interactions.c.workload == workload)
         with self.engine.connect() as c:
             total, fb, pos, neg, corr = c.execute(q).one()
-        return {"interactions": total, "feedback": fb, "positive": int(pos or 0), "negative": int(neg or 0),
-                "corrections": corr}
+        return {
+            "interactions": total,
+            "feedback": fb,
+            "positive": int(pos or 0),
+            "negative": int(neg or 0),
+            "corrections": corr,
+        }
 
     def training_rows(self, workload: str) -> list[dict]:
         """SFT rows from feedback: a correction wins; else a positively rated response is kept.
@@ -138,8 +188,16 @@ class FeedbackStore:
             answer = r["correction"] or (r["response"] if r["rating"] == 1 else None)
             if answer:
                 label = answer.split(":", 1)[0].strip().upper()
-                out.append({"id": f"fb-{r['id']}", "text": user, "answer": answer, "label": label,
-                            "source": "feedback", "rating": r["rating"]})
+                out.append(
+                    {
+                        "id": f"fb-{r['id']}",
+                        "text": user,
+                        "answer": answer,
+                        "label": label,
+                        "source": "feedback",
+                        "rating": r["rating"],
+                    }
+                )
         return out
 
     def preference_pairs(self, workload: str) -> list[dict]:
@@ -163,8 +221,15 @@ class FeedbackStore:
             chosen = r["correction"] or liked.get(key)
             if not chosen or chosen.strip() == r["response"].strip():
                 continue
-            out.append({"id": f"pref-{r['id']}", "prompt": json.dumps(r["messages"]), "chosen": chosen,
-                        "rejected": r["response"], "source": "feedback"})
+            out.append(
+                {
+                    "id": f"pref-{r['id']}",
+                    "prompt": json.dumps(r["messages"]),
+                    "chosen": chosen,
+                    "rejected": r["response"],
+                    "source": "feedback",
+                }
+            )
         return out
 
 
@@ -175,4 +240,3 @@ def _decode(row: dict) -> dict:
         if row.get(k) is not None:
             row[k] = row[k].isoformat()
     return row
-

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from flywheel.core.config import ChunkingConfig
 from flywheel.core.steps import StepStats
+from flywheel.ingest.config import ChunkingConfig
 
 Spans = list[tuple[int, int]]  # character (start, end) of each token
 
@@ -66,7 +66,7 @@ class Chunker:
             return [(text, {"tokens": len(spans), "chars": [0, len(text)]})]
         out = []
         for i in range(0, len(spans), step):
-            window = spans[i:i + size]
+            window = spans[i : i + size]
             a, b = window[0][0], window[-1][1]
             out.append((text[a:b], {"tokens": len(window), "chars": [a, b]}))
             if i + size >= len(spans):
@@ -105,8 +105,14 @@ class Chunker:
             parent_meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) and row["meta"] else {}
             for k, (piece, extra) in enumerate(pieces):
                 meta = {**parent_meta, "parent_id": row["id"], "chunk": k, "of": len(pieces), **extra}
-                out.append({**row, "id": f"{row['id']}-{k}" if len(pieces) > 1 else row["id"], "text": piece,
-                            "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False)})
+                out.append(
+                    {
+                        **row,
+                        "id": f"{row['id']}-{k}" if len(pieces) > 1 else row["id"],
+                        "text": piece,
+                        "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+                    }
+                )
         stats.kept = stats.total - sum(stats.dropped.values())
         stats.modified = split
         info = {"chunks": len(out), "split_rows": split, "oversize_table_rows": self.oversize_rows}

@@ -35,9 +35,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flywheel.core.config import IngestConfig
+from flywheel.core.errors import QuarantineError
 from flywheel.core.steps import StepStats
-from flywheel.ingest.sniff import QuarantineError, sniff
+from flywheel.ingest.config import IngestConfig
+from flywheel.ingest.sniff import sniff
 
 log = logging.getLogger("flywheel.ingest")
 
@@ -114,8 +115,18 @@ def cache_key(digest: str, cfg: IngestConfig) -> str:
 
 # ---------------------------------------------------------------- the sandboxed unit
 
-def run_unit(path: str, digest: str, cfg_json: str, first: int, last: int, out_dir: str, unit: str,
-             timeout_s: float, isolate: bool = True) -> dict:
+
+def run_unit(
+    path: str,
+    digest: str,
+    cfg_json: str,
+    first: int,
+    last: int,
+    out_dir: str,
+    unit: str,
+    timeout_s: float,
+    isolate: bool = True,
+) -> dict:
     """Run one unit in a pooled sandbox process with a wall-clock limit; returns the unit's outcome dict."""
     out = Path(out_dir)
     if isolate:
@@ -134,6 +145,7 @@ def run_unit(path: str, digest: str, cfg_json: str, first: int, last: int, out_d
 
 
 # ---------------------------------------------------------------- per-file tasks (run on Dask)
+
 
 def _unit_name(first: int) -> str:
     return f"unit-{first:07d}"
@@ -168,33 +180,65 @@ def file_task(path: str, cfg_json: str, cache_dir: str, isolate: bool = True) ->
     more = []
     if res.get("ok") and res.get("kind") in ("pdf", "jsonl"):
         # A scanned PDF needs seconds per page of OCR: smaller batches keep each under the timeout.
-        step = min(cfg.pages_per_task, OCR_PAGES_PER_TASK) if res.get("counters", {}).get("ocr_pages") else cfg.pages_per_task
+        step = (
+            min(cfg.pages_per_task, OCR_PAGES_PER_TASK)
+            if res.get("counters", {}).get("ocr_pages")
+            else cfg.pages_per_task
+        )
         step = JSONL_BLOCKS_PER_TASK if res["kind"] == "jsonl" else step
         more = [(a, min(a + step - 1, res["n_pages"])) for a in range(last + 1, res["n_pages"] + 1, step)]
-    return {"path": path, "status": "read", "key": key, "digest": digest, "work": str(work), "units": {1: res}, "more": more}
+    return {
+        "path": path,
+        "status": "read",
+        "key": key,
+        "digest": digest,
+        "work": str(work),
+        "units": {1: res},
+        "more": more,
+    }
 
 
 def unit_task(path: str, digest: str, cfg_json: str, first: int, last: int, work: str, isolate: bool = True) -> dict:
     cfg = IngestConfig.model_validate_json(cfg_json)
-    return {"path": path, "first": first,
-            "res": run_unit(path, digest, cfg_json, first, last, work, _unit_name(first), cfg.timeout_s, isolate)}
+    return {
+        "path": path,
+        "first": first,
+        "res": run_unit(path, digest, cfg_json, first, last, work, _unit_name(first), cfg.timeout_s, isolate),
+    }
 
 
 # ---------------------------------------------------------------- the driver
 
+
 class _Progress:
     def __init__(self, files: int, callback, every_s: float = 2.0):
         self.files, self.done, self.pages_done, self.pages_known = files, 0, 0, 0
-        self.callback, self.every_s, self.last = callback, every_s, time.monotonic()  # short runs report once, at the end
+        self.callback, self.every_s, self.last = (
+            callback,
+            every_s,
+            time.monotonic(),
+        )  # short runs report once, at the end
         self.reported = None
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        state = {"files_done": self.done, "files": self.files, "pages_done": self.pages_done, "pages_known": self.pages_known}
+        state = {
+            "files_done": self.done,
+            "files": self.files,
+            "pages_done": self.pages_done,
+            "pages_known": self.pages_known,
+        }
         if (not force and now - self.last < self.every_s) or state == self.reported:
             return
         self.last, self.reported = now, state
-        (self.callback or (lambda s: log.info("ingest: %(files_done)d/%(files)d files, %(pages_done)d/%(pages_known)d PDF pages", s)))(state)
+        (
+            self.callback
+            or (
+                lambda s: log.info(
+                    "ingest: %(files_done)d/%(files)d files, %(pages_done)d/%(pages_known)d PDF pages", s
+                )
+            )
+        )(state)
 
 
 def _finish_file(state: dict, cache_dir: Path, result: IngestResult):
@@ -213,9 +257,17 @@ def _finish_file(state: dict, cache_dir: Path, result: IngestResult):
     unit_counters = Counter()
     for u in units:
         unit_counters.update(u.get("counters", {}))
-    entry = {"path": path, "digest": state["digest"], "kind": units[0]["kind"], "n_pages": units[0].get("n_pages", 0),
-             "rows": rows, "units": [_unit_name(k) for k in sorted(state["units"])], "quarantine": partial,
-             "counters": dict(unit_counters), "created": time.time()}
+    entry = {
+        "path": path,
+        "digest": state["digest"],
+        "kind": units[0]["kind"],
+        "n_pages": units[0].get("n_pages", 0),
+        "rows": rows,
+        "units": [_unit_name(k) for k in sorted(state["units"])],
+        "quarantine": partial,
+        "counters": dict(unit_counters),
+        "created": time.time(),
+    }
     (work / "entry.json").write_text(json.dumps(entry, default=str))
     final = cache_dir / state["key"]
     if final.exists():  # a non-incremental re-read, or a concurrent run that finished first
@@ -236,8 +288,15 @@ def _account(entry: dict, final: Path, path: str, result: IngestResult, counters
     counters.update(entry["counters"])
 
 
-def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path | None = None,
-               dask_address: str | None = None, isolate: bool = True, progress=None) -> IngestResult:
+def run_ingest(
+    paths,
+    cfg: IngestConfig | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    dask_address: str | None = None,
+    isolate: bool = True,
+    progress=None,
+) -> IngestResult:
     """Ingest files and folders; see the module docstring for the plan."""
     from distributed import as_completed
 
@@ -268,8 +327,9 @@ def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path 
 
             sandbox.prestart(min(threads, len(files)))  # they start while the cluster comes up
         with dask_client(address, threads=threads) as client:
-            futures = as_completed(client.map(file_task, files, cfg_json=cfg_json, cache_dir=str(cache_dir),
-                                              isolate=isolate, pure=False))
+            futures = as_completed(
+                client.map(file_task, files, cfg_json=cfg_json, cache_dir=str(cache_dir), isolate=isolate, pure=False)
+            )
             for fut in futures:
                 out = fut.result()
                 if "first" in out:  # a later page batch of a PDF, or block batch of a JSONL file
@@ -294,8 +354,19 @@ def run_ingest(paths, cfg: IngestConfig | None = None, *, cache_dir: str | Path 
                     prog.pages_known += first.get("n_pages", 0) if first.get("kind") == "pdf" else 0
                     prog.pages_done += first.get("counters", {}).get("pages", 0)
                     for a, b in out["more"]:
-                        futures.add(client.submit(unit_task, out["path"], out["digest"], cfg_json, a, b, out["work"],
-                                                  isolate=isolate, pure=False))
+                        futures.add(
+                            client.submit(
+                                unit_task,
+                                out["path"],
+                                out["digest"],
+                                cfg_json,
+                                a,
+                                b,
+                                out["work"],
+                                isolate=isolate,
+                                pure=False,
+                            )
+                        )
                 if state["pending"] == 0:
                     if (published := _finish_file(state, cache_dir, result)) is not None:
                         entries[out["path"]] = published
@@ -320,8 +391,13 @@ def _summarise(result: IngestResult, counters: Counter) -> None:
         else:
             s.dropped[q["reason"]] += 1
     s.total = s.kept + sum(s.dropped.values())
-    result.extra.update({
-        "pages": counters["pages"], "table_pages_scanned": counters["table_pages"], "ocr_pages": counters["ocr_pages"],
-        "images_ocrd": counters["images_ocrd"], "skipped_known": counters["skipped_known"],
-        "files_by_type": {k[6:]: v for k, v in sorted(counters.items()) if k.startswith("files_") and v},
-    })
+    result.extra.update(
+        {
+            "pages": counters["pages"],
+            "table_pages_scanned": counters["table_pages"],
+            "ocr_pages": counters["ocr_pages"],
+            "images_ocrd": counters["images_ocrd"],
+            "skipped_known": counters["skipped_known"],
+            "files_by_type": {k[6:]: v for k, v in sorted(counters.items()) if k.startswith("files_") and v},
+        }
+    )

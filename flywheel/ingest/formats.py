@@ -9,14 +9,36 @@ so downstream chunking never cuts through one.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import re
+from pathlib import Path
 
-from flywheel.ingest.sniff import QuarantineError
+from flywheel.core.errors import QuarantineError
 from flywheel.ingest.tables import to_markdown
 
-_BLOCKS = {"p", "div", "section", "article", "main", "li", "dt", "dd", "pre", "blockquote", "br", "tr",
-           "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "caption", "address", "hr"}
+_BLOCKS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "dt",
+    "dd",
+    "pre",
+    "blockquote",
+    "br",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "figcaption",
+    "caption",
+    "address",
+    "hr",
+}
 _DROP = "//script|//style|//noscript|//template|//svg|//nav|//footer|//header|//aside|//form|//iframe"
 
 
@@ -75,9 +97,19 @@ def read_markdown(doc) -> list[dict]:
     for k, (a, b) in enumerate(t.map for t in tokens if t.type == "table_open" and t.map):
         table = [ln.rstrip() for ln in lines[a:b] if ln.strip()]
         in_table.update(range(a, b))
-        rows.append(doc.row("\n".join(table), "table", k=k, rows=len(table) - 1, cols=table[0].strip().strip("|").count("|") + 1,
-                            lines=[a + 1, b]))
-    title = next((t.content for i, t in enumerate(tokens) if t.type == "inline" and i and tokens[i - 1].tag == "h1"), "")
+        rows.append(
+            doc.row(
+                "\n".join(table),
+                "table",
+                k=k,
+                rows=len(table) - 1,
+                cols=table[0].strip().strip("|").count("|") + 1,
+                lines=[a + 1, b],
+            )
+        )
+    title = next(
+        (t.content for i, t in enumerate(tokens) if t.type == "inline" and i and tokens[i - 1].tag == "h1"), ""
+    )
     text = tidy("\n".join(ln for i, ln in enumerate(lines) if i not in in_table))
     if text:
         rows.insert(0, doc.row(text, "text", title=title))
@@ -107,7 +139,9 @@ def read_docx(doc) -> list[dict]:
         elif tag == "tbl":
             cells = [[c.text.strip() for c in r.cells] for r in Table(child, d).rows]
             if cells and any(any(r) for r in cells):
-                rows.append(doc.row(to_markdown(cells), "table", k=k, rows=len(cells), cols=max(map(len, cells)), index=k))
+                rows.append(
+                    doc.row(to_markdown(cells), "table", k=k, rows=len(cells), cols=max(map(len, cells)), index=k)
+                )
                 k += 1
     text = "\n\n".join(parts)
     title = (d.core_properties.title or "").strip()
@@ -138,8 +172,20 @@ def _ocr_blob(doc, blob: bytes, k: int) -> list[dict]:
 
     text, _ = ocr_image(img, cfg.lang, cfg.min_confidence)
     doc.counters["images_ocrd"] += 1
-    return [doc.row(text, "image_text", k=k, bbox=[0, 0, *img.size], image={"px": list(img.size)},
-                    ocr={"engine": "tesseract", "lang": cfg.lang})] if text else []
+    return (
+        [
+            doc.row(
+                text,
+                "image_text",
+                k=k,
+                bbox=[0, 0, *img.size],
+                image={"px": list(img.size)},
+                ocr={"engine": "tesseract", "lang": cfg.lang},
+            )
+        ]
+        if text
+        else []
+    )
 
 
 def read_image(doc) -> list[dict]:
@@ -160,8 +206,16 @@ def read_image(doc) -> list[dict]:
         text, _ = ocr_image(frame, doc.cfg.ocr.lang, doc.cfg.ocr.min_confidence)
         doc.counters["images_ocrd"] += 1
         if text:
-            rows.append(doc.row(text, "image_text", page=page if len(frames) > 1 else 0, bbox=[0, 0, *frame.size],
-                                image={"px": list(frame.size)}, ocr={"engine": "tesseract", "lang": doc.cfg.ocr.lang}))
+            rows.append(
+                doc.row(
+                    text,
+                    "image_text",
+                    page=page if len(frames) > 1 else 0,
+                    bbox=[0, 0, *frame.size],
+                    image={"px": list(frame.size)},
+                    ocr={"engine": "tesseract", "lang": doc.cfg.ocr.lang},
+                )
+            )
     return rows
 
 
@@ -175,9 +229,14 @@ def _record_row(doc, rec: dict, index: int) -> dict:
         raise ValueError(f"'text' is not valid Unicode: {e.reason} at {e.start}") from None
     meta = {k: v for k, v in rec.items() if k not in ("id", "text", "source")}
     rid = rec.get("id")
-    return {"id": str(rid) if rid not in (None, "") else doc.id(index), "text": text,
-            "source": str(rec.get("source") or doc.path), "page": 0, "kind": "text",
-            "meta": json.dumps(meta, sort_keys=True, default=str, ensure_ascii=False)}
+    return {
+        "id": str(rid) if rid not in (None, "") else doc.id(index),
+        "text": text,
+        "source": str(rec.get("source") or doc.path),
+        "page": 0,
+        "kind": "text",
+        "meta": json.dumps(meta, sort_keys=True, default=str, ensure_ascii=False),
+    }
 
 
 JSONL_BLOCK_BYTES = 8 << 20  # a large JSONL file is read in blocks of lines: 8 MiB each, JSONL_BLOCKS_PER_TASK per task

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from flywheel.ingest.sniff import QuarantineError
+from flywheel.core.errors import ConfigError, QuarantineError
 
 
 def _kind_and_text(el: dict) -> tuple[str, str, list | None]:
@@ -56,8 +56,17 @@ def rows_from_elements(elements: list[dict], doc) -> list[dict]:
         page = int(cm.get("page_number", -1)) + 1 if int(cm.get("page_number", -1)) >= 0 else 0
         k = seen[(page, kind)] = seen.get((page, kind), -1) + 1
         pages = (cm.get("hierarchy") or {}).get("page_count", -1)
-        rows.append(doc.row(text.strip(), kind, page=page, k=k, backend="nv_ingest",
-                            bbox=[float(v) for v in box] if box else None, pages=pages))
+        rows.append(
+            doc.row(
+                text.strip(),
+                kind,
+                page=page,
+                k=k,
+                backend="nv_ingest",
+                bbox=[float(v) for v in box] if box else None,
+                pages=pages,
+            )
+        )
     return rows
 
 
@@ -66,11 +75,11 @@ def run_nv_ingest(paths, cfg, cache_dir: str | Path):
     try:
         from nv_ingest_client.client import Ingestor
     except ImportError as e:
-        raise RuntimeError("ingest backend 'nv_ingest' needs the NV-Ingest client: pip install 'flywheel[nv-ingest]'") from e
+        raise ConfigError("backend: nv_ingest needs the NV-Ingest client: pip install 'flywheel[nv-ingest]'") from e
     from flywheel.ingest.engine import cache_key, run_ingest
-    from flywheel.ingest.unit import _write_rows
     from flywheel.ingest.readers import Doc, check_file, expand, file_digest
     from flywheel.ingest.sniff import sniff
+    from flywheel.ingest.unit import _write_rows
 
     pdfs, others, bad = [], [], []
     for p in expand(paths):
@@ -85,9 +94,11 @@ def run_nv_ingest(paths, cfg, cache_dir: str | Path):
         return result
     url = urlparse(cfg.nv_ingest_url)
     ingestor = Ingestor(message_client_hostname=url.hostname, message_client_port=url.port or 7670)
-    results, failures = (ingestor.files([str(p) for p in pdfs])
-                         .extract(extract_text=True, extract_tables=cfg.tables, extract_charts=True, extract_images=cfg.ocr.enabled)
-                         .ingest(return_failures=True))
+    results, failures = (
+        ingestor.files([str(p) for p in pdfs])
+        .extract(extract_text=True, extract_tables=cfg.tables, extract_charts=True, extract_images=cfg.ocr.enabled)
+        .ingest(return_failures=True)
+    )
     by_source = {}
     for elements in results or []:
         if elements:
@@ -108,9 +119,21 @@ def run_nv_ingest(paths, cfg, cache_dir: str | Path):
         shutil.rmtree(entry_dir, ignore_errors=True)
         entry_dir.mkdir(parents=True)
         _write_rows(rows, entry_dir / "unit-0000001.parquet")
-        (entry_dir / "entry.json").write_text(json.dumps({
-            "path": str(p), "digest": digest, "kind": "pdf", "rows": len(rows), "units": ["unit-0000001"],
-            "quarantine": [], "counters": {}, "created": time.time(), "backend": "nv_ingest"}))
+        (entry_dir / "entry.json").write_text(
+            json.dumps(
+                {
+                    "path": str(p),
+                    "digest": digest,
+                    "kind": "pdf",
+                    "rows": len(rows),
+                    "units": ["unit-0000001"],
+                    "quarantine": [],
+                    "counters": {},
+                    "created": time.time(),
+                    "backend": "nv_ingest",
+                }
+            )
+        )
         result.entries.append((str(p), entry_dir))
         result.stats.kept += len(rows)
         result.stats.total += len(rows)

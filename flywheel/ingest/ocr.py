@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import shutil
 
-
-class OcrUnavailable(RuntimeError):
-    pass
+from flywheel.core.errors import OcrUnavailable
 
 
 def available() -> bool:

@@ -15,7 +15,8 @@ Text-only pages therefore cost one text extraction and one object count.
 
 from __future__ import annotations
 
-from flywheel.ingest.sniff import QuarantineError, has_eof
+from flywheel.core.errors import QuarantineError
+from flywheel.ingest.sniff import has_eof
 
 
 def open_pdf(path: str):
@@ -100,8 +101,16 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
                     words, _ = ocr_mod.ocr_image(image, cfg.ocr.lang, cfg.ocr.min_confidence)
                     out["ocr_pages"] += 1
                     if words:
-                        out["rows"].append(doc.row(words, "ocr", page=pno, bbox=page_box, pages=n_pages,
-                                                   ocr={"engine": "tesseract", "lang": cfg.ocr.lang, "dpi": cfg.ocr.dpi}))
+                        out["rows"].append(
+                            doc.row(
+                                words,
+                                "ocr",
+                                page=pno,
+                                bbox=page_box,
+                                pages=n_pages,
+                                ocr={"engine": "tesseract", "lang": cfg.ocr.lang, "dpi": cfg.ocr.dpi},
+                            )
+                        )
                     continue
                 for k, idx in enumerate(images):
                     obj = pdfium.PdfImage(pdfium.raw.FPDFPage_GetObject(page.raw, idx), page=page, pdf=pdf)
@@ -109,12 +118,23 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
                     if min(w_px, h_px) < cfg.ocr.min_image_px:
                         continue
                     left, bottom, right, top = obj.get_bounds()
-                    words, _ = ocr_mod.ocr_image(obj.get_bitmap(render=True).to_pil(), cfg.ocr.lang, cfg.ocr.min_confidence)
+                    words, _ = ocr_mod.ocr_image(
+                        obj.get_bitmap(render=True).to_pil(), cfg.ocr.lang, cfg.ocr.min_confidence
+                    )
                     out["images_ocrd"] += 1
                     if words:
-                        out["rows"].append(doc.row(words, "image_text", page=pno, k=k, pages=n_pages,
-                                                   bbox=[round(v, 2) for v in (left, bottom, right, top)],
-                                                   image={"px": [w_px, h_px]}, ocr={"engine": "tesseract", "lang": cfg.ocr.lang}))
+                        out["rows"].append(
+                            doc.row(
+                                words,
+                                "image_text",
+                                page=pno,
+                                k=k,
+                                pages=n_pages,
+                                bbox=[round(v, 2) for v in (left, bottom, right, top)],
+                                image={"px": [w_px, h_px]},
+                                ocr={"engine": "tesseract", "lang": cfg.ocr.lang},
+                            )
+                        )
             except Exception as e:  # noqa: BLE001 - OCR of one page must not lose the rest
                 out["notes"].append({"page": pno, "reason": "ocr_failed", "error": f"{type(e).__name__}: {e}"})
     finally:
@@ -123,10 +143,24 @@ def read_pdf_pages(path: str, first: int, last: int, doc, cfg) -> dict:
     if table_pages:
         try:
             for t in table_rows(path, table_pages):
-                out["rows"].append(doc.row(t["text"], "table", page=t["page"], k=t["k"], bbox=t["bbox"],
-                                           pages=n_pages, rows=t["rows"], cols=t["cols"]))
+                out["rows"].append(
+                    doc.row(
+                        t["text"],
+                        "table",
+                        page=t["page"],
+                        k=t["k"],
+                        bbox=t["bbox"],
+                        pages=n_pages,
+                        rows=t["rows"],
+                        cols=t["cols"],
+                    )
+                )
         except Exception as e:  # noqa: BLE001 - a table parser failure must not lose the page text
-            out["notes"].append({"reason": "table_extraction_failed", "error": f"{type(e).__name__}: {e}",
-                                 "pages": [table_pages[0], table_pages[-1]]})
+            out["notes"].append(
+                {
+                    "reason": "table_extraction_failed",
+                    "error": f"{type(e).__name__}: {e}",
+                    "pages": [table_pages[0], table_pages[-1]],
+                }
+            )
     return out
-

@@ -4,8 +4,8 @@
 it raises :class:`QuarantineError` for a file that cannot be ingested at all, and reports smaller
 losses (a malformed JSONL line, a page whose OCR failed, a wrong extension) without losing the rest.
 
-    from flywheel.ingest.readers import ingest_paths
-    result = ingest_paths(["docs/", "data/fraud-train.jsonl"])
+    from flywheel.ingest.engine import run_ingest
+    result = run_ingest(["docs/", "data/fraud-train.jsonl"])     # runs read_unit on the sandboxed workers
     result.rows, result.quarantine, result.stats
 """
 
@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flywheel.core.errors import QuarantineError
 from flywheel.ingest import formats
-from flywheel.ingest.sniff import QuarantineError, sniff, unsupported_reason
-
+from flywheel.ingest.sniff import sniff, unsupported_reason
 
 
 @dataclass
@@ -40,8 +40,14 @@ class Doc:
 
     def row(self, text: str, kind: str, page: int = 0, k: int = 0, **meta) -> dict:
         meta = {"source": self.path, "page": page, **meta}
-        return {"id": self.id(page, kind, k), "text": text, "source": self.path, "page": page, "kind": kind,
-                "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False)}
+        return {
+            "id": self.id(page, kind, k),
+            "text": text,
+            "source": self.path,
+            "page": page,
+            "kind": kind,
+            "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+        }
 
     def note(self, reason: str, error: str, **kw) -> None:
         self.quarantine.append({"path": self.path, "reason": reason, "error": error, "partial": True, **kw})
@@ -68,8 +74,12 @@ class Doc:
 
 
 READERS = {
-    "html": formats.read_html, "markdown": formats.read_markdown, "docx": formats.read_docx,
-    "jsonl": formats.read_jsonl, "parquet": formats.read_parquet, "text": formats.read_text,
+    "html": formats.read_html,
+    "markdown": formats.read_markdown,
+    "docx": formats.read_docx,
+    "jsonl": formats.read_jsonl,
+    "parquet": formats.read_parquet,
+    "text": formats.read_text,
     "image": formats.read_image,
 }
 
@@ -87,8 +97,10 @@ def check_file(path: Path, max_bytes: int) -> int:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise QuarantineError("unreadable" if path.is_symlink() else "missing",
-                              "dangling symlink" if path.is_symlink() else "no such file") from None
+        raise QuarantineError(
+            "unreadable" if path.is_symlink() else "missing",
+            "dangling symlink" if path.is_symlink() else "no such file",
+        ) from None
     except OSError as e:
         raise QuarantineError("unreadable", f"{type(e).__name__}: {e}") from None
     if not stat.S_ISREG(st.st_mode):
@@ -115,7 +127,9 @@ def read_unit(path: str, digest: str, cfg, first: int = 1, last: int | None = No
         raise QuarantineError("unreadable", f"{type(e).__name__}: {e}") from None
     except QuarantineError as e:
         if e.reason == "unsupported_binary" and unsupported_reason(p) == "mislabelled":
-            raise QuarantineError("mislabelled", f"extension {p.suffix!r} but the content is not a format we read ({e.detail})") from None
+            raise QuarantineError(
+                "mislabelled", f"extension {p.suffix!r} but the content is not a format we read ({e.detail})"
+            ) from None
         raise
     doc = Doc(path, digest, cfg)  # (a wrong extension is noted per path by the engine, not cached with the content)
     out = {"kind": kind, "n_pages": 0}
@@ -150,15 +164,14 @@ def expand(paths: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if (x.is_file() or x.is_symlink())
-                                and not any(part.startswith(".") for part in x.relative_to(p).parts)))
+            files.extend(
+                sorted(
+                    x
+                    for x in p.rglob("*")
+                    if (x.is_file() or x.is_symlink())
+                    and not any(part.startswith(".") for part in x.relative_to(p).parts)
+                )
+            )
         else:
             files.append(p)
     return files
-
-
-def ingest_paths(paths: list[str | Path], cfg=None, **kw):
-    """Ingest files/folders; returns an :class:`~flywheel.ingest.engine.IngestResult` (see ``run_ingest``)."""
-    from flywheel.ingest.engine import run_ingest
-
-    return run_ingest(paths, cfg, **kw)

@@ -24,18 +24,28 @@ import threading
 from pathlib import Path
 
 RECYCLE_AFTER = 500
-_idle: list["Helper"] = []
-_helpers: set["Helper"] = set()
+_idle: list[Helper] = []
+_helpers: set[Helper] = set()
 _lock = threading.Lock()
 
 
 class Helper:
     def __init__(self):
         root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "OMP_THREAD_LIMIT": "1", "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "flywheel.ingest.sandbox"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        env = {
+            **os.environ,
+            "OMP_THREAD_LIMIT": "1",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flywheel.ingest.sandbox"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
         self.units = 0
         with _lock:
             _helpers.add(self)

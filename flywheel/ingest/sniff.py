@@ -15,34 +15,39 @@ import re
 import zipfile
 from pathlib import Path
 
+from flywheel.core.errors import QuarantineError
+
 HEAD_BYTES = 8192
 
 # Extension -> the kinds its content may legitimately have.
 EXPECTED = {
     ".pdf": {"pdf"},
     ".docx": {"docx"},
-    ".html": {"html"}, ".htm": {"html"}, ".xhtml": {"html"},
-    ".md": {"markdown", "text"}, ".markdown": {"markdown", "text"},
-    ".txt": {"text", "markdown"}, ".text": {"text", "markdown"},
-    ".jsonl": {"jsonl"}, ".ndjson": {"jsonl"}, ".json": {"jsonl"},
+    ".html": {"html"},
+    ".htm": {"html"},
+    ".xhtml": {"html"},
+    ".md": {"markdown", "text"},
+    ".markdown": {"markdown", "text"},
+    ".txt": {"text", "markdown"},
+    ".text": {"text", "markdown"},
+    ".jsonl": {"jsonl"},
+    ".ndjson": {"jsonl"},
+    ".json": {"jsonl"},
     ".parquet": {"parquet"},
-    ".png": {"image"}, ".jpg": {"image"}, ".jpeg": {"image"}, ".tif": {"image"}, ".tiff": {"image"},
-    ".gif": {"image"}, ".bmp": {"image"}, ".webp": {"image"},
+    ".png": {"image"},
+    ".jpg": {"image"},
+    ".jpeg": {"image"},
+    ".tif": {"image"},
+    ".tiff": {"image"},
+    ".gif": {"image"},
+    ".bmp": {"image"},
+    ".webp": {"image"},
 }
 
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a", b"BM")
 _HTML = re.compile(rb"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I | re.S)
 _MD_LINE = re.compile(r"^(#{1,6}\s+\S|\s*\|.*\|\s*$|\s*[-*+]\s+\S|\s*\d+\.\s+\S|```|>\s)", re.M)
 _MD_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.M)
-
-
-class QuarantineError(Exception):
-    """A file (or unit) that cannot be ingested: ``reason`` is a short machine-readable word."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 def _zip_kind(path: Path) -> str | None:

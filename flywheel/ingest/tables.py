@@ -10,8 +10,10 @@ pages. A text-only page costs one object count.
 
 from __future__ import annotations
 
+
 def to_markdown(cells: list[list[str | None]]) -> str:
     """First row as the header; pipes escaped and line breaks folded so every cell stays one cell."""
+
     def cell(v):
         return ("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ").strip()
 
@@ -37,7 +39,14 @@ def table_rows(path: str, candidate_pages: list[int]) -> list[dict]:
                     continue
                 # pdfplumber's bbox is (x0, top, x1, bottom) from the top; report PDF space like pdfium.
                 x0, top, x1, bottom = table.bbox
-                out.append({"page": page.page_number, "k": k, "text": to_markdown(cells),
-                            "bbox": [round(v, 2) for v in (x0, page.height - bottom, x1, page.height - top)],
-                            "rows": len(cells), "cols": max(len(r) for r in cells)})
+                out.append(
+                    {
+                        "page": page.page_number,
+                        "k": k,
+                        "text": to_markdown(cells),
+                        "bbox": [round(v, 2) for v in (x0, page.height - bottom, x1, page.height - top)],
+                        "rows": len(cells),
+                        "cols": max(len(r) for r in cells),
+                    }
+                )
     return out

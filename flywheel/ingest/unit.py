@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flywheel.core.config import IngestConfig
-from flywheel.ingest.sniff import QuarantineError
+from flywheel.core.errors import QuarantineError
+from flywheel.ingest.config import IngestConfig
 
 # Imported once when a sandbox starts, so the first unit does not pay for them.
 PRELOAD = ["flywheel.ingest.readers", "flywheel.ingest.pdf", "pypdfium2", "pyarrow.parquet"]
@@ -19,8 +19,16 @@ def _write_rows(rows: list[dict], out: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("page", pa.int64()),
-                        ("kind", pa.string()), ("meta", pa.string())])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("source", pa.string()),
+            ("page", pa.int64()),
+            ("kind", pa.string()),
+            ("meta", pa.string()),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
 
 

@@ -20,6 +20,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from flywheel.core.errors import NotFound
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -41,8 +43,14 @@ class ModelRef:
         return json.loads(self.tags.get("metrics", "{}"))
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "source": self.source, "run_id": self.run_id,
-                "kind": self.tags.get("kind"), "metrics": self.metrics}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "run_id": self.run_id,
+            "kind": self.tags.get("kind"),
+            "metrics": self.metrics,
+        }
 
 
 def config_hash(cfg: dict) -> str:
@@ -52,9 +60,16 @@ def config_hash(cfg: dict) -> str:
 def code_revision() -> str:
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         if rev.returncode == 0:
             return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -82,7 +97,9 @@ class Registry:
         exp = self.client.get_experiment_by_name(name)
         if exp:
             return exp.experiment_id
-        return self.client.create_experiment(name, artifact_location=f"{self.artifact_root}/{name}" if self.artifact_root else None)
+        return self.client.create_experiment(
+            name, artifact_location=f"{self.artifact_root}/{name}" if self.artifact_root else None
+        )
 
     def start_run(self, workload: str, run_name: str, tags: dict | None = None):
         return self.mlflow.start_run(experiment_id=self.experiment_id(workload), run_name=run_name, tags=tags or {})
@@ -95,6 +112,77 @@ class Registry:
         source = get_dataset_source_from_json(json.dumps({"uri": Path(path).resolve().as_uri()}), "local")
         ds = MetaDataset(source, name=name, digest=digest[:36])
         self.mlflow.log_input(ds, context=context)
+
+    def log_curation(self, cfg, src, kept, stats: dict, name: str) -> str:
+        """One nested run per curation (experiment ``flywheel-curation``): the recipe as params, every count as
+        a metric, the source and curated Datasets as inputs; returns the run id."""
+        with self.mlflow.start_run(
+            experiment_id=self.experiment_id("curation"), run_name=f"curate-{name}", nested=True
+        ) as run:
+            params = {
+                k: (json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+                for k, v in cfg.model_dump().items()
+            }
+            self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            self.mlflow.log_metrics({k: float(v) for k, v in stats["summary"].items()})
+            for step, counts in stats["steps"].items():
+                self.mlflow.log_metrics(
+                    {f"{step}.{k}": float(v) for k, v in counts.items() if isinstance(v, (int, float))}
+                )
+            self.log_dataset(str(src.path), src.name, src.digest, "source")
+            self.log_dataset(str(kept.path), kept.name, kept.digest, "curated")
+            self.mlflow.log_dict(stats, "curation_counts.json")
+            return run.info.run_id
+
+    def open_cycle_run(self, workload: str, trigger: str | None, params: dict, datasets: dict) -> str:
+        """The run of one flywheel cycle (experiment ``flywheel-<workload>``), left open for training and
+        evaluation to log into: params, the cycle's datasets as inputs by digest, their counts as metrics."""
+        with self.start_run(
+            workload,
+            run_name=f"cycle-{'retrain' if trigger else 'run'}",
+            tags={"flywheel.workload": workload, "flywheel.trigger": trigger or "manual"},
+        ) as run:
+            self.mlflow.log_params(params)
+            for context, ds in datasets.items():
+                self.log_dataset(ds["path"], ds["name"], ds["digest"], context=context)
+                self.mlflow.log_metrics(
+                    {f"{context}.{k}": v for k, v in ds.get("counts", {}).items() if isinstance(v, (int, float))}
+                )
+            return run.info.run_id
+
+    def log_training(
+        self, result, params: dict, datasets: list[tuple[str, str, str]], tps_by_step: list[tuple[int, float]]
+    ) -> None:
+        """Into the active run, one training (a ``TrainResult``): params, per-step loss and tokens/s, throughput
+        and MFU, the data counts, the training Datasets as inputs, and the adapter as artifacts."""
+        self.mlflow.log_params(params)
+        self.mlflow.set_tags(
+            {
+                "flywheel.base_model": result.base_model,
+                "flywheel.base_model_path": result.base_model_path,
+                "flywheel.method": result.method,
+                "flywheel.recipe": result.recipe,
+            }
+        )
+        for path, name, digest in datasets:
+            self.log_dataset(path, name, digest, context="training")
+        for step, loss in enumerate(result.losses, 1):
+            self.mlflow.log_metric("train_loss", loss, step=step)
+        for step, tps in tps_by_step:
+            self.mlflow.log_metric("tokens_per_second", tps, step=step)
+        self.mlflow.log_metrics(
+            {
+                "train_tokens_per_second": result.tokens_per_second,
+                "train_seconds": result.seconds,
+                "train_tokens": result.tokens,
+                "trainable_params": result.trainable_params,
+                "total_params": result.total_params,
+                "mfu": result.mfu,
+                "flops_per_token": result.flops_per_token,
+                **{f"data.{k}": v for k, v in result.data_counts.items() if isinstance(v, (int, float))},
+            }
+        )
+        self.mlflow.log_artifacts(result.adapter_dir, artifact_path="adapter")
 
     # -- registry ------------------------------------------------------------------------------------
     def _ensure_model(self, workload: str) -> None:
@@ -140,9 +228,12 @@ class Registry:
             self.mlflow.log_dict({"base_model": base_model}, "base/base_model.json")
             self.mlflow.log_metrics({f"base_{k}": v for k, v in metrics.items()})
         mv = self.client.create_model_version(
-            workload, source=f"{run.info.artifact_uri}/base", run_id=run.info.run_id,
+            workload,
+            source=f"{run.info.artifact_uri}/base",
+            run_id=run.info.run_id,
             tags={"kind": "base", "base_model": base_model, "metrics": json.dumps(metrics)},
-            description=f"Base model {base_model}, no adapter")
+            description=f"Base model {base_model}, no adapter",
+        )
         if self.champion(workload) is None:
             self.client.set_registered_model_alias(workload, CHAMPION, mv.version)
         return self._ref(mv)
@@ -151,8 +242,9 @@ class Registry:
         self._ensure_model(workload)
         run = self.client.get_run(run_id)
         source = f"{run.info.artifact_uri}/{artifact_path}"
-        mv = self.client.create_model_version(workload, source=source, run_id=run_id,
-                                              tags={"kind": "adapter", **{k: str(v) for k, v in tags.items()}})
+        mv = self.client.create_model_version(
+            workload, source=source, run_id=run_id, tags={"kind": "adapter", **{k: str(v) for k, v in tags.items()}}
+        )
         self.client.set_registered_model_alias(workload, CHALLENGER, mv.version)
         return self._ref(mv)
 
@@ -176,14 +268,19 @@ class Registry:
         """Move champion back (to ``to`` or to the previous champion). Returns (from, to)."""
         current = self.champion(workload)
         if current is None:
-            raise LookupError(f"workload {workload!r} has no champion to roll back")
+            raise NotFound(f"workload {workload!r} has no champion to roll back")
         history = self._history(workload)
         if to is None:
             if not history:
-                raise LookupError(f"workload {workload!r}: champion v{current.version} has no previous champion")
+                raise NotFound(f"workload {workload!r}: champion v{current.version} has no previous champion")
             to = history.pop()
         else:
-            self.version(workload, to)  # raises if unknown
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self.version(workload, to)
+            except MlflowException:
+                raise NotFound(f"workload {workload!r} has no version {to}") from None
             history = [v for v in history if v != str(to)]
         self.client.set_registered_model_alias(workload, CHAMPION, str(to))
         self.client.set_registered_model_tag(workload, "champion_history", json.dumps(history))
@@ -194,9 +291,11 @@ class Registry:
         if ref.is_base:
             raise ValueError(f"{ref.name} v{ref.version} is the base model: resolve it by its base_model tag")
         target = Path(cache_dir) / ref.name / f"v{ref.version}"
-        if (target / "adapter_config.json").exists():
+        if target.is_dir():  # published whole by the os.replace below; any method's files (peft's or ours)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        local = self.mlflow.artifacts.download_artifacts(artifact_uri=ref.source, dst_path=str(target.parent / f".v{ref.version}.tmp"))
+        local = self.mlflow.artifacts.download_artifacts(
+            artifact_uri=ref.source, dst_path=str(target.parent / f".v{ref.version}.tmp")
+        )
         os.replace(local, target)
         return target

@@ -25,11 +25,15 @@ class Generation:
 class Engine(Protocol):
     model_version: str | None
 
-    def generate(self, messages: list[dict], max_tokens: int, temperature: float | None, seed: int | None) -> Generation: ...
+    def generate(
+        self, messages: list[dict], max_tokens: int, temperature: float | None, seed: int | None
+    ) -> Generation: ...
 
 
 class LocalEngine:
-    def __init__(self, base_path: str | Path, adapter: str | Path | None, model_version: str | None, device: str = "auto"):
+    def __init__(
+        self, base_path: str | Path, adapter: str | Path | None, model_version: str | None, device: str = "auto"
+    ):
         import torch
 
         from flywheel.training.models import load_model_and_tokenizer, pick_device
@@ -53,7 +57,7 @@ class LocalEngine:
             if seed is not None:
                 torch.manual_seed(seed)
             out = self.model.generate(**enc, **kwargs)
-        new = out[0, enc["input_ids"].shape[1]:]
+        new = out[0, enc["input_ids"].shape[1] :]
         eos = self.tok.eos_token_id
         finished = bool(len(new) and int(new[-1]) == eos) or len(new) < max_tokens
         text = self.tok.decode(new, skip_special_tokens=True).strip()
@@ -81,5 +85,9 @@ class UpstreamEngine:
         data = r.json()
         choice = data["choices"][0]
         usage = data.get("usage") or {}
-        return Generation(choice["message"].get("content") or "", usage.get("prompt_tokens", 0),
-                          usage.get("completion_tokens", 0), choice.get("finish_reason") or "stop")
+        return Generation(
+            choice["message"].get("content") or "",
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            choice.get("finish_reason") or "stop",
+        )

@@ -52,29 +52,45 @@ class FeedbackRequest(_Lenient):
     comment: str | None = Field(None, max_length=20_000)
 
 
-def completion_response(iid: str, model: str, text: str, prompt_tokens: int, completion_tokens: int,
-                        finish_reason: str, extra: dict) -> dict:
+def completion_response(
+    iid: str, model: str, text: str, prompt_tokens: int, completion_tokens: int, finish_reason: str, extra: dict
+) -> dict:
     return {
         "id": iid,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason,
-                     "logprobs": None}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
         "system_fingerprint": extra.get("model_version"),
         "flywheel": extra,
     }
 
 
 def chunk(iid: str, model: str, delta: dict, finish_reason: str | None) -> dict:
-    return {"id": iid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
+    return {
+        "id": iid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }
 
 
-def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict:
+def error_body(
+    message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 

@@ -1,7 +1,7 @@
 """HTTP only: FastAPI routes, OpenAI-shaped errors, ``create_app(settings, service)``.
 
-    uvicorn --factory ...  or  flywheel serve   (POST /v1/chat/completions, GET /v1/models,
-                                                 POST /v1/feedback, GET /healthz)
+uvicorn --factory ...  or  flywheel serve   (POST /v1/chat/completions, GET /v1/models,
+                                             POST /v1/feedback, GET /healthz)
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flywheel.core.config import GatewaySettings
-from flywheel.feedback.store import UnknownInteraction
+from flywheel.core.errors import UnknownInteraction, UnknownModel
+from flywheel.serving.config import GatewaySettings
 from flywheel.serving.protocol import ChatCompletionRequest, FeedbackRequest, chunk, completion_response, error_body
-from flywheel.serving.service import GatewayService, UnknownModel
+from flywheel.serving.service import GatewayService
 
 log = logging.getLogger("flywheel.gateway")
 
@@ -58,20 +58,35 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
         tenant = request.headers.get("x-tenant") or req.user or "default"
         try:
-            out = await run_in_threadpool(svc.chat, req.model, messages, req.max_completion_tokens or req.max_tokens,
-                                          req.temperature, req.seed, tenant)
+            out = await run_in_threadpool(
+                svc.chat,
+                req.model,
+                messages,
+                req.max_completion_tokens or req.max_tokens,
+                req.temperature,
+                req.seed,
+                tenant,
+            )
         except UnknownModel as e:
             msg = f"The model '{req.model}' does not exist" if str(e) == req.model else str(e)
             return JSONResponse(error_body(msg, "invalid_request_error", "model", "model_not_found"), 404)
         extra = {"model_version": out["model_version"], "latency_ms": out["latency_ms"]}
-        body = completion_response(out["id"], req.model, out["text"], out["prompt_tokens"], out["completion_tokens"],
-                                   out["finish_reason"], extra)
+        body = completion_response(
+            out["id"],
+            req.model,
+            out["text"],
+            out["prompt_tokens"],
+            out["completion_tokens"],
+            out["finish_reason"],
+            extra,
+        )
         if not req.stream:
             return body
 
         def sse():
             # The local engine generates the whole answer first, then streams it as one delta.
-            yield f"data: {json.dumps(chunk(out['id'], req.model, {'role': 'assistant', 'content': out['text']}, None))}\n\n"
+            delta = {"role": "assistant", "content": out["text"]}
+            yield f"data: {json.dumps(chunk(out['id'], req.model, delta, None))}\n\n"
             yield f"data: {json.dumps(chunk(out['id'], req.model, {}, out['finish_reason']))}\n\n"
             yield "data: [DONE]\n\n"
 
@@ -83,11 +98,20 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
         try:
             row = await run_in_threadpool(svc.feedback, req.id, req.rating, req.correction, req.comment)
         except UnknownInteraction:
-            return JSONResponse(error_body(f"no interaction with id '{req.id}'", "invalid_request_error", "id",
-                                           "interaction_not_found"), 404)
+            return JSONResponse(
+                error_body(
+                    f"no interaction with id '{req.id}'", "invalid_request_error", "id", "interaction_not_found"
+                ),
+                404,
+            )
         except ValueError as e:
             return JSONResponse(error_body(str(e), param="rating"), 400)
-        return {"object": "feedback", "id": req.id, "workload": row["workload"], "rating": row["rating"],
-                "model_version": row["model_version"]}
+        return {
+            "object": "feedback",
+            "id": req.id,
+            "workload": row["workload"],
+            "rating": row["rating"],
+            "model_version": row["model_version"],
+        }
 
     return app

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-from flywheel.core.config import GatewaySettings
+from flywheel.core.errors import UnknownModel
 from flywheel.feedback.store import FeedbackStoreProtocol
+from flywheel.serving.config import GatewaySettings
 from flywheel.serving.engine import Engine, LocalEngine, UpstreamEngine
 
 log = logging.getLogger("flywheel.gateway")
@@ -40,13 +42,15 @@ class Served:
     version: str | None
 
 
-class UnknownModel(LookupError):
-    pass
-
-
 class GatewayService:
-    def __init__(self, settings: GatewaySettings, store: FeedbackStoreProtocol, resolve: Callable[[str], Served],
-                 events: EventSink | None = None, engine_factory: Callable[[str, Served], Engine] | None = None):
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        store: FeedbackStoreProtocol,
+        resolve: Callable[[str], Served],
+        events: EventSink | None = None,
+        engine_factory: Callable[[str, Served], Engine] | None = None,
+    ):
         self.settings = settings
         self.store = store
         self.resolve = resolve
@@ -65,8 +69,15 @@ class GatewayService:
         out = []
         for w in self.settings.workloads:
             eng = self._engines.get(w)
-            out.append({"id": w, "object": "model", "created": 0, "owned_by": "flywheel",
-                        "version": eng.model_version if eng else None})
+            out.append(
+                {
+                    "id": w,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "flywheel",
+                    "version": eng.model_version if eng else None,
+                }
+            )
         return out
 
     def engine(self, workload: str) -> Engine:
@@ -84,17 +95,37 @@ class GatewayService:
                     self._engines[workload] = eng
             return eng
 
-    def chat(self, workload: str, messages: list[dict], max_tokens: int | None, temperature: float | None,
-             seed: int | None, tenant: str) -> dict:
+    def chat(
+        self,
+        workload: str,
+        messages: list[dict],
+        max_tokens: int | None,
+        temperature: float | None,
+        seed: int | None,
+        tenant: str,
+    ) -> dict:
         eng = self.engine(workload)
         t0 = time.perf_counter()
         gen = eng.generate(messages, max_tokens or self.settings.max_new_tokens, temperature, seed)
         latency_ms = (time.perf_counter() - t0) * 1000
-        iid = self.store.log_interaction(workload=workload, model=workload, model_version=eng.model_version,
-                                         messages=messages, response=gen.text, latency_ms=latency_ms, tenant=tenant)
-        return {"id": iid, "text": gen.text, "prompt_tokens": gen.prompt_tokens,
-                "completion_tokens": gen.completion_tokens, "finish_reason": gen.finish_reason,
-                "model_version": eng.model_version, "latency_ms": round(latency_ms, 1)}
+        iid = self.store.log_interaction(
+            workload=workload,
+            model=workload,
+            model_version=eng.model_version,
+            messages=messages,
+            response=gen.text,
+            latency_ms=latency_ms,
+            tenant=tenant,
+        )
+        return {
+            "id": iid,
+            "text": gen.text,
+            "prompt_tokens": gen.prompt_tokens,
+            "completion_tokens": gen.completion_tokens,
+            "finish_reason": gen.finish_reason,
+            "model_version": eng.model_version,
+            "latency_ms": round(latency_ms, 1),
+        }
 
     def feedback(self, interaction_id: str, rating: int | None, correction: str | None, comment: str | None) -> dict:
         row = self.store.add_feedback(interaction_id, rating, correction, comment)
@@ -102,8 +133,12 @@ class GatewayService:
             self.events.emit(
                 "flywheel.feedback.received",
                 {"prefect.resource.id": f"flywheel.workload.{row['workload']}", "flywheel.workload": row["workload"]},
-                {"interaction_id": interaction_id, "rating": rating, "has_correction": bool(correction),
-                 "model_version": row["model_version"]},
+                {
+                    "interaction_id": interaction_id,
+                    "rating": rating,
+                    "has_correction": bool(correction),
+                    "model_version": row["model_version"],
+                },
             )
         return row
 

@@ -20,12 +20,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flywheel.core.errors import DataError
+
 IGNORE = -100
 SFT_COLUMNS = ["id", "text", "answer", "label", "source"]
-
-
-class DataError(ValueError):
-    """The dataset cannot be trained on: empty, missing columns, or nothing left after the length limit."""
 
 
 def labelled_rows(dataset_path: str) -> list[dict]:
@@ -38,9 +36,79 @@ def labelled_rows(dataset_path: str) -> list[dict]:
     for r in df.to_dict("records"):
         meta = json.loads(r.get("meta") or "{}")
         if meta.get("label") and meta.get("answer"):
-            out.append({"id": r["id"], "text": r["text"], "answer": meta["answer"], "label": meta["label"],
-                        "source": r["source"]})
+            out.append(
+                {
+                    "id": r["id"],
+                    "text": r["text"],
+                    "answer": meta["answer"],
+                    "label": meta["label"],
+                    "source": r["source"],
+                }
+            )
     return out
+
+
+def build_sft_dataset(
+    curated,
+    datasets_root,
+    name: str,
+    labels: list[str],
+    fuzzy,
+    feedback: list[dict] = (),
+    heldout=None,
+    config: dict | None = None,
+):
+    """The loop's SFT Dataset: the curated labelled rows, plus ``feedback`` rows (corrected or approved
+    production answers, ``FeedbackStore.training_rows``) whose label is one of ``labels``, minus every row
+    that is an exact or near-duplicate (``fuzzy``: the curation's MinHash settings) of a ``heldout`` row:
+    the evaluation must not score what training has seen.
+
+    Returns the Dataset (parents: the curated and held-out digests) and its counts: ``from_curated``,
+    ``from_feedback``, ``dropped_leakage`` and ``leak_example`` (one leaking pair, or None)."""
+    import pandas as pd
+
+    from flywheel.core.dataset import write_dataset
+
+    rows = labelled_rows(str(curated.path))
+    n_curated = len(rows)
+    fb_rows = [{k: r[k] for k in SFT_COLUMNS} for r in feedback if r["label"] in labels]
+    frame = pd.DataFrame(rows + fb_rows, columns=SFT_COLUMNS)
+    leaked, example = 0, None
+    if heldout is not None and len(frame):
+        from flywheel.curation.split import leakage
+
+        held = heldout.to_pandas()[["id", "text"]]
+        both = pd.concat([frame[["id", "text"]], held], ignore_index=True)
+        split = pd.Series(["train"] * len(frame) + ["heldout"] * len(held))
+        leaks = leakage(both, split, fuzzy)
+        leaked = len(leaks)
+        if leaked:
+            first = leaks.iloc[0]
+            example = {
+                "id": first["id"],
+                "duplicate_of": first["duplicate_of"],
+                "similarity": float(first["similarity"]),
+            }
+            frame = frame.drop(index=leaks["pos"].to_numpy()).reset_index(drop=True)
+    parents = [curated.digest] + ([heldout.digest] if heldout is not None else [])
+    ds = write_dataset(frame, datasets_root, name, parents=parents, config=config)
+    return ds, {
+        "from_curated": n_curated,
+        "from_feedback": len(fb_rows),
+        "dropped_leakage": leaked,
+        "leak_example": example,
+    }
+
+
+def lineage(spec: str) -> list[tuple[str, str, str]]:
+    """(path, name, digest) of the Dataset a ``TrainConfig.dataset`` names, for the MLflow run; none for a file
+    or ``feedback:<workload>`` (those have no digest of their own)."""
+    from flywheel.core.dataset import is_dataset, read_dataset
+
+    if spec.startswith("feedback:") or not is_dataset(Path(spec).expanduser()):
+        return []
+    ds = read_dataset(Path(spec).expanduser())
+    return [(str(ds.path), ds.name, ds.digest)]
 
 
 def load_rows(spec: str, recipe: str, home=None) -> list[dict]:
@@ -61,8 +129,13 @@ def load_rows(spec: str, recipe: str, home=None) -> list[dict]:
         except ValueError as e:
             raise DataError(f"dataset {e}") from None
         rows = df.to_dict("records")
-        if (recipe == "sft" and rows and "meta" in df.columns and not {"answer", "messages"} & set(df.columns)
-                and path.is_dir()):
+        if (
+            recipe == "sft"
+            and rows
+            and "meta" in df.columns
+            and not {"answer", "messages"} & set(df.columns)
+            and path.is_dir()
+        ):
             rows = labelled_rows(str(path)) or rows  # a curated Dataset keeps label and answer in ``meta``
     check_columns(rows, recipe, spec)
     return rows
@@ -80,8 +153,10 @@ def check_columns(rows: list[dict], recipe: str, name: str = "dataset") -> None:
         need = [c for c in ("text", "answer") if c not in cols]
     if need:
         wanted = "prompt, chosen, rejected" if recipe == "dpo" else "text + answer, or messages"
-        raise DataError(f"{name}: missing column(s) {', '.join(need)} for recipe {recipe} "
-                        f"(needs {wanted}; has {', '.join(sorted(cols))})")
+        raise DataError(
+            f"{name}: missing column(s) {', '.join(need)} for recipe {recipe} "
+            f"(needs {wanted}; has {', '.join(sorted(cols))})"
+        )
 
 
 def _chat(value) -> list[dict] | None:
@@ -120,14 +195,18 @@ def encode_chat(tok, msgs: list[dict]) -> tuple[list[int], list[int]]:
     for i, m in enumerate(msgs):
         if m["role"] != "assistant":
             continue
-        start = len(tok(tok.apply_chat_template(msgs[:i], tokenize=False, add_generation_prompt=True),
-                        add_special_tokens=False)["input_ids"])
+        start = len(
+            tok(
+                tok.apply_chat_template(msgs[:i], tokenize=False, add_generation_prompt=True), add_special_tokens=False
+            )["input_ids"]
+        )
         end = len(tok(tok.apply_chat_template(msgs[: i + 1], tokenize=False), add_special_tokens=False)["input_ids"])
         labels[start:end] = ids[start:end]
     if all(label == IGNORE for label in labels) and msgs[-1]["role"] == "assistant":
         # The template renders differently once the answer is there: prompt + answer + eos, concatenated.
-        p_ids = tok(tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True),
-                    add_special_tokens=False)["input_ids"]
+        p_ids = tok(
+            tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True), add_special_tokens=False
+        )["input_ids"]
         a_ids = tok(msgs[-1]["content"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
         ids, labels = p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids
     return ids, labels
@@ -149,8 +228,9 @@ def fit(ids: list[int], labels: list[int], max_len: int, truncation: str) -> tup
     return ids[cut:], labels[cut:]
 
 
-def encode_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str,
-                answer_keys: tuple[str, ...], what: str) -> tuple[list[tuple], dict]:
+def encode_rows(
+    tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str, answer_keys: tuple[str, ...], what: str
+) -> tuple[list[tuple], dict]:
     """Per kept row, one (ids, labels) per answer column (``answer`` for SFT; ``chosen``, ``rejected`` for
     DPO); a row goes if any side is too long (``truncation: drop``) or has no answer tokens; counted."""
     counts = {"total": len(rows), "kept": 0, "truncated": 0, "dropped_too_long": 0, "dropped_no_answer": 0}
@@ -177,7 +257,9 @@ def encode_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncat
     return kept, counts
 
 
-def encode_sft_rows(tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str = "prompt_left") -> EncodedRows:
+def encode_sft_rows(
+    tok, rows: list[dict], system_prompt: str, max_len: int, truncation: str = "prompt_left"
+) -> EncodedRows:
     kept, counts = encode_rows(tok, rows, system_prompt, max_len, truncation, ("answer",), "example")
     return EncodedRows(examples=[k[0] for k in kept], counts=counts)
 

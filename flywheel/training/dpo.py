@@ -11,25 +11,38 @@ for LoRA-like methods); its log-probabilities are computed once before training 
 ``<out>/reference_logps.json`` (trl's ``precompute_ref_log_probs``): no second model in memory, and a
 resumed run uses the same reference. Log-probabilities are sums over the answer's tokens.
 
-    python -m flywheel.training.dpo --config configs/training/dpo-feedback.yaml [--resume] [--json]
+    python -m flywheel.training.run --config configs/training/dpo-feedback.yaml [--resume] [--json]
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from flywheel.core.config import DpoConfig
+from flywheel.training.config import DpoConfig
 from flywheel.training.data import IGNORE, collate, encode_rows
-from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, before_step, build_model, optimizer,
-                                      optimizer_step, runtime, start_state, wrap_distributed, wrap_up)
+from flywheel.training.recipe import (
+    Batches,
+    Checkpoints,
+    Meter,
+    TrainResult,
+    before_step,
+    build_model,
+    optimizer,
+    optimizer_step,
+    runtime,
+    start_state,
+    wrap_distributed,
+    wrap_up,
+)
 
 
 def encode_pairs(tok, rows: list[dict], system_prompt: str, cfg: DpoConfig):
     """[(chosen ids, labels), (rejected ids, labels)] per kept pair, and counts."""
-    return encode_rows(tok, rows, system_prompt, cfg.max_seq_length, cfg.truncation, ("chosen", "rejected"),
-                       "preference pair")
+    return encode_rows(
+        tok, rows, system_prompt, cfg.max_seq_length, cfg.truncation, ("chosen", "rejected"), "preference pair"
+    )
 
 
 def sequence_logps(model, ids, labels, mask):
@@ -49,11 +62,15 @@ def reference_logps(model, pairs, pad_id: int, device: str, batch: int, bf16: bo
     was_training = model.training
     model.eval()
     out = []
-    with torch.no_grad(), torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
-                                         dtype=torch.bfloat16, enabled=bf16):
+    with (
+        torch.no_grad(),
+        torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=bf16),
+    ):
         for i in range(0, len(pairs), batch):
-            chunk = pairs[i:i + batch]
-            ids, labels, mask, _ = (t.to(device) for t in collate([c for c, _ in chunk] + [r for _, r in chunk], pad_id))
+            chunk = pairs[i : i + batch]
+            ids, labels, mask, _ = (
+                t.to(device) for t in collate([c for c, _ in chunk] + [r for _, r in chunk], pad_id)
+            )
             lp, _ = sequence_logps(model, ids, labels, mask)
             n = len(chunk)
             out += [[float(lp[j]), float(lp[n + j])] for j in range(n)]
@@ -61,9 +78,17 @@ def reference_logps(model, pairs, pad_id: int, device: str, batch: int, bf16: bo
     return out
 
 
-def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str | Path, models_dir: str | Path,
-              on_step: Callable[[int, float, float], None] | None = None, resume: bool = False,
-              log: Callable[[str], None] = print, keep_model: bool = False) -> TrainResult:
+def train_dpo(
+    rows: list[dict],
+    cfg: DpoConfig,
+    system_prompt: str,
+    out_dir: str | Path,
+    models_dir: str | Path,
+    on_step: Callable[[int, float, float], None] | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    keep_model: bool = False,
+) -> TrainResult:
     import torch
     import torch.nn.functional as F
 
@@ -97,7 +122,7 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
         before_step(step, cfg, opt, model, mask)
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
             logp, n_tok = sequence_logps(train_model, ids, labels, mask)
-            pc, pr = logp[: len(picked)], logp[len(picked):]
+            pc, pr = logp[: len(picked)], logp[len(picked) :]
             margin = cfg.beta * ((pc - ref_c) - (pr - ref_r))
             loss = -F.logsigmoid(margin).mean()
             if cfg.sft_weight:
@@ -110,13 +135,3 @@ def train_dpo(rows: list[dict], cfg: DpoConfig, system_prompt: str, out_dir: str
 
     counts["reward_accuracy_last"] = accuracies[-1] if accuracies else None
     return wrap_up(meter, model, tok, base_path, out_dir, "dpo", len(pairs), counts, checkpointing, keep_model)
-
-
-def main(argv: list[str] | None = None) -> None:
-    from flywheel.training.run import main as run_main
-
-    run_main(argv, recipe="dpo")
-
-
-if __name__ == "__main__":
-    main()

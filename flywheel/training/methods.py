@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from flywheel.core.config import ConfigError, SftConfig
+from flywheel.core.errors import MethodUnavailable
+from flywheel.training.config import SftConfig
 
 PEFT_LIBRARY = {"lora", "qlora", "dora", "ia3", "prompt_tuning", "prefix_tuning"}
 OURS = {"adapter", "unipelt", "moe_adapter"}
@@ -54,10 +55,6 @@ class MethodInfo:
     trainable_params: int
     total_params: int
     mergeable: bool
-
-
-class MethodUnavailable(ConfigError):
-    """A method that this machine cannot run (qlora without CUDA or bitsandbytes)."""
 
 
 # --------------------------------------------------------------------------- our modules
@@ -104,8 +101,8 @@ class MoEAdapter(nn.Module):
 
     def forward(self, x):
         flat = x.reshape(-1, x.shape[-1])
-        probs = torch.softmax(self.router(flat).float(), dim=-1)          # [T, E]
-        weights, chosen = probs.topk(self.top_k, dim=-1)                   # [T, k]
+        probs = torch.softmax(self.router(flat).float(), dim=-1)  # [T, E]
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # [T, k]
         weights = (weights / weights.sum(-1, keepdim=True)).to(x.dtype)
         tm = self.token_mask
         real = tm.reshape(-1).bool() if tm is not None and tm.numel() == flat.shape[0] else None
@@ -203,8 +200,9 @@ def _prefix_attention(module, query, key, value, attention_mask, **kwargs):
     pre = log_gate.to(query.dtype).expand(real.shape[0], 1, real.shape[2], pk.shape[2])
     mask = torch.cat([pre, real.expand(real.shape[0], 1, real.shape[2], k_len)], dim=-1)
     kwargs.pop("is_causal", None)
-    return sdpa_attention_forward(module, query, torch.cat([pk, key], 2), torch.cat([pv, value], 2), mask,
-                                  is_causal=False, **kwargs)
+    return sdpa_attention_forward(
+        module, query, torch.cat([pk, key], 2), torch.cat([pv, value], 2), mask, is_causal=False, **kwargs
+    )
 
 
 def _register_attention() -> None:
@@ -257,22 +255,36 @@ def _add_ours(model, cfg: SftConfig) -> None:
 
 
 def _peft_config(cfg: SftConfig):
-    from peft import (IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, PromptTuningInit)
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, PromptTuningInit
 
     if cfg.method in ("lora", "qlora", "dora"):
-        return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=cfg.target_modules, use_dora=cfg.method == "dora", task_type="CAUSAL_LM")
+        return LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.target_modules,
+            use_dora=cfg.method == "dora",
+            task_type="CAUSAL_LM",
+        )
     if cfg.method == "ia3":
-        return IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
-                         task_type="CAUSAL_LM")
+        return IA3Config(
+            target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"], task_type="CAUSAL_LM"
+        )
     if cfg.method == "prompt_tuning":
         # Virtual tokens start as embeddings of random vocabulary tokens (trains faster than noise).
-        return PromptTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, task_type="CAUSAL_LM",
-                                  prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB)
+        return PromptTuningConfig(
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            task_type="CAUSAL_LM",
+            prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB,
+        )
     if cfg.method == "prefix_tuning":
         # The reparameterisation MLP of the prefix-tuning paper (Li & Liang 2021): more stable than raw prefixes.
-        return PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, task_type="CAUSAL_LM", prefix_projection=True,
-                                  encoder_hidden_size=cfg.adapter_dim * 4)
+        return PrefixTuningConfig(
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            task_type="CAUSAL_LM",
+            prefix_projection=True,
+            encoder_hidden_size=cfg.adapter_dim * 4,
+        )
     raise ValueError(cfg.method)
 
 
@@ -286,8 +298,9 @@ def qlora_base(path: str | Path, dtype):
         raise MethodUnavailable("method qlora: bitsandbytes is not installed (pip install '.[gpu]')") from None
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=dtype)
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+    )
     return AutoModelForCausalLM.from_pretrained(str(path), quantization_config=quant, dtype=dtype, device_map={"": 0})
 
 
@@ -343,8 +356,9 @@ def save_trained(model, cfg: SftConfig, out_dir: str | Path, tok=None, base_mode
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(out_dir / ADAPTER_FILE))
-        (out_dir / ADAPTER_META).write_text(json.dumps(
-            {"method": cfg.method, "config": cfg.model_dump(), "base_model_path": base_model_path}, indent=2))
+        (out_dir / ADAPTER_META).write_text(
+            json.dumps({"method": cfg.method, "config": cfg.model_dump(), "base_model_path": base_model_path}, indent=2)
+        )
     else:
         model.save_pretrained(str(out_dir))  # peft adapter, or the whole model for `full`
     if tok is not None:

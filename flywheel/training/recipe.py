@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flywheel.core.config import SftConfig
+from flywheel.training.config import SftConfig
 from flywheel.training.methods import MethodInfo, apply_method, aux_loss, qlora_base, set_token_mask, trainable_state
 from flywheel.training.models import pick_device, resolve_base_model
 
@@ -87,7 +87,9 @@ def build_model(cfg: SftConfig, models_dir, rt: Runtime):
     if cfg.method != "qlora":
         model.to(rt.device)
     model.train()
-    checkpointing = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and rt.device.startswith("cuda"))
+    checkpointing = cfg.gradient_checkpointing == "on" or (
+        cfg.gradient_checkpointing == "auto" and rt.device.startswith("cuda")
+    )
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -99,8 +101,9 @@ def optimizer(model, cfg: SftConfig, rt: Runtime):
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                             fused=rt.device.startswith("cuda")), params
+    return torch.optim.AdamW(
+        params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=rt.device.startswith("cuda")
+    ), params
 
 
 def wrap_distributed(model, cfg: SftConfig, rt: Runtime):
@@ -109,8 +112,11 @@ def wrap_distributed(model, cfg: SftConfig, rt: Runtime):
     from torch.nn.parallel import DistributedDataParallel
 
     # moe_adapter routes each token to top_k experts: some experts get no gradient in a step.
-    return DistributedDataParallel(model, device_ids=[int(rt.device.split(":")[1])] if ":" in rt.device else None,
-                                   find_unused_parameters=cfg.method == "moe_adapter")
+    return DistributedDataParallel(
+        model,
+        device_ids=[int(rt.device.split(":")[1])] if ":" in rt.device else None,
+        find_unused_parameters=cfg.method == "moe_adapter",
+    )
 
 
 def lr_at(step: int, cfg: SftConfig) -> float:
@@ -176,7 +182,7 @@ class Batches:
                 self.rng.shuffle(self.state.order)
             out.append(self.state.order.pop())
         self.state.rng = list(self.rng.getstate())
-        return out[rt.rank * batch_size:(rt.rank + 1) * batch_size]
+        return out[rt.rank * batch_size : (rt.rank + 1) * batch_size]
 
 
 def _tuples(x):
@@ -207,13 +213,17 @@ class Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         model = getattr(model, "module", model)
-        save_file({k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(tmp / "trainable.safetensors"))
+        save_file(
+            {k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(tmp / "trainable.safetensors")
+        )
         torch.save(opt.state_dict(), tmp / "optimizer.pt")
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps({**state.__dict__, "scheduler": {"kind": "warmup-cosine", "step": state.step}}))
+        (tmp / "state.json").write_text(
+            json.dumps({**state.__dict__, "scheduler": {"kind": "warmup-cosine", "step": state.step}})
+        )
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in self.all()[: -self.keep]:
@@ -228,8 +238,10 @@ class Checkpoints:
         weights = load_file(str(path / "trainable.safetensors"))
         missing = set(trainable_state(inner)) - set(weights)
         if missing:
-            raise ValueError(f"checkpoint {path}: does not match this config ({len(missing)} trainable weights missing, "
-                             f"e.g. {sorted(missing)[0]})")
+            raise ValueError(
+                f"checkpoint {path}: does not match this config ({len(missing)} trainable weights missing, "
+                f"e.g. {sorted(missing)[0]})"
+            )
         with torch.no_grad():
             for name, p in inner.named_parameters():
                 if name in weights:
@@ -254,8 +266,10 @@ def start_state(ckpts: Checkpoints, model, opt, resume: bool, log=print) -> Trai
         log(f"resuming from {latest} (step {state.step})")
         return state
     if not resume and latest is not None:
-        raise FileExistsError(f"{ckpts.root} holds checkpoints of an earlier run (latest {latest.name}): "
-                              "resume it (--resume) or remove the folder")
+        raise FileExistsError(
+            f"{ckpts.root} holds checkpoints of an earlier run (latest {latest.name}): "
+            "resume it (--resume) or remove the folder"
+        )
     return TrainState()
 
 
@@ -325,8 +339,18 @@ class Meter:
     """Per-step bookkeeping the recipes share: tokens, model FLOPs, the loss history (a non-finite loss stops
     the run), the progress callback and periodic checkpoints; at the end, the TrainResult."""
 
-    def __init__(self, cfg: SftConfig, rt: Runtime, state: TrainState, ckpts: Checkpoints, model, opt, info: MethodInfo,
-                 n_matmul: int, on_step=None):
+    def __init__(
+        self,
+        cfg: SftConfig,
+        rt: Runtime,
+        state: TrainState,
+        ckpts: Checkpoints,
+        model,
+        opt,
+        info: MethodInfo,
+        n_matmul: int,
+        on_step=None,
+    ):
         import time
 
         from flywheel.training.flops import peak_flops
@@ -346,15 +370,22 @@ class Meter:
 
         cfg, rt, state = self.cfg, self.rt, self.state
         n_tokens = reduce_sum(int(mask.sum()), rt)
-        self.flops += n_tokens * flops_per_token(self.n_matmul, self.info.trainable_params if cfg.method != "full" else 0,
-                                                 self.layers, self.attn_dim, float(mask.sum(1).float().mean()),
-                                                 cfg.method == "full")
+        self.flops += n_tokens * flops_per_token(
+            self.n_matmul,
+            self.info.trainable_params if cfg.method != "full" else 0,
+            self.layers,
+            self.attn_dim,
+            float(mask.sum(1).float().mean()),
+            cfg.method == "full",
+        )
         self.tokens += n_tokens
         state.tokens += n_tokens
         state.losses.append(reduce_mean(float(loss.item()), rt))
         if not math.isfinite(state.losses[-1]):
-            raise FloatingPointError(f"loss is {state.losses[-1]} at step {step + 1}: lower learning_rate, or resume "
-                                     f"from the last checkpoint in {self.ckpts.root} with other settings")
+            raise FloatingPointError(
+                f"loss is {state.losses[-1]} at step {step + 1}: lower learning_rate, or resume "
+                f"from the last checkpoint in {self.ckpts.root} with other settings"
+            )
         state.step = step + 1
         if self.on_step and rt.main:
             self.on_step(state.step, state.losses[-1], self.tokens / (time.perf_counter() - self.t0))
@@ -370,23 +401,52 @@ class Meter:
             torch.cuda.synchronize()
         self.seconds = time.perf_counter() - self.t0
 
-    def result(self, recipe: str, base_path, adapter_dir, examples: int, data_counts: dict, checkpointing: bool) -> TrainResult:
+    def result(
+        self, recipe: str, base_path, adapter_dir, examples: int, data_counts: dict, checkpointing: bool
+    ) -> TrainResult:
         cfg, state, info, sec = self.cfg, self.state, self.info, self.seconds
         losses = state.losses
         return TrainResult(
-            adapter_dir=str(adapter_dir), recipe=recipe, method=cfg.method, base_model=cfg.base_model,
-            base_model_path=str(base_path), steps=state.step, examples=examples,
-            train_loss=sum(losses) / len(losses), final_loss=losses[-1], losses=losses, tokens=state.tokens,
-            seconds=sec, tokens_per_second=self.tokens / sec if sec else 0.0,
-            trainable_params=info.trainable_params, total_params=info.total_params, device=self.rt.device,
+            adapter_dir=str(adapter_dir),
+            recipe=recipe,
+            method=cfg.method,
+            base_model=cfg.base_model,
+            base_model_path=str(base_path),
+            steps=state.step,
+            examples=examples,
+            train_loss=sum(losses) / len(losses),
+            final_loss=losses[-1],
+            losses=losses,
+            tokens=state.tokens,
+            seconds=sec,
+            tokens_per_second=self.tokens / sec if sec else 0.0,
+            trainable_params=info.trainable_params,
+            total_params=info.total_params,
+            device=self.rt.device,
             mfu=(self.flops / sec / self.peak) if sec and self.peak == self.peak else 0.0,
-            flops_per_token=self.flops / self.tokens if self.tokens else 0.0, peak_flops=self.peak,
-            peak_source=self.peak_source, gradient_checkpointing=checkpointing, mergeable=info.mergeable,
-            data_counts=data_counts, resumed_from=state.resumed_from, world_size=self.rt.world)
+            flops_per_token=self.flops / self.tokens if self.tokens else 0.0,
+            peak_flops=self.peak,
+            peak_source=self.peak_source,
+            gradient_checkpointing=checkpointing,
+            mergeable=info.mergeable,
+            data_counts=data_counts,
+            resumed_from=state.resumed_from,
+            world_size=self.rt.world,
+        )
 
 
-def wrap_up(meter: Meter, model, tok, base_path, out_dir: Path, recipe: str, examples: int, data_counts: dict,
-            checkpointing: bool, keep_model: bool) -> TrainResult:
+def wrap_up(
+    meter: Meter,
+    model,
+    tok,
+    base_path,
+    out_dir: Path,
+    recipe: str,
+    examples: int,
+    data_counts: dict,
+    checkpointing: bool,
+    keep_model: bool,
+) -> TrainResult:
     """After the loop: the trained weights to ``<out>/adapter`` (rank 0), the process group closed, the result."""
     from flywheel.training.methods import save_trained, set_token_mask
 
@@ -409,6 +469,23 @@ def finish(rt: Runtime) -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["Runtime", "runtime", "build_model", "optimizer", "wrap_distributed", "lr_at", "TrainState", "Batches",
-           "Checkpoints", "start_state", "reduce_mean", "reduce_sum", "model_shape", "TrainResult", "Meter", "wrap_up", "finish",
-           "MethodInfo"]
+__all__ = [
+    "Runtime",
+    "runtime",
+    "build_model",
+    "optimizer",
+    "wrap_distributed",
+    "lr_at",
+    "TrainState",
+    "Batches",
+    "Checkpoints",
+    "start_state",
+    "reduce_mean",
+    "reduce_sum",
+    "model_shape",
+    "TrainResult",
+    "Meter",
+    "wrap_up",
+    "finish",
+    "MethodInfo",
+]

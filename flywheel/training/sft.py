@@ -5,8 +5,8 @@ example is the base tokenizer's chat template; the loss is on the assistant turn
 ``SftConfig.method`` (full, LoRA, QLoRA, DoRA, IA3, prompt/prefix tuning, adapters, UniPELT, MoE adapters:
 flywheel/training/methods.py), optional packing, checkpoints with resume (flywheel/training/recipe.py).
 
-    python -m flywheel.training.sft --config configs/training/sft-lora.yaml [--resume] [--json]
-    torchrun --nproc_per_node 2 -m flywheel.training.sft --config ...        # DistributedDataParallel
+    python -m flywheel.training.run --config configs/training/sft-lora.yaml [--resume] [--json]
+    torchrun --nproc_per_node 2 -m flywheel.training.run --config ...        # DistributedDataParallel
 
     from flywheel.training.sft import train_sft
     result = train_sft(rows, cfg.sft, system_prompt, out_dir, models_dir, on_step=print, resume=False)
@@ -18,26 +18,52 @@ Throughput is tokens/s over non-padding tokens; MFU as in flywheel/training/flop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from flywheel.core.config import SftConfig
+from flywheel.training.config import SftConfig
 from flywheel.training.data import IGNORE, collate, encode_sft_rows, pack
-from flywheel.training.recipe import (Batches, Checkpoints, Meter, TrainResult, before_step, build_model, lr_at, optimizer,
-                                      optimizer_step, runtime, start_state, wrap_distributed, wrap_up)
+from flywheel.training.recipe import (
+    Batches,
+    Checkpoints,
+    Meter,
+    TrainResult,
+    before_step,
+    build_model,
+    lr_at,
+    optimizer,
+    optimizer_step,
+    runtime,
+    start_state,
+    wrap_distributed,
+    wrap_up,
+)
 
 __all__ = ["IGNORE", "lr_at", "train_sft", "to_conversations"]
 
 
 def to_conversations(rows: list[dict], system_prompt: str) -> list[dict]:
     """The same examples in trl's prompt/completion conversation format (used by the benchmark)."""
-    return [{"prompt": [{"role": "system", "content": system_prompt}, {"role": "user", "content": r["text"]}],
-             "completion": [{"role": "assistant", "content": r["answer"]}]} for r in rows]
+    return [
+        {
+            "prompt": [{"role": "system", "content": system_prompt}, {"role": "user", "content": r["text"]}],
+            "completion": [{"role": "assistant", "content": r["answer"]}],
+        }
+        for r in rows
+    ]
 
 
-def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str | Path, models_dir: str | Path,
-              on_step: Callable[[int, float, float], None] | None = None, resume: bool = False,
-              log: Callable[[str], None] = print, keep_model: bool = False) -> TrainResult:
+def train_sft(
+    rows: list[dict],
+    cfg: SftConfig,
+    system_prompt: str,
+    out_dir: str | Path,
+    models_dir: str | Path,
+    on_step: Callable[[int, float, float], None] | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    keep_model: bool = False,
+) -> TrainResult:
     import torch
 
     out_dir = Path(out_dir)
@@ -45,9 +71,13 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
     model, tok, base_path, info, n_matmul, checkpointing = build_model(cfg, models_dir, rt)
     enc = encode_sft_rows(tok, rows, system_prompt, cfg.max_seq_length, cfg.truncation)
     if enc.counts["truncated"] or enc.counts["dropped_too_long"]:
-        log(f"examples longer than {cfg.max_seq_length} tokens: {enc.counts['truncated']} truncated, "
-            f"{enc.counts['dropped_too_long']} dropped")
-    examples = pack(enc.examples, cfg.max_seq_length) if cfg.packing else [(i, l, None) for i, l in enc.examples]
+        log(
+            f"examples longer than {cfg.max_seq_length} tokens: {enc.counts['truncated']} truncated, "
+            f"{enc.counts['dropped_too_long']} dropped"
+        )
+    examples = (
+        pack(enc.examples, cfg.max_seq_length) if cfg.packing else [(ids, labels, None) for ids, labels in enc.examples]
+    )
     opt, params = optimizer(model, cfg, rt)
     ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
     state = start_state(ckpts, model, opt, resume, log)
@@ -57,7 +87,9 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
     meter = Meter(cfg, rt, state, ckpts, model, opt, info, n_matmul, on_step)
     for step in range(state.step, cfg.max_steps):
         picked = batches.take(cfg.batch_size, rt)
-        ids, labels, mask, pos = (t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing))
+        ids, labels, mask, pos = (
+            t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing)
+        )
         before_step(step, cfg, opt, model, mask)
         # Packed rows pass position ids and no mask: transformers builds the block-diagonal causal mask.
         # No KV cache in training (transformers only honours packing without one; it also saves memory).
@@ -70,14 +102,6 @@ def train_sft(rows: list[dict], cfg: SftConfig, system_prompt: str, out_dir: str
         meter.step(step, loss, mask)
     meter.stop()
 
-    return wrap_up(meter, model, tok, base_path, out_dir, "sft", len(enc.examples), enc.counts, checkpointing, keep_model)
-
-
-def main(argv: list[str] | None = None) -> None:
-    from flywheel.training.run import main as run_main
-
-    run_main(argv, recipe="sft")
-
-
-if __name__ == "__main__":
-    main()
+    return wrap_up(
+        meter, model, tok, base_path, out_dir, "sft", len(enc.examples), enc.counts, checkpointing, keep_model
+    )

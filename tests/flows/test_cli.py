@@ -1,85 +1,111 @@
 """The `flywheel` CLI: help for every stage, --json summaries, exit codes 0/2/1."""
 
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.unit.test_house_rules import ROOT
+STAGES = [
+    "server",
+    "generate",
+    "ingest",
+    "ingest-deploy",
+    "watch",
+    "curate",
+    "curate-classifier",
+    "train",
+    "evaluate",
+    "run",
+    "deploy",
+    "retrain",
+    "rollback",
+    "serve",
+    "demo",
+]
 
-STAGES = ["server", "generate", "ingest", "ingest-deploy", "watch", "curate", "curate-classifier", "train", "evaluate", "run", "deploy",
-          "retrain", "rollback", "serve", "demo"]
+
+def _listed_commands(help_text: str) -> list[str]:
+    """The command names in the "Commands" panel of a rich help text (the first word of each row)."""
+    panel = help_text.split("Commands", 1)[1]
+    return re.findall(r"^(?:│ |  )([a-z][a-z-]*)\s{2,}", panel, re.M)  # continuation lines start with more spaces
 
 
-def flywheel(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+def test_help_lists_every_stage_and_each_has_help_and_json(cli):
+    from typer.main import get_command
+    from typer.testing import CliRunner
 
+    from cli.main import app
 
-def test_help_lists_every_stage_and_each_has_help_and_json():
-    out = flywheel("--help")
-    assert out.returncode == 0
-    for stage in STAGES:
-        assert stage in out.stdout
+    out = cli("--help")  # the real entry point, as a user runs it
+    assert out.returncode == 0, out.stderr
+    assert sorted(_listed_commands(out.stdout)) == sorted(STAGES)
+    assert sorted(get_command(app).commands) == sorted(STAGES)
+    runner = CliRunner()
     for stage in STAGES:
         sub = ["server", "start"] if stage == "server" else [stage]
-        h = flywheel(*sub, "--help")
-        assert h.returncode == 0, h.stderr
-        if stage not in ("serve", "watch"):  # long-running processes have no summary to print
-            assert "--json" in h.stdout, stage
+        h = runner.invoke(app, [*sub, "--help"], env={"COLUMNS": "200"})
+        assert h.exit_code == 0, (stage, h.output)
+        has_json = "--json" in h.output
+        assert has_json == (stage not in ("serve", "watch")), stage  # long-running processes print no summary
 
 
-def test_unknown_config_key_exits_2_naming_the_key(tmp_path):
-    cfg = yaml.safe_load((ROOT / "configs/workloads/fraud.yaml").read_text())
+def test_the_command_list_reader_sees_a_missing_command():
+    text = "Usage: flywheel\n\n╭─ Commands ─╮\n│ ingest     Read documents │\n│ curate     Normalise │\n╰────╯\n"
+    assert _listed_commands(text) == ["ingest", "curate"]
+    assert "train" not in _listed_commands(text + "retrain happens by itself\n")
+
+
+def test_unknown_config_key_exits_2_naming_the_key(tmp_path, cli, root):
+    cfg = yaml.safe_load((root / "configs/workloads/fraud.yaml").read_text())
     cfg["curation"]["min_wrods"] = 3
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
-    out = flywheel("generate", "--workload", str(bad), "--out", str(tmp_path / "d"), env={"FLYWHEEL_HOME": str(tmp_path)})
+    out = cli("generate", "--workload", str(bad), "--out", str(tmp_path / "d"), env={"FLYWHEEL_HOME": str(tmp_path)})
     assert out.returncode == 2 and "curation.min_wrods: unknown key" in out.stderr
 
 
-def test_flows_refuse_to_run_without_a_prefect_api(tmp_path):
+def test_flows_refuse_to_run_without_a_prefect_api(tmp_path, cli):
     env = {"FLYWHEEL_HOME": str(tmp_path), "PREFECT_API_URL": ""}
-    out = flywheel("ingest", str(tmp_path), "--json", env=env)
+    out = cli("ingest", str(tmp_path), "--json", env=env)
     assert out.returncode == 2 and "no Prefect API" in out.stderr and out.stdout == ""
 
 
-def test_bad_usage_exits_2(tmp_path):
-    assert flywheel("ingest").returncode == 2  # missing PATH
-    assert flywheel("no-such-stage").returncode == 2
+def test_bad_usage_exits_2(tmp_path, cli):
+    assert cli("ingest").returncode == 2  # missing PATH
+    assert cli("no-such-stage").returncode == 2
     env = {"FLYWHEEL_HOME": str(tmp_path), "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # never contacted
-    out = flywheel("evaluate", "--run-id", "r", "--adapter", str(tmp_path), "--test", str(tmp_path), env=env)
+    out = cli("evaluate", "--run-id", "r", "--adapter", str(tmp_path), "--test", str(tmp_path), env=env)
     assert out.returncode == 2 and "--test must be a Dataset folder" in out.stderr
-    out = flywheel("train", "--dataset", str(tmp_path), env=env)
+    out = cli("train", "--dataset", str(tmp_path), env=env)
     assert out.returncode == 2 and "not a dataset" in out.stderr
 
 
-def test_generate_then_ingest_json_through_the_api(prefect_api, tmp_path):
+def test_generate_then_ingest_json_through_the_api(prefect_api, tmp_path, cli):
     from prefect.settings import PREFECT_API_URL
 
-    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
-    gen = flywheel("generate", "--json", "--out", str(tmp_path / "data"), env=env)
+    env = {
+        "FLYWHEEL_HOME": str(tmp_path / "home"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+    gen = cli("generate", "--json", "--out", str(tmp_path / "data"), env=env)
     assert gen.returncode == 0, gen.stderr
     files = json.loads(gen.stdout)
     assert set(files) == {"train", "test", "documents", "general_text"}
-    out = flywheel("ingest", files["documents"], files["train"], "--name", "mixed", "--json", env=env)
+    out = cli("ingest", files["documents"], files["train"], "--name", "mixed", "--json", env=env)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)  # stdout is the JSON summary alone
     assert res["rows"] == 600 + 5 and res["counts"]["dropped_corrupt_pdf"] == 1
     assert [q["reason"] for q in res["quarantine"]] == ["corrupt_pdf"]
     assert (tmp_path / "home" / "datasets" / "mixed").is_dir()
-    cur = flywheel("curate", res["path"], "--name", "mixed-curated", "--json", env=env)
+    cur = cli("curate", res["path"], "--name", "mixed-curated", "--json", env=env)
     assert cur.returncode == 0, cur.stderr
     c = json.loads(cur.stdout)
     assert c["counts"]["total"] == 605 and c["rows"] == c["counts"]["kept"] > 500
 
 
-def test_train_config_dpo_from_jsonl_logs_mlflow_and_refuses_bad_data(prefect_api, tiny_model, tmp_path):
+def test_train_config_dpo_from_jsonl_logs_mlflow_and_refuses_bad_data(prefect_api, tiny_model, tmp_path, cli):
     """`flywheel train --config` end to end on the tiny model: DPO with UniPELT, an MLflow run with
     per-step loss, tokens/s, MFU and the adapter; a dataset without the DPO columns exits 2 at once."""
     import mlflow
@@ -91,12 +117,32 @@ def test_train_config_dpo_from_jsonl_logs_mlflow_and_refuses_bad_data(prefect_ap
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = tmp_path / "dpo.yaml"
-    cfg.write_text(json.dumps({"name": "dpo-test", "recipe": "dpo", "dataset": str(data), "dpo": {
-        "base_model": str(tiny_model), "method": "unipelt", "max_steps": 6, "batch_size": 4, "learning_rate": 0.01,
-        "max_seq_length": 128, "checkpoint_every": 3, "lora_r": 4}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "name": "dpo-test",
+                "recipe": "dpo",
+                "dataset": str(data),
+                "dpo": {
+                    "base_model": str(tiny_model),
+                    "method": "unipelt",
+                    "max_steps": 6,
+                    "batch_size": 4,
+                    "learning_rate": 0.01,
+                    "max_seq_length": 128,
+                    "checkpoint_every": 3,
+                    "lora_r": 4,
+                },
+            }
+        )
+    )
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value(), "MLFLOW_TRACKING_URI": uri}
-    out = flywheel("train", "--config", str(cfg), "--json", env=env)
+    env = {
+        "FLYWHEEL_HOME": str(tmp_path / "home"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "MLFLOW_TRACKING_URI": uri,
+    }
+    out = cli("train", "--config", str(cfg), "--json", env=env)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["recipe"] == "dpo" and res["method"] == "unipelt" and res["steps"] == 6 and len(res["losses"]) == 6
@@ -112,6 +158,84 @@ def test_train_config_dpo_from_jsonl_logs_mlflow_and_refuses_bad_data(prefect_ap
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "no pair here"}) + "\n")
-    cfg.write_text(json.dumps({"name": "dpo-bad", "recipe": "dpo", "dataset": str(bad), "dpo": {"base_model": str(tiny_model)}}))
-    out = flywheel("train", "--config", str(cfg), env=env)
+    cfg.write_text(
+        json.dumps({"name": "dpo-bad", "recipe": "dpo", "dataset": str(bad), "dpo": {"base_model": str(tiny_model)}})
+    )
+    out = cli("train", "--config", str(cfg), env=env)
     assert out.returncode == 2 and "missing column(s) prompt, chosen, rejected" in out.stderr
+
+
+def test_evaluate_takes_any_adapter_that_train_writes(prefect_api, tiny_model, tmp_path, cli, root):
+    """`flywheel evaluate` asks the training domain what a folder holds: the `adapter` method writes
+    flywheel_adapter.json (no peft adapter_config.json) and is evaluated, gated and registered; a folder with
+    neither is refused with exit 2."""
+    from prefect.settings import PREFECT_API_URL
+
+    from examples.fraud import generate, write_jsonl
+
+    env = {
+        "FLYWHEEL_HOME": str(tmp_path / "home"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+    write_jsonl(generate(16, seed=3), tmp_path / "train.jsonl")
+    write_jsonl(generate(12, seed=4, noise=0.0), tmp_path / "test.jsonl")
+    (tmp_path / "general.txt").write_text("The bank reviews card payments every day and explains its decisions. " * 20)
+    train_cfg = {
+        "name": "bottleneck",
+        "recipe": "sft",
+        "dataset": str(tmp_path / "train.jsonl"),
+        "sft": {
+            "base_model": str(tiny_model),
+            "method": "adapter",
+            "max_steps": 4,
+            "batch_size": 4,
+            "max_seq_length": 128,
+            "checkpoint_every": 0,
+        },
+    }
+    (tmp_path / "train.yaml").write_text(json.dumps(train_cfg))
+    trained = cli("train", "--config", tmp_path / "train.yaml", "--json", env=env)
+    assert trained.returncode == 0, trained.stderr
+    res = json.loads(trained.stdout)
+    adapter = Path(res["adapter_dir"])
+    assert (adapter / "flywheel_adapter.json").exists() and not (adapter / "adapter_config.json").exists()
+    (tmp_path / "ingest.yaml").write_text("chunking: {enabled: false}\n")
+    test = cli(
+        "ingest",
+        tmp_path / "test.jsonl",
+        "--out",
+        tmp_path / "test-ds",
+        "--config",
+        tmp_path / "ingest.yaml",
+        "--json",
+        env=env,
+    )
+    assert test.returncode == 0, test.stderr
+    workload = yaml.safe_load((root / "configs/workloads/fraud.yaml").read_text())
+    workload["sft"]["base_model"] = str(tiny_model)
+    workload["eval"]["max_examples"] = 12
+    workload["inputs"]["general_text"] = str(tmp_path / "general.txt")
+    (tmp_path / "workload.yaml").write_text(yaml.safe_dump(workload))
+
+    args = [
+        "evaluate",
+        "--workload",
+        tmp_path / "workload.yaml",
+        "--run-id",
+        res["run_id"],
+        "--test",
+        tmp_path / "test-ds",
+    ]
+    out = cli(*args, "--adapter", adapter, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    ev = json.loads(out.stdout)
+    assert (ev["champion"]["version"], ev["version"]) == ("1", "2")  # the base became v1, the adapter v2
+    assert 0 <= ev["candidate"]["metrics"]["accuracy"] <= 1
+    from flywheel.registry.mlflow_registry import Registry
+
+    v2 = Registry(env["MLFLOW_TRACKING_URI"]).version("fraud", "2")
+    assert v2.tags["kind"] == "adapter" and v2.run_id == res["run_id"] and v2.source.endswith("/adapter")
+    (tmp_path / "empty").mkdir()
+    refused = cli(*args, "--adapter", tmp_path / "empty", env=env)
+    assert refused.returncode == 2 and "holds no adapter or model" in refused.stderr

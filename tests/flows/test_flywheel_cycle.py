@@ -9,13 +9,12 @@ import pytest
 
 from examples.documents import write_documents
 from examples.fraud import generate, write_jsonl
-from flywheel.core.config import load_workload
+from flywheel.core.workload import load_workload
 from flywheel.registry.mlflow_registry import Registry
-from tests.unit.test_house_rules import ROOT
 
 
 @pytest.fixture(scope="module")
-def cycle(prefect_api, tiny_model, tmp_path_factory):
+def cycle(prefect_api, tiny_model, tmp_path_factory, root):
     import os
 
     home = tmp_path_factory.mktemp("home")
@@ -24,20 +23,25 @@ def cycle(prefect_api, tiny_model, tmp_path_factory):
     data = home / "data" / "fraud"
     train = write_jsonl(generate(64, seed=1), data / "fraud-train.jsonl")
     with train.open("a") as f:
-        f.write('{"id": "broken", "text": "unterminated\n')          # a malformed JSONL line
+        f.write('{"id": "broken", "text": "unterminated\n')  # a malformed JSONL line
         f.write(json.dumps({"id": "dup", **{k: v for k, v in generate(1, seed=1)[0].items() if k != "id"}}) + "\n")
     write_jsonl(generate(24, seed=2, noise=0.0), data / "fraud-test.jsonl")
     write_documents(data)  # includes a corrupt PDF
-    cfg = load_workload(ROOT / "configs/workloads/fraud.yaml").model_copy(deep=True)
-    cfg.sft = cfg.sft.model_copy(update={"base_model": str(tiny_model), "max_steps": 6, "batch_size": 4,
-                                         "learning_rate": 1e-2})
+    cfg = load_workload(root / "configs/workloads/fraud.yaml").model_copy(deep=True)
+    cfg.sft = cfg.sft.model_copy(
+        update={"base_model": str(tiny_model), "max_steps": 6, "batch_size": 4, "learning_rate": 1e-2}
+    )
     cfg.eval = cfg.eval.model_copy(update={"max_examples": 24})
 
-    from flows.flywheel import flywheel
+    from flows.cycle import cycle as run_cycle
 
-    summary = flywheel(cfg)
-    return {"summary": summary, "cfg": cfg, "home": home,
-            "reg": Registry(os.environ["MLFLOW_TRACKING_URI"], (home / "mlflow" / "artifacts").as_uri())}
+    summary = run_cycle(cfg)
+    return {
+        "summary": summary,
+        "cfg": cfg,
+        "home": home,
+        "reg": Registry(os.environ["MLFLOW_TRACKING_URI"], (home / "mlflow" / "artifacts").as_uri()),
+    }
 
 
 def test_cycle_reports_counts_and_quarantine(cycle):
@@ -59,9 +63,17 @@ def test_cycle_registers_base_and_candidate_with_lineage(cycle):
     assert [v.version for v in versions] == ["1", "2"] and versions[0].is_base
     assert s["champion"]["version"] == "1" and s["candidate"]["version"] == "2"
     assert reg.get_alias("fraud", "challenger").version == "2"
-    # the alias follows the gate, whatever it decided
-    assert reg.champion("fraud").version == ("2" if s["gate"]["promote"] else "1") == s["served_version"]
-    assert s["promoted"] == s["gate"]["promote"]
+    # The gate's verdict, recomputed here from the numbers the registry stored and the workload's rules
+    # (accuracy must gain 0.01; perplexity may grow by half), must be what the registry then serves.
+    assert set(cfg_rules := cycle["cfg"].gate.metrics) == {"accuracy", "perplexity"}
+    champ, cand_m = reg.version("fraud", "1").metrics, reg.version("fraud", "2").metrics
+    assert champ == s["champion"]["metrics"] and cand_m == s["candidate"]["metrics"]
+    acc, ppl = cfg_rules["accuracy"], cfg_rules["perplexity"]
+    should_promote = cand_m["accuracy"] >= champ["accuracy"] + acc.min_improvement - acc.tolerance and cand_m[
+        "perplexity"
+    ] <= champ["perplexity"] * (1 + ppl.tolerance)
+    assert s["promoted"] is should_promote
+    assert reg.champion("fraud").version == ("2" if should_promote else "1") == s["served_version"]
     cand = reg.version("fraud", "2")
     assert cand.tags["data.training"] == s["data"]["digests"]["training"]
     assert cand.tags["gate"] == ("passed" if s["promoted"] else "refused")
@@ -95,15 +107,20 @@ def test_a_worse_candidate_leaves_the_champion_untouched(cycle):
 def test_rollback_moves_the_champion_back_and_says_so(cycle):
     from prefect.events.worker import EventsWorker
 
-    from tasks.registry import rollback
+    from tasks.registry import gate_and_register, rollback
 
-    reg = cycle["reg"]
-    current = reg.champion("fraud").version
-    out = rollback("fraud")
+    s, reg, cfg = cycle["summary"], cycle["reg"], cycle["cfg"]
+    before = reg.champion("fraud").version
+    champ = {"version": before, "metrics": {"accuracy": 0.1, "perplexity": 10.0}}
+    promoted = gate_and_register.fn(cfg, s["mlflow_run_id"], {"accuracy": 0.99, "perplexity": 10.0}, champ, {}, "k")
+    assert promoted["promoted"] and reg.champion("fraud").version == promoted["version"] != before
+    history = json.loads(reg.client.get_registered_model("fraud").tags["champion_history"])
+    assert history[-1] == before and history[0] == "1"
+    for expected in reversed(history):  # each rollback serves the champion before, back to the base model
+        current = reg.champion("fraud").version
+        out = rollback("fraud")
+        assert (out["from"], out["to"]) == (current, expected) and reg.champion("fraud").version == expected
     EventsWorker.drain_all(timeout=10)
-    assert out["from"] == current and out["to"] != current
-    assert reg.champion("fraud").version == out["to"]
-    with pytest.raises(LookupError):
-        while True:  # walk back to the first champion; then there is nothing left to roll back to
-            rollback("fraud")
+    with pytest.raises(LookupError, match="no previous champion"):
+        rollback("fraud")
     assert reg.champion("fraud").version == "1"

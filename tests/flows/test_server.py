@@ -11,7 +11,7 @@ def test_external_services_start_only_the_worker(prefect_api, tmp_path, monkeypa
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from flows import server
+    from cli import server
 
     api = PREFECT_API_URL.value()
     monkeypatch.setenv("PREFECT_API_URL", api)
@@ -21,8 +21,13 @@ def test_external_services_start_only_the_worker(prefect_api, tmp_path, monkeypa
     st = server.start(home)
     try:
         assert st["running"] is True
-        assert st["prefect"] == {"url": api.removesuffix("/api"), "api_url": api, "pid": None, "external": True,
-                                 "healthy": True}
+        assert st["prefect"] == {
+            "url": api.removesuffix("/api"),
+            "api_url": api,
+            "pid": None,
+            "external": True,
+            "healthy": True,
+        }
         assert st["mlflow"]["external"] is True and st["mlflow"]["pid"] is None
         pid = st["worker"]["pid"]
         assert server._alive(pid)

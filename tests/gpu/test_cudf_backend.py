@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from examples.near_duplicates import near_duplicate_corpus
-from flywheel.core.config import CurationConfig, FuzzyDedupConfig
-from flywheel.curation.fuzzy import resolved
-from flywheel.curation.minhash import signatures_with
+from flywheel.curation.config import CurationConfig, FuzzyDedupConfig
+from flywheel.curation.fuzzy import resolved, signatures_with
 from flywheel.curation.pipeline import curate
 
 pytestmark = pytest.mark.gpu
@@ -32,5 +31,9 @@ def test_cudf_curation_matches_pandas():
     rows = {}
     for backend in ("pandas", "cudf"):
         kept, removed, stats = curate(df, CurationConfig(backend=backend, fuzzy_dedup={"enabled": True}))
-        rows[backend] = (sorted(kept.id), sorted(zip(removed.id, removed.reason, removed.duplicate_of)), stats["summary"])
+        rows[backend] = (
+            sorted(kept.id),
+            sorted(zip(removed.id, removed.reason, removed.duplicate_of)),
+            stats["summary"],
+        )
     assert rows["cudf"] == rows["pandas"] and rows["pandas"][2]["dropped_fuzzy_duplicate"] > 10

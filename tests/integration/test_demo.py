@@ -14,15 +14,13 @@ import sys
 import pytest
 import yaml
 
-from tests.unit.test_house_rules import ROOT
-
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, root):
     tmp = tmp_path_factory.mktemp("demo")
-    cfg = yaml.safe_load((ROOT / "configs/workloads/fraud.yaml").read_text())
+    cfg = yaml.safe_load((root / "configs/workloads/fraud.yaml").read_text())
     cfg["sft"]["max_steps"] = 16
     cfg["data"].update(n_train=200, n_test=60, n_traffic=10)
     cfg["eval"]["max_examples"] = 60
@@ -32,10 +30,16 @@ def demo(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     env.update(FLYWHEEL_HOME=str(tmp / "home"), OMP_NUM_THREADS=str(os.cpu_count() or 2))
     try:
-        out = subprocess.run([sys.executable, "-m", "flows.cli", "demo", "--workload", str(workload), "--json",
-                              "--timeout", "900"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1400)
+        out = subprocess.run(
+            [sys.executable, "-m", "cli", "demo", "--workload", str(workload), "--json", "--timeout", "900"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1400,
+        )
     finally:
-        subprocess.run([sys.executable, "-m", "flows.cli", "server", "stop"], cwd=ROOT, env=env, capture_output=True)
+        subprocess.run([sys.executable, "-m", "cli", "server", "stop"], cwd=root, env=env, capture_output=True)
     assert out.returncode == 0, out.stderr[-4000:]
     return {"summary": json.loads(out.stdout), "stderr": out.stderr, "home": tmp / "home"}
 
@@ -60,11 +64,14 @@ def test_demo_closes_the_loop(demo):
     assert s["served"]["version"] == r["served_version"]
     # during the traffic the gateway served cycle 1's champion, and logged that version
     assert s["traffic"]["versions"] == {c1["served_version"]: 10}
-    assert s["served"]["gateway_models"] == [{"id": "fraud", "object": "model", "created": 0, "owned_by": "flywheel",
-                                              "version": c1["served_version"]}]
+    assert s["served"]["gateway_models"] == [
+        {"id": "fraud", "object": "model", "created": 0, "owned_by": "flywheel", "version": c1["served_version"]}
+    ]
 
 
 def test_demo_prints_progress_and_the_urls(demo):
     assert "cycle 1:" in demo["stderr"] and "retrain run" in demo["stderr"]
     services = demo["summary"]
-    assert services["prefect_ui"].startswith("http://127.0.0.1:") and services["mlflow_ui"].startswith("http://127.0.0.1:")
+    assert services["prefect_ui"].startswith("http://127.0.0.1:") and services["mlflow_ui"].startswith(
+        "http://127.0.0.1:"
+    )

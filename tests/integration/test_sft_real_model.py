@@ -6,17 +6,17 @@ The base model answers FRAUD to almost everything, so its accuracy is about the 
 import pytest
 
 from examples.fraud import generate
-from flywheel.core.config import EvalConfig, load_workload
+from flywheel.core.workload import load_workload
+from flywheel.evaluation.config import EvalConfig
 from flywheel.evaluation.metrics import evaluate_model
 from flywheel.training.models import resolve_base_model
 from flywheel.training.sft import train_sft
-from tests.unit.test_house_rules import ROOT
 
 pytestmark = pytest.mark.integration
 
 
-def test_lora_sft_beats_the_base_model_on_held_out_data(session_dir, tmp_path):
-    wl = load_workload(ROOT / "configs/workloads/fraud.yaml")
+def test_lora_sft_beats_the_base_model_on_held_out_data(session_dir, tmp_path, root):
+    wl = load_workload(root / "configs/workloads/fraud.yaml")
     train = generate(wl.data.n_train, seed=wl.data.seed, noise=wl.data.noise)
     test = generate(120, seed=wl.data.seed + 1, prefix="test")
     assert not {r["text"] for r in train} & {r["text"] for r in test}
@@ -28,7 +28,9 @@ def test_lora_sft_beats_the_base_model_on_held_out_data(session_dir, tmp_path):
     general = "The committee met on Tuesday to review the annual budget and the new library opening hours. " * 40
     before = evaluate_model(base, None, test, general, wl.labels, wl.system_prompt, ev)
     after = evaluate_model(base, res.adapter_dir, test, general, wl.labels, wl.system_prompt, ev)
-    print(f"held-out accuracy: base {before.accuracy:.3f} -> LoRA {after.accuracy:.3f}; "
-          f"perplexity {before.perplexity:.1f} -> {after.perplexity:.1f}; {res.tokens_per_second:.0f} tokens/s")
+    print(
+        f"held-out accuracy: base {before.accuracy:.3f} -> LoRA {after.accuracy:.3f}; "
+        f"perplexity {before.perplexity:.1f} -> {after.perplexity:.1f}; {res.tokens_per_second:.0f} tokens/s"
+    )
     assert after.accuracy >= before.accuracy + 0.05
     assert after.per_label_recall["LEGIT"] > before.per_label_recall["LEGIT"]

@@ -9,16 +9,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flywheel.core.config import ConfigError, CurationConfig, QualityConfig
+from flywheel.core.errors import ConfigError
 from flywheel.curation import nemo, pipeline
+from flywheel.curation.config import CurationConfig, QualityConfig
 from flywheel.curation.pipeline import curate
 from flywheel.curation.quality import check_config
 from flywheel.curation.streaming import use_streaming
 
 
 def _df(texts):
-    return pd.DataFrame({"id": [f"d{i}" for i in range(len(texts))], "text": texts, "source": "s", "page": 0,
-                         "kind": "text", "meta": "{}"})
+    return pd.DataFrame(
+        {
+            "id": [f"d{i}" for i in range(len(texts))],
+            "text": texts,
+            "source": "s",
+            "page": 0,
+            "kind": "text",
+            "meta": "{}",
+        }
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cudf") is not None, reason="cuDF is installed here: tests/gpu/ covers it")
@@ -46,13 +55,20 @@ def test_backend_config_mistakes_name_the_field():
 
 def test_curator_classifier_choices_are_checked():
     q = lambda **kw: QualityConfig(enabled=True, **kw)  # noqa: E731
-    assert check_config(q(model="nemo_curator:QualityClassifier", keep_labels=["High", "Medium"]))["task"] == "categorical"
+    assert (
+        check_config(q(model="nemo_curator:QualityClassifier", keep_labels=["High", "Medium"]))["task"] == "categorical"
+    )
     assert check_config(q(model="nemo_curator:FineWebEduClassifier", min_score=3))["task"] == "regression"
     assert check_config(q(model="nemo_curator:DomainClassifier", keep_labels=["Science"]))["labels"] is None
-    for kw, error in [({"model": "nemo_curator:QualityClassifier", "keep_labels": ["Good"]}, "keep_labels: \\['Good'\\] not among"),
-                      ({"model": "nemo_curator:QualityClassifier", "keep_labels": ["High"], "min_score": 0.5}, "min_score: .* categorical"),
-                      ({"model": "nemo_curator:FineWebEduClassifier"}, "min_score: .* predicts a score"),
-                      ({"model": "nemo_curator:Nope", "keep_labels": ["x"]}, "not one of NeMo Curator's classifiers")]:
+    for kw, error in [
+        ({"model": "nemo_curator:QualityClassifier", "keep_labels": ["Good"]}, "keep_labels: \\['Good'\\] not among"),
+        (
+            {"model": "nemo_curator:QualityClassifier", "keep_labels": ["High"], "min_score": 0.5},
+            "min_score: .* categorical",
+        ),
+        ({"model": "nemo_curator:FineWebEduClassifier"}, "min_score: .* predicts a score"),
+        ({"model": "nemo_curator:Nope", "keep_labels": ["x"]}, "not one of NeMo Curator's classifiers"),
+    ]:
         with pytest.raises(ConfigError, match=error):
             check_config(q(**kw))
 
@@ -66,25 +82,47 @@ def test_rows_curator_did_not_return_are_the_removed_ones():
 def test_curator_classifier_verdicts_mark_rows_with_their_prediction(monkeypatch):
     """Our side of the hand-off: Curator's per-row labels (stood in for here; Curator needs a GPU) decide
     which live rows go, tables are not sent, and every judged row keeps its label and score."""
-    df = pd.concat([_df(["good text here", "junk junk junk", "fine prose indeed", "x"]),
-                    pd.DataFrame([{"id": "t", "text": "| a | b |", "source": "s", "page": 0, "kind": "table", "meta": "{}"}])],
-                   ignore_index=True)
+    df = pd.concat(
+        [
+            _df(["good text here", "junk junk junk", "fine prose indeed", "x"]),
+            pd.DataFrame([{"id": "t", "text": "| a | b |", "source": "s", "page": 0, "kind": "table", "meta": "{}"}]),
+        ],
+        ignore_index=True,
+    )
     sent = []
 
     def fake_classify(live, qcfg, work):
         sent.extend(live["id"])
         labels = {"d0": "High", "d1": "Low", "d2": "Medium"}
-        return pd.DataFrame({"id": list(live["id"]), "quality_pred": [labels[i] for i in live["id"]],
-                             "quality_score": [0.9, 0.8, 0.7][:len(live)]})
+        return pd.DataFrame(
+            {
+                "id": list(live["id"]),
+                "quality_pred": [labels[i] for i in live["id"]],
+                "quality_score": [0.9, 0.8, 0.7][: len(live)],
+            }
+        )
 
     monkeypatch.setattr(nemo, "classify", fake_classify)
     monkeypatch.setattr(nemo, "require_curator", lambda: None)
-    cfg = CurationConfig(backend="nemo_curator", min_words=2, max_non_alnum_ratio=1.0,
-                         quality={"enabled": True, "model": "nemo_curator:QualityClassifier", "keep_labels": ["High", "Medium"]})
+    cfg = CurationConfig(
+        backend="nemo_curator",
+        min_words=2,
+        max_non_alnum_ratio=1.0,
+        quality={"enabled": True, "model": "nemo_curator:QualityClassifier", "keep_labels": ["High", "Medium"]},
+    )
     assert not any(s.name == "quality" for s in pipeline.build_steps(cfg))  # not a per-partition step on this backend
     kept, removed, stats = curate(df, cfg)
     assert sorted(sent) == ["d0", "d1", "d2"]  # d3 had too few words, the table is not judged
     assert sorted(kept.id) == ["d0", "d2", "t"]
-    assert removed.set_index("id").loc["d1", ["step", "reason", "quality_pred"]].tolist() == ["quality", "low_quality", "Low"]
-    assert stats["steps"]["quality"] == {"total": 3, "kept": 2, "dropped_low_quality": 1, "seconds": stats["steps"]["quality"]["seconds"]}
+    assert removed.set_index("id").loc["d1", ["step", "reason", "quality_pred"]].tolist() == [
+        "quality",
+        "low_quality",
+        "Low",
+    ]
+    assert stats["steps"]["quality"] == {
+        "total": 3,
+        "kept": 2,
+        "dropped_low_quality": 1,
+        "seconds": stats["steps"]["quality"]["seconds"],
+    }
     assert np.isclose(kept.set_index("id").loc["d2", "quality_score"], 0.7)

@@ -6,8 +6,9 @@ import pytest
 
 import flywheel.core.dataset as dataset_mod
 from examples.near_duplicates import near_duplicate_corpus
-from flywheel.core.config import ConfigError, CurationConfig
 from flywheel.core.dataset import DatasetWriter, write_dataset
+from flywheel.core.errors import ConfigError
+from flywheel.curation.config import CurationConfig
 from flywheel.curation.pipeline import curate
 from flywheel.curation.streaming import check_streamable, curate_streaming, use_streaming
 
@@ -15,9 +16,16 @@ from flywheel.curation.streaming import check_streamable, curate_streaming, use_
 def _corpus() -> pd.DataFrame:
     df, _ = near_duplicate_corpus(60, copies=(1, 2), seed=5)
     df = df.assign(source="gen", page=0, kind="text", meta="{}")[["id", "text", "source", "page", "kind", "meta"]]
-    extra = pd.DataFrame({"id": ["x-exact", "x-short", "x-symbols", "x-empty"],
-                          "text": [df.text.iloc[3], "too short", "@@@ ### $$$ %%% ^^^ &&& *** !!! ??? ~~~", ""],
-                          "source": "gen", "page": 0, "kind": "text", "meta": "{}"})
+    extra = pd.DataFrame(
+        {
+            "id": ["x-exact", "x-short", "x-symbols", "x-empty"],
+            "text": [df.text.iloc[3], "too short", "@@@ ### $$$ %%% ^^^ &&& *** !!! ??? ~~~", ""],
+            "source": "gen",
+            "page": 0,
+            "kind": "text",
+            "meta": "{}",
+        }
+    )
     return pd.concat([df, extra], ignore_index=True).sample(frac=1, random_state=3).reset_index(drop=True)
 
 
@@ -43,15 +51,20 @@ def test_streaming_matches_the_in_memory_path(tmp_path, monkeypatch):
 
 def test_streaming_refuses_steps_that_need_the_whole_set():
     with pytest.raises(ConfigError, match="semantic_dedup, split"):
-        check_streamable(CurationConfig(semantic_dedup={"enabled": True}, split={"fractions": {"train": 0.9, "test": 0.1}}))
+        check_streamable(
+            CurationConfig(semantic_dedup={"enabled": True}, split={"fractions": {"train": 0.9, "test": 0.1}})
+        )
     assert use_streaming(CurationConfig(), 10**6) and not use_streaming(CurationConfig(), 10)
     assert not use_streaming(CurationConfig(blend={"weights": {"*": 1.0}}), 10**6)  # auto falls back
     assert use_streaming(CurationConfig(streaming="on"), 1)
 
 
 def test_streaming_an_empty_dataset_gives_two_empty_datasets(tmp_path):
-    src = write_dataset(pd.DataFrame({c: pd.Series(dtype="object") for c in ("id", "text", "source", "kind", "meta")}),
-                        tmp_path, "empty")
+    src = write_dataset(
+        pd.DataFrame({c: pd.Series(dtype="object") for c in ("id", "text", "source", "kind", "meta")}),
+        tmp_path,
+        "empty",
+    )
     with DatasetWriter(tmp_path, "kept") as kw, DatasetWriter(tmp_path, "removed") as rw:
         stats = curate_streaming(src, CurationConfig(streaming="on"), kw, rw, tmp_path / "work")
     assert stats["summary"] == {"total": 0, "kept": 0} and kw.dataset.rows == 0 == rw.dataset.rows

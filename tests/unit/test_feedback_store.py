@@ -3,14 +3,21 @@
 import pytest
 from sqlalchemy import text
 
-from flywheel.feedback.store import FeedbackStore, UnknownInteraction
+from flywheel.core.errors import UnknownInteraction
+from flywheel.feedback.store import FeedbackStore
 
 SYS = {"role": "system", "content": "triage"}
 
 
 def _log(store, user, response):
-    return store.log_interaction(workload="fraud", model="fraud", model_version="2", latency_ms=12.5,
-                                 messages=[SYS, {"role": "user", "content": user}], response=response)
+    return store.log_interaction(
+        workload="fraud",
+        model="fraud",
+        model_version="2",
+        latency_ms=12.5,
+        messages=[SYS, {"role": "user", "content": user}],
+        response=response,
+    )
 
 
 def test_interactions_feedback_and_training_rows(tmp_path):
@@ -27,7 +34,9 @@ def test_interactions_feedback_and_training_rows(tmp_path):
     assert store.counts("fraud") == {"interactions": 4, "feedback": 3, "positive": 1, "negative": 2, "corrections": 1}
     rows = store.training_rows("fraud")
     assert [(r["text"], r["answer"], r["label"]) for r in rows] == [
-        ("txn A", "FRAUD: abroad", "FRAUD"), ("txn B", "LEGIT: normal grocery purchase", "LEGIT")]
+        ("txn A", "FRAUD: abroad", "FRAUD"),
+        ("txn B", "LEGIT: normal grocery purchase", "LEGIT"),
+    ]
     assert d not in {r["id"][3:] for r in rows}
 
 

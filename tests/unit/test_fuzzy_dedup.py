@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 
 from examples.near_duplicates import near_duplicate_corpus
-from flywheel.core.config import CurationConfig, FuzzyDedupConfig
+from flywheel.curation.config import CurationConfig, FuzzyDedupConfig
 from flywheel.curation.fuzzy import find_duplicates, resolved
 from flywheel.curation.minhash import curator_permutations, jaccard, murmur_signatures, shingle_set, signatures
 
 
 def _truth_pairs(df, n=24, threshold=0.8):
     """Every pair whose exact character-24-gram Jaccard is >= threshold, from Python sets of substrings."""
-    sh = [set(t[i:i + n] for i in range(max(1, len(t) - n + 1))) for t in df.text]
+    sh = [set(t[i : i + n] for i in range(max(1, len(t) - n + 1))) for t in df.text]
     ids = df.id.tolist()
     out = set()
     for i, j in itertools.combinations(range(len(ids)), 2):
@@ -108,9 +108,9 @@ def _murmur3_32(data: bytes, seed: int) -> int:
 
     h, n = seed & m, len(data)
     for i in range(n // 4):
-        k = rotl((int.from_bytes(data[4 * i:4 * i + 4], "little") * c1) & m, 15) * c2 & m
+        k = rotl((int.from_bytes(data[4 * i : 4 * i + 4], "little") * c1) & m, 15) * c2 & m
         h = (rotl(h ^ k, 13) * 5 + 0xE6546B64) & m
-    tail, k = data[n // 4 * 4:], 0
+    tail, k = data[n // 4 * 4 :], 0
     for i in reversed(range(len(tail))):
         k ^= tail[i] << (8 * i)
     if tail:
@@ -125,13 +125,14 @@ def _cudf_minhash(text: str, seed: int, a, b, width: int) -> list[int]:
     """cuDF's documented formula: min over width-character windows of (max(murmur3, 1) * a + b) mod 2^32."""
     if not text:
         return [0] * len(a)
-    windows = [text[i:i + width] for i in range(len(text)) if i == 0 or len(text) - i >= width]
+    windows = [text[i : i + width] for i in range(len(text)) if i == 0 or len(text) - i >= width]
     hv = [max(_murmur3_32(w.encode(), seed), 1) for w in windows]
     return [min((h * int(ak) + int(bk)) & 0xFFFFFFFF for h in hv) for ak, bk in zip(a, b)]
 
 
 def test_murmur3_signatures_equal_cudf_str_minhash():
-    # cuDF's own example (docs.rapids.ai, cudf StringMethods.minhash): s.str.minhash(0, a=[1, 2, 3], b=[4, 5, 6], width=5)
+    # cuDF's own example (docs.rapids.ai, cudf StringMethods.minhash):
+    # s.str.minhash(0, a=[1, 2, 3], b=[4, 5, 6], width=5)
     got = murmur_signatures(["this is my", "favorite book"], 5, [1, 2, 3], [4, 5, 6], 0)
     assert got.tolist() == [[1305480171, 462824409, 74608232], [32665388, 65330773, 97996158]]
     rng = np.random.default_rng(0)
@@ -145,15 +146,20 @@ def test_murmur3_signatures_equal_cudf_str_minhash():
 def test_curator_preset_draws_nemo_curators_permutations():
     a, b, seed = curator_permutations(4, 42)
     gen = np.random.RandomState(42)  # GPUMinHash.generate_seeds: (a, b) pairs below 2^31 - 1, a >= 1
-    want = [(gen.randint(1, np.uint32(2**31 - 1), dtype=np.uint32), gen.randint(0, np.uint32(2**31 - 1), dtype=np.uint32))
-            for _ in range(4)]
+    want = [
+        (gen.randint(1, np.uint32(2**31 - 1), dtype=np.uint32), gen.randint(0, np.uint32(2**31 - 1), dtype=np.uint32))
+        for _ in range(4)
+    ]
     assert list(zip(a.tolist(), b.tolist())) == [(int(x), int(y)) for x, y in want] and seed == int(want[0][0])
     sig = signatures(["some document text that is long enough"], "char", 24, 4, 42, hash="murmur3")
     assert sig.tolist() == [_cudf_minhash("some document text that is long enough", seed, a, b, 24)]
 
 
 def test_hash_choice_follows_the_preset_and_is_checked():
-    assert resolved(FuzzyDedupConfig())["hash"] == "murmur3" and resolved(FuzzyDedupConfig(preset="fast"))["hash"] == "rolling"
+    assert (
+        resolved(FuzzyDedupConfig())["hash"] == "murmur3"
+        and resolved(FuzzyDedupConfig(preset="fast"))["hash"] == "rolling"
+    )
     assert resolved(FuzzyDedupConfig(shingle="word"))["hash"] == "rolling"  # murmur3 is defined on characters only
     with pytest.raises(ValueError, match="hash: murmur3"):
         FuzzyDedupConfig(preset="fast", hash="murmur3")

@@ -1,6 +1,6 @@
 """The promotion gate: per-metric rules; a worse or incomplete candidate is refused."""
 
-from flywheel.core.config import GateConfig, MetricTolerance
+from flywheel.evaluation.config import GateConfig, MetricTolerance
 from flywheel.evaluation.gate import decide
 
 CFG = GateConfig()  # accuracy must improve by 0.01; perplexity may rise by at most 50%

@@ -9,8 +9,8 @@ import openai
 import pytest
 import uvicorn
 
-from flywheel.core.config import GatewaySettings
 from flywheel.feedback.store import FeedbackStore
+from flywheel.serving.config import GatewaySettings
 from flywheel.serving.router import create_app
 from flywheel.serving.service import GatewayService, Served
 
@@ -52,8 +52,12 @@ def gateway(tiny_model, tmp_path_factory):
 def test_chat_completion_models_and_feedback_through_the_openai_client(gateway):
     client = openai.OpenAI(base_url=gateway["url"] + "/v1", api_key="unused")
     assert [m.id for m in client.models.list().data] == ["fraud"]
-    resp = client.chat.completions.create(model="fraud", max_tokens=5, temperature=0, messages=[
-        {"role": "system", "content": "triage"}, {"role": "user", "content": "Online purchase of $12.00"}])
+    resp = client.chat.completions.create(
+        model="fraud",
+        max_tokens=5,
+        temperature=0,
+        messages=[{"role": "system", "content": "triage"}, {"role": "user", "content": "Online purchase of $12.00"}],
+    )
     assert resp.object == "chat.completion" and resp.id.startswith("ix-")
     assert resp.choices[0].message.role == "assistant" and resp.choices[0].finish_reason in ("stop", "length")
     assert 0 < resp.usage.completion_tokens <= 5 and resp.usage.prompt_tokens > 5
@@ -73,15 +77,19 @@ def test_chat_completion_models_and_feedback_through_the_openai_client(gateway):
 
 def test_streaming_returns_openai_chunks(gateway):
     client = openai.OpenAI(base_url=gateway["url"] + "/v1", api_key="unused")
-    chunks = list(client.chat.completions.create(model="fraud", max_tokens=4, stream=True,
-                                                 messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="fraud", max_tokens=4, stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason in ("stop", "length")
 
 
 def test_greedy_answers_are_deterministic(gateway):
     client = openai.OpenAI(base_url=gateway["url"] + "/v1", api_key="unused")
     ask = lambda: client.chat.completions.create(  # noqa: E731
-        model="fraud", max_tokens=6, temperature=0, messages=[{"role": "user", "content": "Card-present $5"}])
+        model="fraud", max_tokens=6, temperature=0, messages=[{"role": "user", "content": "Card-present $5"}]
+    )
     assert ask().choices[0].message.content == ask().choices[0].message.content
 
 
@@ -93,7 +101,9 @@ def test_errors_are_openai_shaped(gateway):
     r = httpx.post(gateway["url"] + "/v1/chat/completions", json={"model": "fraud", "messages": []})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     assert r.json()["error"]["param"] == "messages"
-    r = httpx.post(gateway["url"] + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(
+        gateway["url"] + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and "error" in r.json()
     r = httpx.post(gateway["url"] + "/v1/feedback", json={"id": "ix-unknown", "rating": 1})
     assert r.status_code == 404 and r.json()["error"]["code"] == "interaction_not_found"

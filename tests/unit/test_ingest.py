@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from examples import corpus
-from flywheel.core.config import ChunkingConfig, ConfigError, IngestConfig, validate
+from flywheel.core.config import validate
+from flywheel.core.errors import ConfigError
 from flywheel.ingest.chunking import Chunker, encoder, whitespace_encoder
+from flywheel.ingest.config import ChunkingConfig, IngestConfig
 from flywheel.ingest.engine import run_ingest
 from flywheel.ingest.tables import to_markdown
 
@@ -39,7 +41,9 @@ def test_fifty_page_ruled_tables_are_cell_exact_across_page_batches(tmp_path):
 
 
 def test_scanned_page_is_ocrd_and_a_figure_keeps_its_text(tmp_path):
-    corpus.scanned_pdf(tmp_path / "scan.pdf", [["Scanned invoice 4711", "Total due 1,250.00 EUR", "Merchant Lakeside Books"]])
+    corpus.scanned_pdf(
+        tmp_path / "scan.pdf", [["Scanned invoice 4711", "Total due 1,250.00 EUR", "Merchant Lakeside Books"]]
+    )
     corpus.figure_pdf(tmp_path / "report.pdf", "Monthly chargeback report.", ["Chargebacks by month", "January 42"])
     res = run_ingest([tmp_path], IngestConfig())
     (scan,) = _rows(res, "scan.pdf")
@@ -56,7 +60,7 @@ def test_scanned_page_is_ocrd_and_a_figure_keeps_its_text(tmp_path):
 
 
 def test_every_format_is_read_by_content_whatever_its_name(tmp_path):
-    corpus.html_doc(tmp_path / "handbook.txt")            # HTML named .txt
+    corpus.html_doc(tmp_path / "handbook.txt")  # HTML named .txt
     corpus.markdown_doc(tmp_path / "velocity.md")
     corpus.docx_doc(tmp_path / "dispute.bin", ["Escalation matrix", "Level 2 analyst"])  # DOCX with a figure
     corpus.parquet_doc(tmp_path / "records.parquet")
@@ -67,22 +71,29 @@ def test_every_format_is_read_by_content_whatever_its_name(tmp_path):
     assert "- Respond within 20 days." in html_text["text"]
     for boilerplate in ["tracking", "Menu entry", "Copyright footer", "color:red"]:
         assert boilerplate not in html_text["text"]
-    assert html_table["text"] == to_markdown([["Reason code", "Meaning"], ["10.4", "Fraud, card absent"],
-                                              ["13.1", "Goods not received"]])
+    assert html_table["text"] == to_markdown(
+        [["Reason code", "Meaning"], ["10.4", "Fraud, card absent"], ["13.1", "Goods not received"]]
+    )
     md_text, md_table = _rows(res, "velocity.md")
     assert "| velocity |" not in md_text["text"] and "prose continues" in md_text["text"]
     assert md_table["kind"] == "table" and md_table["text"].splitlines()[2] == "| velocity | 1 h | 5 |"
     docx_rows = _rows(res, "dispute.bin")
     assert [r["kind"] for r in docx_rows] == ["text", "table", "image_text"]
     assert docx_rows[0]["text"].startswith("# Dispute procedure")
-    assert docx_rows[1]["text"] == to_markdown([["Step", "Owner"], ["Freeze card", "analyst"], ["Refund", "back office"]])
+    assert docx_rows[1]["text"] == to_markdown(
+        [["Step", "Owner"], ["Freeze card", "analyst"], ["Refund", "back office"]]
+    )
     assert "Escalation matrix" in docx_rows[2]["text"]
     parquet = _rows(res, "records.parquet")
     assert [(r["id"], r["text"], json.loads(r["meta"])) for r in parquet] == [
-        ("p1", "first parquet record", {"label": "LEGIT"}), ("p3", "third parquet record", {"label": "FRAUD"})]
+        ("p1", "first parquet record", {"label": "LEGIT"}),
+        ("p3", "third parquet record", {"label": "FRAUD"}),
+    ]
     assert [(q["reason"], q["line"]) for q in res.quarantine if not q.get("partial")] == [("missing_text", 2)]
     # the wrong extensions are reported, not fatal
-    assert sorted(q["path"].rsplit("/", 1)[1] for q in res.quarantine if q["reason"] == "mislabelled") == ["handbook.txt"]
+    assert sorted(q["path"].rsplit("/", 1)[1] for q in res.quarantine if q["reason"] == "mislabelled") == [
+        "handbook.txt"
+    ]
 
 
 def test_bad_input_corpus_each_file_gets_its_reason_and_the_good_ones_are_ingested(tmp_path):
@@ -112,7 +123,7 @@ def test_reingest_skips_known_content_and_follows_moved_files(tmp_path):
     assert first.extra["skipped_known"] == 0 and again.extra["skipped_known"] == 3
     pd.testing.assert_frame_equal(pd.concat(first.frames()), pd.concat(again.frames()))
     (docs / "b.md").write_text((docs / "b.md").read_text() + "\nOne more line.\n")  # changed content
-    shutil.move(docs / "c.html", docs / "moved.html")                               # same content, new path
+    shutil.move(docs / "c.html", docs / "moved.html")  # same content, new path
     third = run_ingest([docs], cfg, cache_dir=cache)
     assert third.extra["skipped_known"] == 2  # a.pdf and the moved HTML; b.md is read again
     assert "One more line." in _rows(third, "b.md")[0]["text"]
@@ -125,11 +136,16 @@ def test_reingest_skips_known_content_and_follows_moved_files(tmp_path):
 def test_chunks_overlap_by_tokens_and_split_tables_only_between_rows():
     text = " ".join(f"w{i}" for i in range(100))
     table = to_markdown([["k", "v"]] + [[f"r{i}", f"value {i}"] for i in range(30)])
-    df = pd.DataFrame([{"id": "d", "text": text, "source": "s", "page": 3, "kind": "text", "meta": '{"page": 3}'},
-                       {"id": "t", "text": table, "source": "s", "page": 3, "kind": "table", "meta": "{}"},
-                       {"id": "e", "text": "  ", "source": "s", "page": 3, "kind": "text", "meta": "{}"}])
-    chunks, stats, info = Chunker(ChunkingConfig(tokenizer="whitespace", chunk_tokens=30, overlap_tokens=5),
-                                  whitespace_encoder).apply(df)
+    df = pd.DataFrame(
+        [
+            {"id": "d", "text": text, "source": "s", "page": 3, "kind": "text", "meta": '{"page": 3}'},
+            {"id": "t", "text": table, "source": "s", "page": 3, "kind": "table", "meta": "{}"},
+            {"id": "e", "text": "  ", "source": "s", "page": 3, "kind": "text", "meta": "{}"},
+        ]
+    )
+    chunks, stats, info = Chunker(
+        ChunkingConfig(tokenizer="whitespace", chunk_tokens=30, overlap_tokens=5), whitespace_encoder
+    ).apply(df)
     words = [c.split() for c in chunks[chunks.kind == "text"].text]
     assert [w[0] for w in words] == ["w0", "w25", "w50", "w75"] and all(len(w) <= 30 for w in words)
     assert words[0][-5:] == words[1][:5]  # 5 tokens of overlap
@@ -168,22 +184,38 @@ def test_nv_ingest_elements_become_the_same_rows():
     from flywheel.ingest.readers import Doc
 
     def el(dtype, page, **md):
-        return {"document_type": dtype, "metadata": {"content_metadata": {"type": dtype, "page_number": page,
-                                                                          "hierarchy": {"page_count": 3},
-                                                                          "subtype": md.pop("subtype", "")}, **md}}
+        return {
+            "document_type": dtype,
+            "metadata": {
+                "content_metadata": {
+                    "type": dtype,
+                    "page_number": page,
+                    "hierarchy": {"page_count": 3},
+                    "subtype": md.pop("subtype", ""),
+                },
+                **md,
+            },
+        }
 
     elements = [
         el("text", 0, content="Policy text", text_metadata={"text_type": "page", "text_location": [0, 0, 10, 10]}),
-        el("structured", 1, subtype="table", table_metadata={"table_content": "| a | b |\n|---|---|\n| 1 | 2 |",
-                                                             "table_location": [1, 2, 3, 4]}),
+        el(
+            "structured",
+            1,
+            subtype="table",
+            table_metadata={"table_content": "| a | b |\n|---|---|\n| 1 | 2 |", "table_location": [1, 2, 3, 4]},
+        ),
         el("structured", 1, subtype="chart", table_metadata={"table_content": "Chargebacks January 42"}),
         el("image", 2, image_metadata={"caption": "A stamp", "text": "PAID"}),
         el("text", 2, content="", text_metadata={"text_type": "page"}),  # empty: dropped
     ]
     rows = rows_from_elements(elements, Doc("/d/x.pdf", "ab" * 32, IngestConfig()))
     assert [(r["kind"], r["page"], r["text"]) for r in rows] == [
-        ("text", 1, "Policy text"), ("table", 2, "| a | b |\n|---|---|\n| 1 | 2 |"),
-        ("image_text", 2, "Chargebacks January 42"), ("image_text", 3, "A stamp\nPAID")]
+        ("text", 1, "Policy text"),
+        ("table", 2, "| a | b |\n|---|---|\n| 1 | 2 |"),
+        ("image_text", 2, "Chargebacks January 42"),
+        ("image_text", 3, "A stamp\nPAID"),
+    ]
     assert json.loads(rows[1]["meta"])["bbox"] == [1.0, 2.0, 3.0, 4.0] and len({r["id"] for r in rows}) == 4
 
 
@@ -194,7 +226,7 @@ def test_nv_ingest_backend_without_its_client_says_how_to_install_it(tmp_path, m
 
     monkeypatch.setitem(sys.modules, "nv_ingest_client", None)  # as on a machine without the extra
     cfg = IngestConfig(backend="nv_ingest", nv_ingest_url="http://127.0.0.1:7670")
-    with pytest.raises(RuntimeError, match=r"pip install 'flywheel\[nv-ingest\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'flywheel\[nv-ingest\]'"):
         run_nv_ingest([tmp_path], cfg, tmp_path / "cache")
 
 
@@ -207,8 +239,12 @@ def test_runs_on_a_dask_scheduler_address_and_still_cuts_hangs(tmp_path):
     corpus.ruled_table_pdf(docs / "a.pdf", [corpus.table_for(1), None])
     corpus.hang_pdf(docs / "hang.pdf")
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
-        res = run_ingest([docs], IngestConfig(timeout_s=8, ocr={"enabled": False}),
-                         dask_address=cluster.scheduler_address, cache_dir=tmp_path / "cache")
+        res = run_ingest(
+            [docs],
+            IngestConfig(timeout_s=8, ocr={"enabled": False}),
+            dask_address=cluster.scheduler_address,
+            cache_dir=tmp_path / "cache",
+        )
     assert {q["path"].rsplit("/", 1)[1]: q["reason"] for q in res.quarantine} == {"hang.pdf": "timeout"}
     assert [r["kind"] for r in _rows(res, "a.pdf")] == ["text", "text", "table"]
 
@@ -218,8 +254,8 @@ def test_jsonl_blocks_cover_every_line_once_with_file_line_numbers(tmp_path, mon
     the block boundaries cut, with the line numbers (and fallback ids) of the whole file."""
     import json as _json
 
-    from flywheel.core.config import IngestConfig
     from flywheel.ingest import formats
+    from flywheel.ingest.config import IngestConfig
     from flywheel.ingest.readers import Doc
 
     lines = []

@@ -15,11 +15,19 @@ import pytest
 
 import flywheel.core.dataset as dataset_mod
 from examples.quality import quality_corpus
-from flywheel.core.config import ConfigError, CurationConfig
 from flywheel.core.dataset import DatasetWriter, write_dataset
+from flywheel.core.errors import ConfigError
+from flywheel.curation.config import CurationConfig
 from flywheel.curation.pipeline import curate
-from flywheel.curation.quality import (HEAD_FILE, check_config, describe, linear_head, load_classifier, read_labelled,
-                                       train_classifier)
+from flywheel.curation.quality import (
+    HEAD_FILE,
+    check_config,
+    describe,
+    linear_head,
+    load_classifier,
+    read_labelled,
+    train_classifier,
+)
 from flywheel.curation.streaming import curate_streaming
 
 
@@ -31,8 +39,19 @@ def head(tmp_path_factory):
 
 
 def _docs(rows) -> pd.DataFrame:
-    return pd.DataFrame([{"id": r["id"], "text": r["text"], "source": r["kind"], "page": 0, "kind": "text",
-                          "meta": json.dumps({"label": r["label"]})} for r in rows])
+    return pd.DataFrame(
+        [
+            {
+                "id": r["id"],
+                "text": r["text"],
+                "source": r["kind"],
+                "page": 0,
+                "kind": "text",
+                "meta": json.dumps({"label": r["label"]}),
+            }
+            for r in rows
+        ]
+    )
 
 
 def test_trained_head_separates_prose_from_web_junk(head):
@@ -55,22 +74,39 @@ def test_head_weights_reproduce_scikit_learn():
         m = LogisticRegression(max_iter=500).fit(x, y)
         np.testing.assert_allclose(linear_head("categorical", m.coef_, m.intercept_, x), m.predict_proba(x), atol=1e-9)
     r = Ridge().fit(x, x[:, 0] * 2 + 1)
-    np.testing.assert_allclose(linear_head("regression", r.coef_[None, :], [r.intercept_], x)[:, 0], r.predict(x), atol=1e-9)
+    np.testing.assert_allclose(
+        linear_head("regression", r.coef_[None, :], [r.intercept_], x)[:, 0], r.predict(x), atol=1e-9
+    )
 
 
 def test_curation_drops_low_quality_with_reason_and_scores(head):
     out, _ = head
     rows = quality_corpus(60, seed=3)
     low = {r["id"] for r in rows if r["label"] == "Low"}
-    table = {"id": "tbl", "text": "| merchant | amount |\n|---|---|\n| shop | 12 |", "source": "t", "page": 0,
-             "kind": "table", "meta": "{}"}
+    table = {
+        "id": "tbl",
+        "text": "| merchant | amount |\n|---|---|\n| shop | 12 |",
+        "source": "t",
+        "page": 0,
+        "kind": "table",
+        "meta": "{}",
+    }
     df = pd.concat([_docs(rows), pd.DataFrame([table])], ignore_index=True)
-    cfg = CurationConfig(min_words=3, max_non_alnum_ratio=1.0, exact_dedup=False,
-                         quality={"enabled": True, "model": str(out), "keep_labels": ["High"]})
+    cfg = CurationConfig(
+        min_words=3,
+        max_non_alnum_ratio=1.0,
+        exact_dedup=False,
+        quality={"enabled": True, "model": str(out), "keep_labels": ["High"]},
+    )
     kept, removed, stats = curate(df, cfg)
     assert set(removed.id) == low and set(removed.reason) == {"low_quality"} and set(removed.step) == {"quality"}
     assert set(kept.id) == {r["id"] for r in rows if r["label"] == "High"} | {"tbl"}
-    assert stats["steps"]["quality"] == {**stats["steps"]["quality"], "total": 61, "kept": 31, "dropped_low_quality": 30}
+    assert stats["steps"]["quality"] == {
+        **stats["steps"]["quality"],
+        "total": 61,
+        "kept": 31,
+        "dropped_low_quality": 30,
+    }
     assert stats["summary"]["dropped_low_quality"] == 30
     prose = kept[kept.id != "tbl"]
     assert set(prose.quality_pred) == {"High"} and (prose.quality_score > 0.5).all()
@@ -84,8 +120,12 @@ def test_min_score_on_the_keep_labels_probability(head):
     clf = load_classifier(out)
     p_high = clf.probabilities([r["text"] for r in rows])[:, clf.labels.index("High")]
     cut = float(np.sort(p_high)[25])  # keep exactly the 15 most confident
-    cfg = CurationConfig(min_words=1, max_non_alnum_ratio=1.0, exact_dedup=False,
-                         quality={"enabled": True, "model": str(out), "keep_labels": ["High"], "min_score": cut})
+    cfg = CurationConfig(
+        min_words=1,
+        max_non_alnum_ratio=1.0,
+        exact_dedup=False,
+        quality={"enabled": True, "model": str(out), "keep_labels": ["High"], "min_score": cut},
+    )
     kept, _, _ = curate(_docs(rows), cfg)
     assert sorted(kept.id) == sorted(r["id"] for r, p in zip(rows, p_high) if p >= cut) and len(kept) == 15
 
@@ -95,15 +135,21 @@ def test_streaming_curation_runs_the_classifier_per_part(head, tmp_path, monkeyp
     df = _docs(quality_corpus(50, seed=5))
     monkeypatch.setattr(dataset_mod, "PART_ROWS", 12)
     src = write_dataset(df, tmp_path, "src")
-    cfg = CurationConfig(min_words=1, max_non_alnum_ratio=1.0, streaming="on",
-                         quality={"enabled": True, "model": str(out), "keep_labels": ["High"]})
+    cfg = CurationConfig(
+        min_words=1,
+        max_non_alnum_ratio=1.0,
+        streaming="on",
+        quality={"enabled": True, "model": str(out), "keep_labels": ["High"]},
+    )
     kept_mem, removed_mem, _ = curate(df, cfg)
     with DatasetWriter(tmp_path, "kept") as kw, DatasetWriter(tmp_path, "removed") as rw:
         stats = curate_streaming(src, cfg, kw, rw, tmp_path / "work")
     kept, removed = kw.dataset.to_pandas(), rw.dataset.to_pandas()
     assert sorted(kept.id) == sorted(kept_mem.id) and sorted(removed.id) == sorted(removed_mem.id)
     assert stats["summary"]["dropped_low_quality"] == len(removed_mem) > 0
-    np.testing.assert_allclose(kept.sort_values("id").quality_score, kept_mem.sort_values("id").quality_score, atol=1e-6)
+    np.testing.assert_allclose(
+        kept.sort_values("id").quality_score, kept_mem.sort_values("id").quality_score, atol=1e-6
+    )
 
 
 def _tiny_hf_classifier(path, num_labels: int, id2label=None):
@@ -113,12 +159,22 @@ def _tiny_hf_classifier(path, num_labels: int, id2label=None):
 
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator([r["text"] for r in quality_corpus(100, seed=9)],
-                            trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"]))
+    tok.train_from_iterator(
+        [r["text"] for r in quality_corpus(100, seed=9)],
+        trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"]),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=64)
     kw = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}
-    cfg = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     max_position_embeddings=64, num_labels=num_labels, **kw)
+    cfg = BertConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        **kw,
+    )
     BertForSequenceClassification(cfg).eval().save_pretrained(path)
     fast.save_pretrained(path)
     return path
@@ -130,7 +186,9 @@ def _direct(path, texts):
 
     tok, net = AutoTokenizer.from_pretrained(path), AutoModelForSequenceClassification.from_pretrained(path).eval()
     with torch.inference_mode():
-        return np.concatenate([net(**tok([t], truncation=True, max_length=64, return_tensors="pt")).logits.numpy() for t in texts])
+        return np.concatenate(
+            [net(**tok([t], truncation=True, max_length=64, return_tensors="pt")).logits.numpy() for t in texts]
+        )
 
 
 def test_hugging_face_regression_classifier_keeps_scores_above_min_score(tmp_path):
@@ -139,8 +197,12 @@ def test_hugging_face_regression_classifier_keeps_scores_above_min_score(tmp_pat
     rows = quality_corpus(30, seed=6)
     raw = _direct(path, [r["text"] for r in rows])[:, 0]  # one example at a time, no padding
     cut = float(np.median(raw))
-    cfg = CurationConfig(min_words=1, max_non_alnum_ratio=1.0, exact_dedup=False,
-                         quality={"enabled": True, "model": str(path), "min_score": cut, "batch_size": 4, "device": "cpu"})
+    cfg = CurationConfig(
+        min_words=1,
+        max_non_alnum_ratio=1.0,
+        exact_dedup=False,
+        quality={"enabled": True, "model": str(path), "min_score": cut, "batch_size": 4, "device": "cpu"},
+    )
     kept, removed, stats = curate(_docs(rows), cfg)
     want = {r["id"] for r, s in zip(rows, raw) if s >= cut}
     assert set(kept.id) == want and len(removed) == 30 - len(want)
@@ -164,10 +226,12 @@ def test_quality_config_errors_name_the_field(head, tmp_path):
         CurationConfig(quality={"enabled": True})
     # a relative folder is resolved where the config is loaded, so worker processes find the same one
     assert CurationConfig(quality={"model": "models/q"}).quality.model == str(Path.cwd() / "models" / "q")
-    cases = [({"model": str(out)}, "quality.keep_labels: .* predicts labels \\['High', 'Low'\\]"),
-             ({"model": str(out), "keep_labels": ["Good"]}, "quality.keep_labels: \\['Good'\\] not among"),
-             ({"model": str(out), "keep_labels": ["High"], "min_score": None}, None),
-             ({"model": str(tmp_path)}, "quality.model: .*no flywheel_classifier.json")]
+    cases = [
+        ({"model": str(out)}, "quality.keep_labels: .* predicts labels \\['High', 'Low'\\]"),
+        ({"model": str(out), "keep_labels": ["Good"]}, "quality.keep_labels: \\['Good'\\] not among"),
+        ({"model": str(out), "keep_labels": ["High"], "min_score": None}, None),
+        ({"model": str(tmp_path)}, "quality.model: .*no flywheel_classifier.json"),
+    ]
     for fields, error in cases:
         cfg = CurationConfig(quality={"enabled": True, **fields}).quality
         if error is None:
@@ -177,11 +241,15 @@ def test_quality_config_errors_name_the_field(head, tmp_path):
                 check_config(cfg)
     reg = tmp_path / "reg"
     reg.mkdir()
-    (reg / HEAD_FILE).write_text(json.dumps({**json.loads((out / HEAD_FILE).read_text()), "task": "regression", "labels": []}))
+    (reg / HEAD_FILE).write_text(
+        json.dumps({**json.loads((out / HEAD_FILE).read_text()), "task": "regression", "labels": []})
+    )
     with pytest.raises(ConfigError, match="quality.min_score: .* predicts a score"):
         check_config(CurationConfig(quality={"enabled": True, "model": str(reg)}).quality)
     with pytest.raises(ConfigError, match="quality.keep_labels"):  # curate fails before any work
-        curate(_docs(quality_corpus(4)), CurationConfig(quality={"enabled": True, "model": str(out), "keep_labels": ["x"]}))
+        curate(
+            _docs(quality_corpus(4)), CurationConfig(quality={"enabled": True, "model": str(out), "keep_labels": ["x"]})
+        )
 
 
 def test_regression_head_from_numeric_labels(tmp_path):
@@ -193,7 +261,9 @@ def test_regression_head_from_numeric_labels(tmp_path):
 
 def test_read_labelled_checks_columns(tmp_path):
     f = tmp_path / "rows.jsonl"
-    f.write_text('{"text": "a good text", "label": "High"}\n{"text": "", "label": "Low"}\n{"text": "x", "label": null}\n')
+    f.write_text(
+        '{"text": "a good text", "label": "High"}\n{"text": "", "label": "Low"}\n{"text": "x", "label": null}\n'
+    )
     assert read_labelled(f) == [{"text": "a good text", "label": "High"}]  # empty text / no label are skipped
     with pytest.raises(ValueError, match="no column \\['quality'\\]"):
         read_labelled(f, label_column="quality")

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from flywheel.core.config import CurationConfig
+from flywheel.curation.config import CurationConfig
 from flywheel.curation.pipeline import curate
 
 ROWS = [

@@ -7,14 +7,24 @@ import pandas as pd
 import pytest
 
 from examples.near_duplicates import near_duplicate_corpus
-from flywheel.core.config import ConfigError, CurationConfig, validate
+from flywheel.core.config import validate
+from flywheel.core.errors import ConfigError
+from flywheel.curation.config import CurationConfig
 from flywheel.curation.pipeline import curate
 from flywheel.curation.split import assign_splits
 
 
 def _frame(n, label=lambda i: "LEGIT"):
-    return pd.DataFrame({"id": [f"r{i:05d}" for i in range(n)], "text": [f"row {i} text" for i in range(n)],
-                         "source": "s", "page": 0, "kind": "text", "meta": [json.dumps({"label": label(i)}) for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "id": [f"r{i:05d}" for i in range(n)],
+            "text": [f"row {i} text" for i in range(n)],
+            "source": "s",
+            "page": 0,
+            "kind": "text",
+            "meta": [json.dumps({"label": label(i)}) for i in range(n)],
+        }
+    )
 
 
 def test_splits_are_a_pure_function_of_seed_and_id():
@@ -48,7 +58,7 @@ def test_near_duplicates_of_held_out_rows_leave_train():
     test_ids = set(kept[kept.split == "test"].id)
     assert set(leaks.duplicate_of) <= test_ids
     # brute force: no train row left with char-24 Jaccard >= 0.8 to any test row
-    sh = {r.id: set(r.text[i:i + 24] for i in range(len(r.text) - 23)) for r in kept.itertuples()}
+    sh = {r.id: set(r.text[i : i + 24] for i in range(len(r.text) - 23)) for r in kept.itertuples()}
     for a, b in itertools.product(kept[kept.split == "train"].id, test_ids):
         inter = len(sh[a] & sh[b])
         assert inter / (len(sh[a]) + len(sh[b]) - inter) < 0.8, (a, b)

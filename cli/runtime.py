@@ -14,11 +14,8 @@ from __future__ import annotations
 import logging
 import os
 
+from flywheel.core.errors import NoPrefectAPI
 from flywheel.core.home import Home
-
-
-class NoPrefectAPI(RuntimeError):
-    pass
 
 
 def configure(home: Home | None = None) -> Home:
@@ -35,8 +32,10 @@ def configure(home: Home | None = None) -> Home:
     # can tell them from a user's own (external) PREFECT_API_URL / MLFLOW_TRACKING_URI.
     injected = set(filter(None, os.environ.get("FLYWHEEL_INJECTED", "").split(",")))
     services = home.services()
-    for var, value in (("PREFECT_API_URL", services.get("prefect", {}).get("api_url")),
-                       ("MLFLOW_TRACKING_URI", services.get("mlflow", {}).get("url"))):
+    for var, value in (
+        ("PREFECT_API_URL", services.get("prefect", {}).get("api_url")),
+        ("MLFLOW_TRACKING_URI", services.get("mlflow", {}).get("url")),
+    ):
         if value and (not os.environ.get(var) or var in injected):
             os.environ[var] = value
             injected.add(var)

@@ -1,0 +1,106 @@
+"""Flow ``flywheel`` (module ``flows.cycle``): one full cycle of the loop. The body is the plan:
+
+ingest -> curate -> SFT data (+ feedback) -> train (subflow) -> evaluate vs champion, gate,
+register, promote (subflow)
+
+flywheel run --workload configs/workloads/fraud.yaml [--json]
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.evaluate import evaluate
+from flows.train import train
+from flywheel.core.workload import WorkloadConfig
+from tasks.common import home, publish_counts, write_summary
+from tasks.curate import curate_dataset
+from tasks.ingest import ingest_documents
+from tasks.train import build_sft_dataset
+
+
+@flow(name="flywheel", log_prints=True, persist_result=True)
+def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str | None = None) -> dict:
+    log = get_run_logger()
+    name = workload.name
+    inp = workload.inputs.resolved(home().root, name)  # absolute paths; ConfigError unless train, test, general_text
+
+    # 1. ingest: labelled examples, the held-out split, the documents for the knowledge base
+    raw_train = ingest_documents(inp.train, f"{name}-train-raw", workload.ingest)
+    test = ingest_documents(inp.test, f"{name}-test", workload.ingest)
+    raw_docs = ingest_documents(inp.documents, f"{name}-documents-raw", workload.ingest) if inp.documents else None
+    # 2. curate
+    train_set = curate_dataset(raw_train["path"], f"{name}-train", workload.curation)
+    docs = curate_dataset(raw_docs["path"], f"{name}-documents", workload.curation) if raw_docs else None
+    # 3. SFT data: curated examples, plus corrected or approved production answers when retraining
+    sft = build_sft_dataset(train_set["path"], workload, include_feedback, test["path"])  # minus rows leaking into test
+    lineage = {"curated": train_set, "evaluation": test, **({"knowledge": docs} if docs else {})}
+    # 4. train a candidate adapter
+    trained = train(workload, sft, lineage, trigger)
+    # 5. evaluate it against the champion, gate, register, promote
+    digests = {"training": sft["digest"], **{k: v["digest"] for k, v in lineage.items()}}
+    result = evaluate(
+        workload,
+        trained["run_id"],
+        trained["adapter_dir"],
+        trained["base_model_path"],
+        test["path"],
+        inp.general_text,
+        digests,
+    )
+
+    summary = {
+        "workload": name,
+        "trigger": trigger,
+        "mlflow_run_id": trained["run_id"],
+        "data": {
+            "ingest_train": raw_train["counts"],
+            "ingest_documents": raw_docs["counts"] if raw_docs else None,
+            "curate_train": train_set["counts"],
+            "curate_documents": docs["counts"] if docs else None,
+            "quarantined": [q for d in (raw_train, test, raw_docs) if d for q in d["quarantine"]],
+            "sft_rows": sft["rows"],
+            "sft_from_feedback": sft["from_feedback"],
+            "test_rows": test["rows"],
+            "sft_dropped_leakage": sft["dropped_leakage"],
+            "digests": digests,
+        },
+        "training": {
+            k: trained[k]
+            for k in (
+                "steps",
+                "examples",
+                "train_loss",
+                "final_loss",
+                "seconds",
+                "tokens_per_second",
+                "trainable_params",
+                "total_params",
+                "device",
+            )
+        },
+        "champion": result["champion"],
+        "candidate": result["candidate"],
+        "gate": result["decision"],
+        "promoted": result["promoted"],
+        "served_version": result["champion_version"],
+    }
+    write_summary(trained["run_id"], summary)  # <home>/runs/<run id>/summary.json
+    publish_counts(
+        f"{name}-cycle",
+        "Flywheel cycle",
+        {
+            "sft_rows": sft["rows"],
+            "candidate_accuracy": result["candidate"]["metrics"]["accuracy"],
+            "champion_accuracy": result["champion"]["metrics"]["accuracy"],
+            "promoted": result["promoted"],
+            "served_version": result["champion_version"],
+        },
+    )
+    log.info(
+        "cycle done: candidate v%s %s; champion is v%s",
+        result["version"],
+        "promoted" if result["promoted"] else "refused",
+        result["champion_version"],
+    )
+    return summary

