@@ -50,3 +50,22 @@ def test_promote_rollback_and_lineage(reg, tmp_path):
     assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("fraud-sft", ("abc123" * 6)[:36])]
     local = reg.local_path(reg.version("w2", "2"), tmp_path / "cache")
     assert json.loads((local / "adapter_config.json").read_text()) == {"r": 8}
+
+
+def test_any_adapter_kind_is_fetched_once_and_unknown_versions_are_not_found(reg, tmp_path):
+    """A version with our own adapter files (flywheel_adapter.json, no peft adapter_config.json) is downloaded
+    once and then served from the cache; rolling back to a version that does not exist says so."""
+    from flywheel.core.errors import NotFound
+
+    reg.register_base("w3", "tiny", {"accuracy": 0.5})
+    adapter = tmp_path / "bottleneck"
+    adapter.mkdir()
+    (adapter / "flywheel_adapter.json").write_text(json.dumps({"method": "adapter"}))
+    with reg.start_run("w3", "cycle") as run:
+        reg.mlflow.log_artifacts(str(adapter), artifact_path="adapter")
+    v2 = reg.register_candidate("w3", run.info.run_id, "adapter", {})
+    first = reg.local_path(v2, tmp_path / "cache")
+    (first / "flywheel_adapter.json").write_text("{}")  # a second call must not download again
+    assert reg.local_path(v2, tmp_path / "cache") == first and (first / "flywheel_adapter.json").read_text() == "{}"
+    with pytest.raises(NotFound, match="no version 9"):
+        reg.rollback("w3", to="9")
