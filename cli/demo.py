@@ -134,11 +134,7 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
     cfg = load_workload(workload_path)
     _step(f"starting embedded services (home {home.root})")
     st = server.start(home)
-    env = server.service_env(home, st)
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_", "FLYWHEEL_"))})
-    from cli.runtime import configure
-
-    configure(home)  # marks the URLs as taken from services.json, not as the user's own
+    env = server.use(home, st)
     console.print(f"  Prefect UI {st['prefect']['url']}   MLflow UI {st['mlflow']['url']}")
 
     _step("writing the bundled sample data")

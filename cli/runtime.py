@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from flywheel.core.errors import NoPrefectAPI
 from flywheel.core.home import Home
@@ -40,9 +41,22 @@ def configure(home: Home | None = None) -> Home:
             os.environ[var] = value
             injected.add(var)
     os.environ["FLYWHEEL_INJECTED"] = ",".join(sorted(injected))
+    refresh_prefect_settings()
     for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "alembic", "mlflow.store.db.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return home
+
+
+def refresh_prefect_settings() -> None:
+    """Make an already imported Prefect see this process's PREFECT_* variables again.
+
+    Prefect reads its settings into a global context when it is first imported; a variable set afterwards
+    (the embedded server's URL, once it answers) is invisible to it until that context is rebuilt.
+    """
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
 
 
 def external(var: str) -> str | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from cli.runtime import external
+from cli.runtime import configure, external, refresh_prefect_settings
 from flywheel.core.home import Home
 
 BIN = Path(sys.executable).parent
@@ -190,14 +190,27 @@ def start(
     return status(home)
 
 
+def use(home: Home, state: dict) -> dict:
+    """Point this process at the started services, so the flows it runs report to them; returns their
+    environment (for child processes such as the gateway)."""
+    env = service_env(home, state)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_", "FLYWHEEL_"))})
+    configure(home)  # marks the URLs as taken from services.json, not as the user's own; Prefect re-reads them
+    return env
+
+
 def _with_env(env: dict, fn, *args):
+    """Call ``fn`` with the services' environment, and give this process its own back afterwards (Prefect's
+    settings follow both ways: it may have been imported before the server's URL was known)."""
     saved = dict(os.environ)
     os.environ.update(env)
+    refresh_prefect_settings()
     try:
         return fn(*args)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        refresh_prefect_settings()
 
 
 def stop(home: Home) -> dict:

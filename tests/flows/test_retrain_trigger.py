@@ -1,8 +1,9 @@
 """The feedback automation really fires: N feedback events -> a run of the retrain deployment.
 
-The test waits for the run to appear and then checks which event started it: had two events (below the
-threshold of three), or an event of another workload, been enough, the run would carry that event's id.
-So nothing is asserted about "no run yet" after a sleep.
+No assertion follows a fixed sleep. "No run yet" is checked only after a positive signal that the
+triggers service has handled the events before it: a probe deployment with a threshold of one, whose run
+for a probe event sent afterwards must exist first (events are handled in arrival order, and a run is
+created only after its event was handled).
 """
 
 import time
@@ -10,6 +11,28 @@ import uuid
 
 from flywheel.core.workload import load_workload
 from flywheel.feedback.config import RetrainConfig
+
+
+def _probe_deployment(name: str) -> str:
+    """A deployment that runs once for every event on resource ``flywheel.workload.<name>`` (threshold 1,
+    no window), so each probe event has a run of its own."""
+    from datetime import timedelta
+
+    from prefect.events import DeploymentEventTrigger
+
+    from flows.retrain import retrain
+
+    trigger = DeploymentEventTrigger(
+        name=f"{name}-each-event",
+        enabled=True,
+        match={"prefect.resource.id": f"flywheel.workload.{name}"},
+        expect={"flywheel.feedback.received"},
+        posture="Reactive",
+        threshold=1,
+        within=timedelta(0),
+        parameters={"workload": name, "trigger_event": "{{ event.id | string }}"},
+    )
+    return str(retrain.to_deployment(name=name, triggers=[trigger]).apply(work_pool_name="flywheel-process"))
 
 
 def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
@@ -20,32 +43,57 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
 
     from deployments.retrain import apply
 
-    cfg = load_workload(root / "configs/workloads/fraud.yaml").model_copy(
+    path = root / "configs/workloads/fraud.yaml"
+    base = load_workload(path)
+    cfg = base.model_copy(
         update={"name": f"trig{uuid.uuid4().hex[:6]}", "retrain": RetrainConfig(feedback_threshold=3)}
     )
-    dep_id = apply(cfg, str(root / "configs/workloads/fraud.yaml"))
+    probe = f"probe{uuid.uuid4().hex[:6]}"
+    dep_id, probe_id = apply(cfg, str(path)), _probe_deployment(probe)
+
+    def send(workload, i):  # one at a time, each delivered before the next: the server receives them in order
+        event = emit_event(
+            "flywheel.feedback.received",
+            payload={"i": i},
+            resource={"prefect.resource.id": f"flywheel.workload.{workload}"},
+        )
+        EventsWorker.drain_all(timeout=10)
+        return event
+
     with get_client(sync_client=True) as client:
         dep = client.read_deployment(dep_id)
         assert dep.work_pool_name == "flywheel-process" and dep.entrypoint == "flows.retrain.retrain"
-        # On SQLite the triggers service loads a new automation into its cache after the commit, in the
-        # background, and no API shows when: give it a moment (a miss fails the test below, never passes it).
-        time.sleep(2)
 
-        def runs():
-            return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep_id])))
+        def runs(deployment_id):
+            return client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
 
-        resource = {"prefect.resource.id": f"flywheel.workload.{cfg.name}", "flywheel.workload": cfg.name}
-        emitted = [emit_event("flywheel.feedback.received", resource=resource, payload={"i": i}) for i in range(2)]
-        other = emit_event("flywheel.feedback.received", resource={"prefect.resource.id": "flywheel.workload.other"})
-        emitted.append(emit_event("flywheel.feedback.received", resource=resource, payload={"i": 2}))
-        EventsWorker.drain_all(timeout=10)
-        deadline = time.monotonic() + 60
-        while not runs() and time.monotonic() < deadline:
-            time.sleep(1)
-        found = runs()
-    assert len(found) == 1
+        def wait_for_run(deployment_id, event, timeout=60):
+            """The run that ``event`` started, once it exists (None after ``timeout`` s)."""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for run in runs(deployment_id):
+                    if run.parameters.get("trigger_event") == str(event.id):
+                        return run
+                time.sleep(0.5)
+            return None
+
+        # The first probe also waits until the triggers service has loaded the new automations (on SQLite
+        # it does so in the background after the commit, with nothing to observe but its effect).
+        for attempt in range(30):
+            if wait_for_run(probe_id, first_probe := send(probe, attempt), timeout=2):
+                break
+        else:
+            raise AssertionError("the triggers service never ran the probe automation")
+        emitted = [send(cfg.name, 0), send(cfg.name, 1)]
+        assert wait_for_run(probe_id, send(probe, 100)) and runs(dep_id) == [], "two events are below three"
+        other = send("other", 2)  # an event of another workload does not count
+        assert wait_for_run(probe_id, send(probe, 101)) and runs(dep_id) == []
+        emitted.append(send(cfg.name, 3))
+        run = wait_for_run(dep_id, emitted[-1])
+        found = runs(dep_id)
+    assert first_probe is not None and run is not None and len(found) == 1
     params = found[0].parameters
     assert params["workload"] == cfg.name and params["config_path"].endswith("fraud.yaml")
-    # the third event of this workload crossed the threshold: not the second, not the other workload's
-    assert params["trigger_event"] == str(emitted[-1].id)
-    assert params["trigger_event"] not in (str(emitted[1].id), str(other.id))
+    assert params["trigger_event"] == str(emitted[-1].id) != str(other.id)  # the third event crossed the threshold

@@ -41,3 +41,50 @@ def test_external_services_start_only_the_worker(prefect_api, tmp_path, monkeypa
     assert out == {"stopped": ["worker"]} and not server._alive(pid)
     assert not home.state_file.exists() and server.status(home) == {"running": False}
     assert os.environ["PREFECT_API_URL"] == api
+
+
+_EMBEDDED = """
+import json, sys
+import prefect  # imported before any server exists, as `flywheel demo` does through its imports
+from cli import server
+from cli.runtime import configure
+home = configure()
+st = server.start(home, worker=False)
+try:
+    server.use(home, st)
+    from prefect import flow, get_client
+
+    @flow(name="probe")
+    def probe():
+        return 42
+
+    probe()
+    with get_client(sync_client=True) as client:
+        runs = [r.name for r in client.read_flow_runs()]
+        types = sorted(b.slug for b in client.read_block_types())
+        api = str(client.api_url)
+    print(json.dumps({"api": api, "state": st["prefect"]["api_url"], "runs": runs, "types": types}))
+finally:
+    server.stop(home)
+"""
+
+
+def test_embedded_services_from_a_bare_environment(tmp_path, root):
+    """What `make demo` does on a fresh machine: no PREFECT_API_URL anywhere, Prefect already imported. The
+    block types are registered on the embedded server and a flow run lands there (not on a throw-away
+    server, and not "No Prefect API URL provided")."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "FLYWHEEL_"))}
+    env.update(FLYWHEEL_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"))
+    out = subprocess.run(
+        [sys.executable, "-c", _EMBEDDED], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["api"].rstrip("/") == got["state"] and got["api"].startswith("http://127.0.0.1:")
+    assert len(got["runs"]) == 1  # the probe's run, on the embedded server
+    assert {"flywheel-feedback-database", "flywheel-mlflow-server"} <= set(got["types"])
+    assert not (tmp_path / "home" / "services.json").exists()  # stopped
