@@ -6,6 +6,7 @@ STAMP   := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: venv system-deps demo test test-fast lint format stop clean

@@ -38,7 +38,7 @@ def main() -> None:
 
     from examples.fraud import generate
     from flywheel.evaluation.config import EvalConfig
-    from flywheel.evaluation.metrics import evaluate_model
+    from flywheel.evaluation.suite import evaluate_model
     from flywheel.training.config import SftConfig
     from flywheel.training.sft import train_sft
 
@@ -107,12 +107,12 @@ def main() -> None:
         "general text " * 500,
         ["FRAUD", "LEGIT"],
         sp,
-        EvalConfig(max_examples=512, batch_size=64),
+        EvalConfig(max_examples=512, batch_size=64, general_mc=None),
     )
     report["eval"] = {
         "examples": 512,
         "seconds": round(time.perf_counter() - t, 2),
-        "accuracy_random_weights": ev.accuracy,
+        "accuracy_random_weights": ev["accuracy"],
     }
     print(json.dumps(report["eval"]), flush=True)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -193,13 +193,25 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
     return summary
 
 
+def _ci(card: dict, metric: str) -> str:
+    e = card["metrics"].get(metric) or {}
+    if e.get("value") is None:
+        return "-"
+    return f"{e['value']:.3f}" + (f" [{e['low']:.3f}, {e['high']:.3f}]" if e.get("low") is not None else "")
+
+
+def _rows_line(s: dict, metric: str) -> str:
+    rows = s["evaluation"]["rows"]
+    who = {"champion": f"champion v{s['champion']['version']}", "candidate": f"candidate v{s['candidate']['version']}"}
+    return "; ".join(f"{who.get(n, n)} {_ci(card, metric)}" for n, card in rows.items())
+
+
 def _print_cycle(title: str, s: dict) -> None:
-    ch, ca = s["champion"], s["candidate"]
     console.print(
-        f"  {title}: champion v{ch['version']} accuracy {ch['metrics']['accuracy']:.3f} -> candidate "
-        f"v{ca['version']} accuracy {ca['metrics']['accuracy']:.3f}; gate "
-        f"{'PASSED' if s['promoted'] else 'REFUSED'}; serving v{s['served_version']}"
+        f"  {title}: accuracy on {s['evaluation']['n_examples']} golden examples: {_rows_line(s, 'accuracy')}"
     )
+    verdict = "PASSED" if s["promoted"] else "REFUSED: " + "; ".join(s["gate"]["reasons"][:3])
+    console.print(f"  {title}: gate {verdict}; serving v{s['served_version']}")
 
 
 def _print_summary(s: dict) -> None:
@@ -222,19 +234,24 @@ def _print_summary(s: dict) -> None:
     for name, cyc in (("cycle 1", c1), ("retrain", s.get("retrain"))):
         if not cyc:
             continue
-        ch, ca = cyc["champion"], cyc["candidate"]
+        n = cyc["evaluation"]["n_examples"]
+        for metric in ("accuracy", "macro_f1", "general_mc_accuracy", "perplexity"):
+            t.add_row(
+                f"{name}: {metric} ({n} golden)" if metric == "accuracy" else f"{name}: {metric}",
+                _rows_line(cyc, metric),
+            )
+        cand = cyc["evaluation"]["rows"]["candidate"]["slices"]
         t.add_row(
-            f"{name}: champion v{ch['version']}",
-            f"accuracy {ch['metrics']['accuracy']:.3f}, perplexity {ch['metrics']['perplexity']:.2f}",
-        )
-        t.add_row(
-            f"{name}: candidate v{ca['version']}",
-            f"accuracy {ca['metrics']['accuracy']:.3f}, perplexity {ca['metrics']['perplexity']:.2f}",
+            f"{name}: candidate recall",
+            ", ".join(
+                f"{k.split('=')[1]} {_ci({'metrics': v}, 'recall')}" for k, v in cand.items() if k.startswith("label=")
+            ),
         )
         t.add_row(
             f"{name}: gate",
             ("PASSED -> promoted" if cyc["promoted"] else "REFUSED: " + "; ".join(cyc["gate"]["reasons"])),
         )
+        t.add_row(f"{name}: report", cyc["report"]["markdown"])
     tr = s["traffic"]
     t.add_row(
         "gateway traffic",

@@ -1,12 +1,13 @@
 """The ``flywheel`` command line: one command per stage, each with ``--help`` and ``--json``.
 
 Exit codes: 0 success, 2 bad usage or bad input (unknown config key, missing file, no Prefect
-API: :mod:`flywheel.core.errors` decides), 1 internal failure. With ``--json`` the machine-readable
+API: :mod:`flywheel.core.errors` decides), 1 internal failure, 3 the gate refused what ``promote`` was asked
+to promote. With ``--json`` the machine-readable
 summary is the only thing on stdout; progress and logs go to stderr.
 
     flywheel server start|stop|status
     flywheel generate | ingest | ingest-deploy | watch | curate | curate-classifier | train | evaluate | run
-    flywheel deploy | retrain | rollback | serve | demo
+    flywheel deploy | retrain | promote | rollback | lineage | serve | demo
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from flywheel.core.errors import BAD_INPUT, BadInput, NoPrefectAPI
+from flywheel.core.errors import BAD_INPUT, BadInput, NoPrefectAPI, NotFound
 from flywheel.core.home import Home
 from flywheel.core.workload import load_workload
 
@@ -322,36 +323,152 @@ def train(
     _out(res, as_json, f"adapter {res['adapter_dir']} (MLflow run {res['run_id']}, loss {res['final_loss']:.3f})")
 
 
+def _golden(home: Home, cfg, test: Path | None) -> str:
+    """The Dataset to judge on: ``--test``, else the workload's frozen golden set."""
+    from flywheel.core.dataset import is_dataset
+    from tasks.common import registry
+
+    if test is not None:
+        if not is_dataset(test):
+            raise BadInput(f"--test must be a Dataset folder (no manifest.json in {test})")
+        return str(test)
+    frozen = registry(home).golden_set(cfg.name)
+    if frozen is None:
+        raise BadInput(f"workload {cfg.name} has no golden set yet: pass --test DIR or run a cycle first")
+    return frozen["path"]
+
+
+def _eval_inputs(home: Home, cfg, test: Path | None) -> tuple[str, str, str]:
+    """(base model folder, golden Dataset, general text) for the evaluate/promote commands."""
+    from flywheel.training.models import resolve_base_model
+
+    if not cfg.inputs.general_text:
+        raise BadInput(f"{cfg.name}: inputs.general_text is required for the perplexity check")
+    general = cfg.inputs.resolved(home.root, cfg.name, require=("general_text",)).general_text
+    return str(resolve_base_model(cfg.sft.base_model, home.models)), _golden(home, cfg, test), general
+
+
+def _icl_pool(home: Home, cfg, version: str | None) -> str | None:
+    """The curated training Dataset a version was trained on (the ICL row's examples), if it is still here."""
+    from flywheel.registry.lineage import dataset_index
+    from tasks.common import registry
+
+    reg = registry(home)
+    ref = reg.version(cfg.name, version) if version else reg.champion(cfg.name)
+    digest = ref.tags.get("data.curated") if ref else None
+    if digest is None:  # the base model: the newest curated training set of the workload
+        found = sorted(
+            (d for d in dataset_index(home.datasets).values() if d["name"] == f"{cfg.name}-train"),
+            key=lambda d: d.get("created_at") or "",
+        )
+        return found[-1]["path"] if found else None
+    return (dataset_index(home.datasets).get(digest) or {}).get("path")
+
+
+def _evaluation_text(res: dict) -> str:
+    from flywheel.evaluation.report import MAIN
+
+    rows = res["evaluation"]["rows"]
+    lines = [f"golden set {res['evaluation']['golden']['digest'][:12]} ({res['evaluation']['n_examples']} examples)"]
+    for name, card in rows.items():
+        parts = []
+        for m in [*MAIN, "perplexity"]:
+            e = card["metrics"].get(m)
+            if e and e.get("value") is not None:
+                ci = f" [{e['low']:.3f}, {e['high']:.3f}]" if e.get("low") is not None else ""
+                parts.append(f"{m} {e['value']:.3f}{ci}")
+        lines.append(f"  {name:<10} " + ", ".join(parts))
+    d = res["decision"]
+    lines.append("gate: " + ("PASSED" if d["promote"] else "REFUSED: " + "; ".join(d["reasons"])))
+    return "\n".join(lines)
+
+
 @app.command()
 def evaluate(
     workload: WorkloadOpt = DEFAULT_WORKLOAD,
-    run_id: str = typer.Option(..., help="MLflow run of `flywheel train`."),
-    adapter: Path = typer.Option(..., help="Adapter folder printed by `flywheel train`."),
-    test: Path = typer.Option(..., help="Held-out Dataset folder."),
+    version: str | None = typer.Option(None, help="Registered version to evaluate (default: the champion)."),
+    run_id: str | None = typer.Option(None, help="MLflow run of `flywheel train`: register its adapter and gate it."),
+    adapter: Path | None = typer.Option(None, help="Adapter folder printed by `flywheel train` (with --run-id)."),
+    test: Path | None = typer.Option(None, help="Golden Dataset folder (default: the workload's frozen one)."),
     as_json: JsonOpt = False,
 ):
-    """Evaluate a candidate against the champion, gate it, register it and promote it if it passes."""
+    """Evaluate a model against base, base + ICL and the champion on the golden set, with intervals.
+
+    With --run-id and --adapter: register the adapter as a new version, gate it and promote it if it passes.
+    Otherwise: a report on a registered version (default: the champion); nothing moves."""
     home = _flow_env()
-    from flows.evaluate import evaluate as eval_flow
-    from flywheel.core.dataset import is_dataset
     from flywheel.training.methods import adapter_kind
-    from flywheel.training.models import resolve_base_model
 
     cfg = _workload(workload)
-    if not cfg.inputs.general_text:
-        raise BadInput(f"{workload}: inputs.general_text is required for the perplexity check")
-    if not is_dataset(test):
-        raise BadInput(f"--test must be a Dataset folder (no manifest.json in {test})")
-    if adapter_kind(adapter) == "none":  # what `flywheel train` writes: a peft adapter, ours, or a full model
+    if (run_id is None) != (adapter is None):
+        raise BadInput("--run-id and --adapter go together (a training run and the adapter it wrote)")
+    if test is not None:
+        _golden(home, cfg, test)  # a bad --test is reported before anything else is looked at
+    if adapter is not None and adapter_kind(adapter) == "none":  # a peft adapter, ours, or a full model
         raise BadInput(f"--adapter must be a folder written by `flywheel train` ({adapter} holds no adapter or model)")
-    general = cfg.inputs.resolved(home.root, cfg.name, require=("general_text",)).general_text
-    base = str(resolve_base_model(cfg.sft.base_model, home.models))
-    res = eval_flow(cfg, run_id, str(adapter), base, str(test), general)
-    _out(
-        res,
-        as_json,
-        f"v{res['version']}: {'promoted' if res['promoted'] else 'refused'} (champion v{res['champion_version']})",
+    base, golden, general = _eval_inputs(home, cfg, test)
+    if run_id is not None:
+        from flows.evaluate import evaluate as eval_flow
+
+        res = eval_flow(cfg, run_id, str(adapter), base, golden, general, icl_pool_path=_icl_pool(home, cfg, None))
+        human = (
+            f"v{res['version']}: {'promoted' if res['promoted'] else 'refused'} (champion v{res['champion_version']})"
+        )
+        _out(res, as_json, human + "\n" + _evaluation_text(res))
+        return
+    from flows.evaluate import evaluate_version
+
+    res = evaluate_version(
+        cfg, version or _champion(home, cfg.name), base, golden, general, _icl_pool(home, cfg, version)
     )
+    _out(res, as_json, _evaluation_text(res) + f"\nreport: {res['report']['markdown']}")
+
+
+def _champion(home: Home, workload: str) -> str:
+    from tasks.common import registry
+
+    ref = registry(home).champion(workload)
+    if ref is None:
+        raise NotFound(f"workload {workload!r} has no champion yet: run `flywheel run` first")
+    return ref.version
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="Registered version to promote."),
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses (recorded as forced)."),
+    note: str = typer.Option("", help="Why (recorded on the version)."),
+    test: Path | None = typer.Option(None, help="Golden Dataset folder (default: the workload's frozen one)."),
+    as_json: JsonOpt = False,
+):
+    """Gate a registered version against the champion and promote it if it passes (or with --force)."""
+    home = _flow_env()
+    from flows.evaluate import promote_version
+
+    cfg = _workload(workload)
+    base, golden, general = _eval_inputs(home, cfg, test)
+    res = promote_version(cfg, version, base, golden, general, force, note, _icl_pool(home, cfg, version))
+    state = "promoted" if res["promoted"] else "refused"
+    _out(res, as_json, f"v{version}: {state}; champion v{res['champion_version']}\n" + _evaluation_text(res))
+    if not res["promoted"]:
+        raise typer.Exit(3)
+
+
+@app.command()
+def lineage(
+    version: str | None = typer.Argument(None, help="Version (default: the champion)."),
+    workload: str = typer.Option("fraud", help="Workload (registered model) name."),
+    as_json: JsonOpt = False,
+):
+    """Print where a version comes from: files -> datasets -> SFT data -> training run -> gate -> serving."""
+    home = _setup()
+    from flywheel.registry.lineage import lineage as build
+    from flywheel.registry.lineage import render
+    from tasks.common import registry
+
+    info = build(registry(home), home.datasets, workload, version)
+    _out(info, as_json, render(info))
 
 
 @app.command()

@@ -91,6 +91,7 @@ def service_env(home: Home, state: dict) -> dict:
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
             "PREFECT_LOCAL_STORAGE_PATH": str(home.prefect_home / "storage"),
             "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
         }

@@ -82,13 +82,18 @@ class Transaction:
 
     def rule(self) -> tuple[str, str]:
         """The hidden rule: (label, one-line reason)."""
+        label, reason, _ = self.decide()
+        return label, reason
+
+    def decide(self) -> tuple[str, str, str]:
+        """(label, one-line reason, name of the rule that fired: cross_border | velocity | night_risky | none)."""
         if self.card_country != self.merchant_country and self.amount >= 1000:
-            return "FRAUD", f"cross-border ${self.amount:,.0f}"
+            return "FRAUD", f"cross-border ${self.amount:,.0f}", "cross_border"
         if self.velocity >= 5:
-            return "FRAUD", f"{self.velocity} transactions in one hour"
+            return "FRAUD", f"{self.velocity} transactions in one hour", "velocity"
         if self.hour <= 4 and self.category in RISKY:
-            return "FRAUD", f"{self.category} at {self.hour:02d}:{self.minute:02d}"
-        return "LEGIT", "no fraud rule applies"
+            return "FRAUD", f"{self.category} at {self.hour:02d}:{self.minute:02d}", "night_risky"
+        return "LEGIT", "no fraud rule applies", "none"
 
 
 def _transaction(rng: random.Random) -> Transaction:
@@ -137,7 +142,7 @@ def generate(n: int, seed: int = 0, noise: float = 0.03, prefix: str = "txn", fr
     rows = []
     while len(rows) < n:
         t = _transaction(rng)
-        label, reason = t.rule()
+        label, reason, rule = t.decide()
         if quota[label] == 0:
             continue
         quota[label] -= 1
@@ -153,6 +158,7 @@ def generate(n: int, seed: int = 0, noise: float = 0.03, prefix: str = "txn", fr
                 "label": label,
                 "answer": f"{label}: {reason}",
                 "rule_label": true_label,
+                "rule": rule,  # which rule decided it: the evaluation slices by it
             }
         )
     rng.shuffle(rows)  # quotas fill unevenly: without this the tail of the list is one class

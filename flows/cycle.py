@@ -1,7 +1,7 @@
 """Flow ``flywheel`` (module ``flows.cycle``): one full cycle of the loop. The body is the plan:
 
-ingest -> curate -> SFT data (+ feedback) -> train (subflow) -> evaluate vs champion, gate,
-register, promote (subflow)
+ingest -> golden set -> curate -> SFT data (+ feedback, minus golden leaks) -> train (subflow) ->
+register, evaluate with base, base + ICL and champion, gate, promote (subflow, one transaction)
 
 flywheel run --workload configs/workloads/fraud.yaml [--json]
 """
@@ -15,6 +15,7 @@ from flows.train import train
 from flywheel.core.workload import WorkloadConfig
 from tasks.common import home, publish_counts, write_summary
 from tasks.curate import curate_dataset
+from tasks.evaluate import golden_set
 from tasks.ingest import ingest_documents
 from tasks.train import build_sft_dataset
 
@@ -28,25 +29,29 @@ def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str
     # 1. ingest: labelled examples, the held-out split, the documents for the knowledge base
     raw_train = ingest_documents(inp.train, f"{name}-train-raw", workload.ingest)
     test = ingest_documents(inp.test, f"{name}-test", workload.ingest)
+    golden = golden_set(workload, test)  # frozen: the yardstick every version of this workload is judged on
     raw_docs = ingest_documents(inp.documents, f"{name}-documents-raw", workload.ingest) if inp.documents else None
     # 2. curate
     train_set = curate_dataset(raw_train["path"], f"{name}-train", workload.curation)
     docs = curate_dataset(raw_docs["path"], f"{name}-documents", workload.curation) if raw_docs else None
     # 3. SFT data: curated examples, plus corrected or approved production answers when retraining
-    sft = build_sft_dataset(train_set["path"], workload, include_feedback, test["path"])  # minus rows leaking into test
-    lineage = {"curated": train_set, "evaluation": test, **({"knowledge": docs} if docs else {})}
+    sft = build_sft_dataset(train_set["path"], workload, include_feedback, golden["path"])  # minus golden leaks
+    lineage = {"curated": train_set, "evaluation": golden, **({"knowledge": docs} if docs else {})}
     # 4. train a candidate adapter
     trained = train(workload, sft, lineage, trigger)
-    # 5. evaluate it against the champion, gate, register, promote
+    # 5. register it, evaluate it with base, base + ICL and champion on the golden set, gate, promote
     digests = {"training": sft["digest"], **{k: v["digest"] for k, v in lineage.items()}}
     result = evaluate(
         workload,
         trained["run_id"],
         trained["adapter_dir"],
         trained["base_model_path"],
-        test["path"],
+        golden["path"],
         inp.general_text,
         digests,
+        icl_pool_path=train_set["path"],
+        trigger=trigger,
+        leakage={"dropped_leakage": sft["dropped_leakage"]},
     )
 
     summary = {
@@ -62,6 +67,7 @@ def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str
             "sft_rows": sft["rows"],
             "sft_from_feedback": sft["from_feedback"],
             "test_rows": test["rows"],
+            "golden": {k: golden[k] for k in ("digest", "rows")},
             "sft_dropped_leakage": sft["dropped_leakage"],
             "digests": digests,
         },
@@ -84,6 +90,8 @@ def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str
         "gate": result["decision"],
         "promoted": result["promoted"],
         "served_version": result["champion_version"],
+        "evaluation": result["evaluation"],
+        "report": result["report"],
     }
     write_summary(trained["run_id"], summary)  # <home>/runs/<run id>/summary.json
     publish_counts(

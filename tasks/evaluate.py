@@ -1,30 +1,61 @@
-"""Tasks: benchmark a model (base, champion or candidate) on the held-out split and general text, and the
-champion's metrics on the same data (stored ones reused when they were measured on it)."""
+"""Tasks: fix the golden set, run the evaluation suite (base, base + ICL, champion, candidate on the golden set,
+with intervals and the gate's decision), and publish its report (Prefect markdown artifact, MLflow figure,
+table and report)."""
 
 from __future__ import annotations
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 
 from flywheel.core.workload import WorkloadConfig
-from flywheel.evaluation.promotion import champion_metrics as measure_champion
-from flywheel.evaluation.promotion import measure
+from flywheel.evaluation.promotion import choose_golden_set, evaluate_candidate
+from flywheel.evaluation.report import examples_table, markdown, plot
+from flywheel.evaluation.suite import Suite
 from tasks.common import home, logger, registry
 
 
-@task(name="evaluate-model", retries=1, tags=["evaluation"])
-def evaluate(
-    label: str,
-    base_path: str,
-    adapter_dir: str | None,
-    test_dataset_path: str,
-    general_text_path: str,
+@task(name="golden-set", tags=["evaluation"])
+def golden_set(workload: WorkloadConfig, test: dict) -> dict:
+    """The workload's frozen golden set: the first test Dataset it was judged on (``eval.golden: frozen``), or
+    this cycle's (``latest``, or no golden set yet). A changed test input is logged, not silently used."""
+    golden, note = choose_golden_set(registry(), workload, test)
+    if note:
+        logger().warning(note)
+    return golden
+
+
+# No retries: inside the evaluate flow's transaction, a failed attempt already rolls the registration back.
+@task(name="evaluate-models", tags=["evaluation"])
+def evaluate_models(
     workload: WorkloadConfig,
+    base_path: str,
+    candidate_version: str | None,
+    adapter_dir: str | None,
+    golden_path: str,
+    general_text_path: str,
+    icl_pool_path: str | None = None,
 ) -> dict:
-    return measure(label, base_path, adapter_dir, test_dataset_path, general_text_path, workload, logger().info)
+    """The four rows, the paired comparisons and the gate's decision (outcomes cached under the home)."""
+    log, h = logger(), home()
+    reg = registry(h)
+    suite = Suite(workload, base_path, golden_path, general_text_path, h.root / "evaluations", icl_pool_path, log.info)
+    cand = reg.version(workload.name, candidate_version) if candidate_version else None
+    return evaluate_candidate(reg, suite, workload, cand, adapter_dir, h.models, log.info)
 
 
-@task(name="champion-metrics", tags=["evaluation"])
-def champion_metrics(workload: WorkloadConfig, base_path: str, test_path: str, general_path: str) -> dict:
-    """The champion's metrics on this test set; with no champion yet, the base model is registered as
-    version 1 and becomes it."""
-    return measure_champion(registry(), workload, base_path, test_path, general_path, home().models, logger().info)
+@task(name="publish-report", tags=["evaluation"])
+def publish_report(result: dict, run_id: str | None, leakage: dict | None = None) -> dict:
+    """Markdown + PNG into ``<home>/runs/<run>/evaluation/`` (or ``<home>/evaluations/reports``), a Prefect
+    markdown artifact, and into the MLflow run: metrics per row with intervals, report, plot, per-example table."""
+    h = home()
+    result = {**result, "leakage": leakage}
+    md = markdown(result)
+    folder = (h.runs / run_id / "evaluation") if run_id else (h.root / "evaluations" / "reports" / result["key"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text(md)
+    png = plot(result, folder / "report.png")
+    key = f"{result['workload']}-evaluation".lower()
+    create_markdown_artifact(md + f"\n\nPlot: `{png}`\n", key=key, description="Flywheel evaluation report")
+    if run_id:
+        registry(h).log_evaluation(run_id, result, md, str(png), examples_table(result))
+    return {"markdown": str(folder / "report.md"), "plot": str(png)}

@@ -1,37 +1,83 @@
-"""Tasks: register and gate a candidate, promote it, close the cycle's run, roll back; emit the model events."""
+"""Tasks: register a candidate, record its evaluation, promote it, close the cycle's run, roll back; emit the
+model events.
+
+``register_candidate`` and ``promote_candidate`` undo themselves when the transaction they run in fails
+(``on_rollback``): the half-evaluated version is deleted and ``champion`` goes back where it was, so a crash
+between register and promote leaves the registry as it was before the cycle.
+"""
 
 from __future__ import annotations
 
 from prefect import task
+from prefect.transactions import get_transaction
 
+from flywheel.core.dataset import read_dataset
 from flywheel.core.workload import WorkloadConfig
-from flywheel.evaluation.promotion import register_and_gate
+from flywheel.evaluation.promotion import ensure_champion, lineage_tags, promote, record_evaluation
+from flywheel.evaluation.promotion import register_candidate as register
 from tasks.common import logger, registry
 from tasks.events import emit
 
 
-@task(name="gate-and-register", tags=["registry"])
-def gate_and_register(
-    workload: WorkloadConfig, run_id: str, candidate: dict, champion_ref: dict, datasets: dict, key: str
-) -> dict:
-    """Register the candidate as a new version (alias challenger); promote it if the gate passes."""
-    log = logger()
-    out = register_and_gate(registry(), workload, run_id, candidate, champion_ref, datasets, key)
-    if out["promoted"]:
-        emit(
-            "flywheel.model.promoted",
-            workload.name,
-            {"version": out["version"], "previous": champion_ref["version"], "metrics": candidate},
-        )
-        log.info("gate passed: %s v%s is the new champion", workload.name, out["version"])
-    else:
-        log.warning(
-            "gate refused v%s: %s; champion stays v%s",
-            out["version"],
-            "; ".join(out["decision"]["reasons"]),
-            champion_ref["version"],
-        )
-    return out
+@task(name="register-candidate", tags=["registry"])
+def register_candidate(
+    workload: WorkloadConfig, run_id: str, datasets: dict, golden_path: str, trigger: str | None = None
+) -> str:
+    """A new version (alias challenger) with its lineage tags; returns its number."""
+    reg = registry()
+    champion = ensure_champion(reg, workload)  # the base model is version 1 of a new workload
+    golden = read_dataset(golden_path).digest
+    tags = lineage_tags(workload, datasets, golden, champion.version, trigger)
+    ref = register(reg, workload, run_id, tags)
+    get_transaction().set("registered", {"workload": workload.name, "version": ref.version})
+    logger().info("registered %s v%s (challenger)", workload.name, ref.version)
+    return ref.version
+
+
+@register_candidate.on_rollback
+def _unregister(txn) -> None:
+    reg = txn.get("registered")
+    registry().delete_version(reg["workload"], reg["version"])
+    logger().warning("rolled back: %s v%s deleted", reg["workload"], reg["version"])
+
+
+@task(name="promote-candidate", tags=["registry"])
+def promote_candidate(workload: WorkloadConfig, version: str, result: dict, how: str, note: str = "") -> dict:
+    """Record the evaluation on the version (one tag) and move ``champion`` to it when ``how`` says so
+    (gate | approval | force); "refused" (by the gate) and "rejected" (by a person) record only. Returns what
+    is served now."""
+    reg, log = registry(), logger()
+    verdict = {"refused": "refused", "rejected": "rejected", "force": "forced"}.get(how, "passed")
+    record_evaluation(reg, workload.name, version, result, verdict, note)
+    if how in ("refused", "rejected"):
+        why = note or "; ".join(result["decision"]["reasons"])
+        log.warning("v%s %s: %s; champion stays v%s", version, how, why, result["champion_version"])
+        return {"promoted": False, "champion_version": result["champion_version"], "how": how}
+    previous = reg.champion(workload.name).version
+    try:
+        promote(reg, workload.name, version, how, note)
+    except BaseException:  # a task's own failure does not run its rollback hook: undo here
+        reg.restore_champion(workload.name, previous)
+        raise
+    get_transaction().set("promoted", {"workload": workload.name, "version": version, "previous": previous})
+    log.info("%s v%s is the new champion (%s)", workload.name, version, how)
+    return {"promoted": True, "champion_version": version, "previous": previous, "how": how}
+
+
+@promote_candidate.on_rollback
+def _unpromote(txn) -> None:
+    done = txn.get("promoted", None)
+    if done and done["previous"] != done["version"]:
+        registry().restore_champion(done["workload"], done["previous"])
+        logger().warning("rolled back: %s champion is v%s again", done["workload"], done["previous"])
+
+
+@task(name="announce-promotion", tags=["registry"])
+def announce(workload: WorkloadConfig, served: dict) -> None:
+    """``flywheel.model.promoted`` for whoever listens (the gateway reloads on its own; automations may)."""
+    if served["promoted"]:
+        payload = {"version": served["champion_version"], "previous": served["previous"], "how": served["how"]}
+        emit("flywheel.model.promoted", workload.name, payload)
 
 
 @task(name="end-training-run", tags=["tracking"])

@@ -21,6 +21,7 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="flywheel-tests-"))
 os.environ.update(
     {
         "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "TOKENIZERS_PARALLELISM": "false",

@@ -26,7 +26,7 @@ from flywheel.training.config import SftConfig, TrainConfig
 
 class DataConfig(ConfigModel):
     n_train: int = Field(600, ge=10, le=10_000_000, description="Generated labelled transactions for training.")
-    n_test: int = Field(120, ge=10, le=10_000_000, description="Generated held-out transactions.")
+    n_test: int = Field(400, ge=10, le=10_000_000, description="Generated held-out transactions.")
     n_traffic: int = Field(40, ge=1, le=1_000_000, description="Simulated gateway requests in the demo.")
     noise: float = Field(0.03, ge=0, le=0.5, description="Share of labels flipped, as real labels are noisy.")
     seed: int = Field(7, ge=0)

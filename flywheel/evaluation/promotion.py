@@ -1,110 +1,180 @@
-"""Candidate against champion, as the loop's evaluate flow runs it: measure a model, the champion's metrics on
-this evaluation (reused only when measured on the same data), then register the candidate, gate it and
-promote it if it passes.
+"""Candidate against champion, base and base + ICL, as the loop's evaluate flow runs it.
 
-    key = eval_key(test.digest, general_text_path, workload.eval)
-    champ = champion_metrics(reg, workload, base_path, test_path, general_text_path, home.models)
-    cand = measure("candidate", base_path, adapter_dir, test_path, general_text_path, workload)
-    out = register_and_gate(reg, workload, run_id, cand, champ, dataset_digests, key)
-    out["promoted"], out["decision"]["reasons"]
+1. :func:`register_candidate`: a new version (alias ``challenger``) created with all its lineage tags in one
+   call (training data digests, golden digest, config hash, code revision, parent version, trigger event);
+2. :func:`evaluate_candidate`: the four rows on the frozen golden set (``suite.Suite``, outcomes cached), a
+   scorecard with intervals per row, paired comparisons of the candidate with each reference, the gate's
+   decision (``gate.decide``);
+3. :func:`record_evaluation`: the verdict and metrics as one ``evaluation`` tag (one write: never half a verdict);
+4. :func:`promote`: alias ``champion`` moves; ``served_from`` / ``served_until`` tags date who served when.
 
-With no champion yet, the base model is registered as version 1 and becomes it, so there is always a
-champion to compare with and to roll back to.
+With no champion yet, the base model is registered as version 1 and becomes it, so there is always a champion
+to compare with and to roll back to. The Prefect flow runs 1-4 inside a transaction whose rollback deletes the
+half-evaluated version and puts ``champion`` back (``tasks/registry.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from flywheel.core.dataset import read_dataset
-from flywheel.evaluation.config import EvalConfig
 from flywheel.evaluation.gate import decide
-from flywheel.registry.mlflow_registry import Registry, code_revision, config_hash
+from flywheel.evaluation.metrics import compare, flat, scorecard
+from flywheel.evaluation.suite import Suite
+from flywheel.registry.mlflow_registry import ModelRef, Registry, code_revision, config_hash
 
 
-def eval_key(test_digest: str, general_text_path: str | Path, cfg: EvalConfig) -> str:
-    """What the metrics were measured on: a champion's stored metrics are reused only for the same key."""
-    text_digest = hashlib.sha256(Path(general_text_path).read_bytes()).hexdigest()[:12]
-    return f"{test_digest[:12]}-{text_digest}-{cfg.max_examples}-{cfg.perplexity_max_tokens}"
-
-
-def measure(
-    label: str, base_path: str, adapter_dir: str | None, test_path: str, general_text_path: str, workload, log=None
-) -> dict:
-    """One model (base + optional adapter) on the held-out split and the general text: its metrics."""
-    from flywheel.evaluation.metrics import evaluate_model
-    from flywheel.training.data import labelled_rows
-
-    rows = labelled_rows(test_path)
-    text = Path(general_text_path).read_text()
-    res = evaluate_model(base_path, adapter_dir, rows, text, workload.labels, workload.system_prompt, workload.eval)
-    if log:
-        log(
-            f"{label}: accuracy {res.accuracy:.3f} on {res.n_examples} examples, perplexity {res.perplexity:.2f} "
-            f"({res.seconds:.0f}s)"
-        )
-    return res.metrics()
-
-
-def _store_metrics(reg: Registry, workload: str, version: str, metrics: dict, key: str) -> None:
-    reg.set_tag(workload, version, "metrics", json.dumps(metrics))
-    reg.set_tag(workload, version, "eval_key", key)
-
-
-def champion_metrics(
-    reg: Registry, workload, base_path: str, test_path: str, general_text_path: str, models_dir: str | Path, log=None
-) -> dict:
-    """The champion's version, kind and metrics on this test set (plus ``eval_key``): the stored ones if they
-    were measured on the same data, else measured now and stored. With no champion, the base model is
-    measured, registered as version 1 and becomes the champion."""
-    key = eval_key(read_dataset(test_path).digest, general_text_path, workload.eval)
-    ref = reg.champion(workload.name)
-    if ref is None:
-        metrics = measure("base", base_path, None, test_path, general_text_path, workload, log)
-        base = reg.register_base(workload.name, workload.sft.base_model, metrics)
-        _store_metrics(reg, workload.name, base.version, metrics, key)
-        return {**reg.version(workload.name, base.version).as_dict(), "eval_key": key}
-    if ref.tags.get("eval_key") == key and ref.metrics:
-        return {**ref.as_dict(), "eval_key": key}
-    adapter = None if ref.is_base else str(reg.local_path(ref, Path(models_dir) / "registry"))
-    metrics = measure(f"champion v{ref.version}", base_path, adapter, test_path, general_text_path, workload, log)
-    _store_metrics(reg, workload.name, ref.version, metrics, key)
-    return {**ref.as_dict(), "metrics": metrics, "eval_key": key}
-
-
-def register_and_gate(
-    reg: Registry, workload, run_id: str, candidate: dict, champion: dict, datasets: dict, key: str
-) -> dict:
-    """Register the candidate as a new version (alias ``challenger``), tagged with its metrics, data digests,
-    config hash and code revision; log both sides and the verdict into the cycle's run; promote it if the gate
-    passes. Returns ``version``, ``decision``, ``promoted`` and ``champion_version`` (what is served now)."""
-    decision = decide(candidate, champion["metrics"], workload.gate)
-    tags = {
+def lineage_tags(workload, datasets: dict, golden_digest: str, parent: str | None, trigger: str | None) -> dict:
+    """What a version is made of: ``data.<role>`` digests (training, curated, evaluation, knowledge), the
+    golden set, the workload config's hash, the code revision, the version it was trained after, and the event
+    that started the cycle."""
+    return {
         "base_model": workload.sft.base_model,
-        "metrics": json.dumps(candidate),
-        "eval_key": key,
-        "config_hash": config_hash(workload.model_dump()),
+        "golden_digest": golden_digest,
+        "config_hash": config_hash(workload.model_dump(mode="json")),
         "code_revision": code_revision(),
-        "gate": "passed" if decision.promote else "refused",
-        "compared_to": champion["version"],
+        "parent_version": parent or "",
+        "trigger_event": trigger or "manual",
         **{f"data.{k}": v for k, v in datasets.items()},
     }
-    ref = reg.register_candidate(workload.name, run_id, "adapter", tags)
-    with reg.mlflow.start_run(run_id=run_id):
-        reg.mlflow.log_metrics({f"candidate_{k}": v for k, v in candidate.items()})
-        reg.mlflow.log_metrics({f"champion_{k}": v for k, v in champion["metrics"].items()})
-        reg.mlflow.log_metric("gate_passed", 1.0 if decision.promote else 0.0)
-        reg.mlflow.log_dict(decision.as_dict(), "gate.json")
-        reg.mlflow.set_tags({"model_version": ref.version, "gate": tags["gate"]})
-    out = {
-        "version": ref.version,
-        "decision": decision.as_dict(),
-        "promoted": False,
-        "champion_version": champion["version"],
+
+
+def choose_golden_set(reg: Registry, workload, test: dict) -> tuple[dict, str | None]:
+    """The golden set to judge on, and a note when the test input differs from it. The first test Dataset a
+    workload is judged on is frozen (registered-model tag ``golden_set``); with ``eval.golden: latest`` the
+    current test input replaces it."""
+    from flywheel.core.dataset import read_dataset
+    from flywheel.core.errors import DataError
+
+    frozen = reg.golden_set(workload.name)
+    if frozen is None or workload.eval.golden == "latest" or frozen["digest"] == test["digest"]:
+        if frozen is None or frozen["digest"] != test["digest"]:
+            reg.freeze_golden_set(workload.name, test)
+        return {k: test[k] for k in ("name", "digest", "rows", "path")}, None
+    if not Path(frozen["path"], "manifest.json").exists():
+        raise DataError(
+            f"golden set {frozen['digest'][:12]} of {workload.name} is gone ({frozen['path']}); set eval.golden: "
+            "latest to freeze the current test input instead"
+        )
+    note = (
+        f"test input changed ({test['digest'][:12]}) but {workload.name} keeps its frozen golden set "
+        f"{frozen['digest'][:12]}; set eval.golden: latest to re-freeze"
+    )
+    return {**frozen, "rows": read_dataset(frozen["path"]).rows}, note
+
+
+def register_candidate(reg: Registry, workload, run_id: str, tags: dict) -> ModelRef:
+    """The candidate as a new version; the base model is registered first (version 1) if nothing is yet."""
+    ensure_champion(reg, workload)
+    return reg.register_candidate(workload.name, run_id, "adapter", tags)
+
+
+def ensure_champion(reg: Registry, workload) -> ModelRef:
+    """The champion; with none yet, the base model registered as version 1 becomes it."""
+    ref = reg.champion(workload.name)
+    if ref is None:
+        reg.register_base(workload.name, workload.sft.base_model, {})
+        ref = reg.champion(workload.name)
+    return ref
+
+
+def evaluate_candidate(
+    reg: Registry,
+    suite: Suite,
+    workload,
+    candidate: ModelRef | None,
+    candidate_adapter: str | None,
+    models_dir: str | Path,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Base, base + ICL, champion and candidate on the golden set; the candidate compared with each (paired);
+    the gate's decision. ``candidate`` None with an adapter: an unregistered adapter (``flywheel evaluate``)."""
+    log = log or (lambda _m: None)
+    champion = ensure_champion(reg, workload)
+    cache = Path(models_dir) / "registry"
+    outcomes = {"base": suite.outcomes("base")}
+    if icl := suite.icl_row():
+        outcomes["icl"] = suite.outcomes(icl)
+    if champion.is_base:
+        outcomes["champion"] = outcomes["base"]
+    else:
+        outcomes["champion"] = suite.outcomes(f"v{champion.version}", str(reg.local_path(champion, cache)))
+    if candidate is not None and candidate.is_base:
+        outcomes["candidate"] = outcomes["base"]
+    elif candidate is not None:
+        adapter = candidate_adapter or str(reg.local_path(candidate, cache))
+        outcomes["candidate"] = suite.outcomes(f"v{candidate.version}", adapter)
+    else:
+        outcomes["candidate"] = suite.outcomes(f"adapter-{_digest_of(candidate_adapter)}", candidate_adapter)
+    ev, labels = workload.eval, workload.labels
+    cards = {n: scorecard(o, labels, ev.slices, ev.bootstrap, ev.seed, ev.confidence) for n, o in outcomes.items()}
+    comps = {
+        r: compare(outcomes["candidate"], outcomes[r], labels, ev.slices, ev.bootstrap, ev.seed, ev.confidence)
+        for r in ("champion", "base", "icl")
+        if r in outcomes
     }
-    if decision.promote:
-        reg.promote(workload.name, ref.version)
-        out.update(promoted=True, champion_version=ref.version)
-    return out
+    decision = decide(cards["candidate"], {r: (cards[r], comps[r]) for r in comps}, workload.gate)
+    label = f"v{candidate.version}" if candidate is not None else "adapter"
+    a = cards["candidate"]["metrics"].get("accuracy", {})
+    log(
+        f"{label}: accuracy {a.get('value', float('nan')):.3f} [{a.get('low') or 0:.3f}, {a.get('high') or 0:.3f}] "
+        f"vs champion v{champion.version}; gate {'passed' if decision.promote else 'refused'}"
+        + ("" if decision.promote else ": " + "; ".join(decision.reasons[:3]))
+    )
+    return {
+        "workload": workload.name,
+        "candidate_label": label,
+        "candidate_version": candidate.version if candidate is not None else None,
+        "champion_version": champion.version,
+        "key": suite.key,
+        "golden": suite.golden,
+        "n_examples": len(suite.rows),
+        "confidence": ev.confidence,
+        "bootstrap": ev.bootstrap,
+        "rows": cards,
+        "comparisons": comps,
+        "decision": decision.as_dict(),
+        "outcomes": {n: str(suite.cache / o.model) for n, o in outcomes.items()},
+    }
+
+
+def _digest_of(folder: str | None) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(folder or ".").rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def record_evaluation(reg: Registry, workload: str, version: str, result: dict, verdict: str, note: str = "") -> None:
+    """The version's evaluation in one tag (one write): key, golden digest, champion compared with, verdict,
+    reasons, metric values. The champion's and the base's rows are recorded on their versions too."""
+    payload = {
+        "key": result["key"],
+        "golden_digest": result["golden"]["digest"],
+        "compared_to": result["champion_version"],
+        "gate": verdict,
+        "reasons": [r[:300] for r in result["decision"]["reasons"][:8]],
+        "note": note[:500],
+        "metrics": flat(result["rows"]["candidate"]),
+    }
+    reg.set_tag(workload, version, "evaluation", json.dumps(payload))
+
+
+def promote(reg: Registry, workload: str, version: str, how: str, note: str = "") -> str | None:
+    """Move ``champion`` to ``version``; ``how`` is gate | approval | force (recorded). Returns the previous
+    champion's version."""
+    previous = reg.champion(workload)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    reg.promote(workload, version)
+    reg.set_tag(workload, version, "promotion", json.dumps({"at": now, "how": how, "note": note[:500]}))
+    reg.set_tag(workload, version, "served_from", now)
+    reg.set_tag(workload, version, "served_until", "")  # serving again, if it had served before
+    if previous is not None and previous.version != str(version):
+        reg.set_tag(workload, previous.version, "served_until", now)
+        return previous.version
+    return None

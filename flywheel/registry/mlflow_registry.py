@@ -39,8 +39,13 @@ class ModelRef:
         return self.tags.get("kind") == "base"
 
     @property
+    def evaluation(self) -> dict:
+        """The last recorded evaluation (``promotion.record_evaluation``): key, golden digest, verdict, metrics."""
+        return json.loads(self.tags.get("evaluation", "{}"))
+
+    @property
     def metrics(self) -> dict:
-        return json.loads(self.tags.get("metrics", "{}"))
+        return self.evaluation.get("metrics") or json.loads(self.tags.get("metrics", "{}"))
 
     def as_dict(self) -> dict:
         return {
@@ -50,7 +55,14 @@ class ModelRef:
             "run_id": self.run_id,
             "kind": self.tags.get("kind"),
             "metrics": self.metrics,
+            "gate": self.evaluation.get("gate"),
         }
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def config_hash(cfg: dict) -> str:
@@ -236,7 +248,8 @@ class Registry:
         )
         if self.champion(workload) is None:
             self.client.set_registered_model_alias(workload, CHAMPION, mv.version)
-        return self._ref(mv)
+            self.set_tag(workload, mv.version, "served_from", _now())
+        return self.version(workload, mv.version)
 
     def register_candidate(self, workload: str, run_id: str, artifact_path: str, tags: dict) -> ModelRef:
         self._ensure_model(workload)
@@ -251,6 +264,46 @@ class Registry:
     def set_tag(self, workload: str, version: str, key: str, value: str) -> None:
         self.client.set_model_version_tag(workload, version, key, value)
 
+    def delete_version(self, workload: str, version: str) -> None:
+        """Remove a version (a transaction's rollback of a half-evaluated candidate)."""
+        self.client.delete_model_version(workload, str(version))
+
+    def golden_set(self, workload: str) -> dict | None:
+        """The frozen golden set of a workload (``{"digest", "path", "rows"}``), None before the first."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(workload).tags or {}
+        except MlflowException:
+            return None
+        return json.loads(tags["golden_set"]) if "golden_set" in tags else None
+
+    def freeze_golden_set(self, workload: str, dataset: dict) -> None:
+        self._ensure_model(workload)
+        keep = {k: dataset[k] for k in ("digest", "path", "rows", "name") if k in dataset}
+        self.client.set_registered_model_tag(workload, "golden_set", json.dumps(keep))
+
+    def log_evaluation(self, run_id: str, result: dict, report_md: str, figure_path: str | None, table) -> None:
+        """Into a run: every row's metric values (``<row>_<metric>``, with ``_low``/``_high``), the decision and
+        the whole result as JSON, the Markdown report, the plot, and the per-example table (MLflow's UI compares
+        it across runs)."""
+        metrics = {}
+        for row, card in result["rows"].items():
+            for name, e in card["metrics"].items():
+                for part in ("value", "low", "high"):
+                    if e.get(part) is not None:
+                        metrics[f"{row}_{name}" + ("" if part == "value" else f"_{part}")] = e[part]
+        with self.mlflow.start_run(run_id=run_id):
+            self.mlflow.log_metrics(metrics)
+            self.mlflow.log_metric("gate_passed", 1.0 if result["decision"]["promote"] else 0.0)
+            self.mlflow.log_dict(result["decision"], "evaluation/gate.json")
+            self.mlflow.log_dict({k: v for k, v in result.items() if k != "outcomes"}, "evaluation/result.json")
+            self.mlflow.log_text(report_md, "evaluation/report.md")
+            if figure_path:
+                self.mlflow.log_artifact(figure_path, "evaluation")
+            if table is not None:
+                self.mlflow.log_table(table, "evaluation/examples.json")
+
     def promote(self, workload: str, version: str) -> ModelRef:
         previous = self.champion(workload)
         self.client.set_registered_model_alias(workload, CHAMPION, version)
@@ -259,6 +312,13 @@ class Registry:
             history = self._history(workload) + [previous.version]
             self.client.set_registered_model_tag(workload, "champion_history", json.dumps(history[-50:]))
         return self.version(workload, version)
+
+    def restore_champion(self, workload: str, version: str) -> None:
+        """Undo a promotion (a transaction's rollback): ``champion`` back on ``version``, history as before."""
+        self.client.set_registered_model_alias(workload, CHAMPION, str(version))
+        history = self._history(workload)
+        if history and history[-1] == str(version):
+            self.client.set_registered_model_tag(workload, "champion_history", json.dumps(history[:-1]))
 
     def _history(self, workload: str) -> list[str]:
         rm = self.client.get_registered_model(workload)
@@ -284,6 +344,11 @@ class Registry:
             history = [v for v in history if v != str(to)]
         self.client.set_registered_model_alias(workload, CHAMPION, str(to))
         self.client.set_registered_model_tag(workload, "champion_history", json.dumps(history))
+        now = _now()
+        self.set_tag(workload, current.version, "served_until", now)
+        self.set_tag(workload, str(to), "served_from", now)
+        self.set_tag(workload, str(to), "served_until", "")
+        self.set_tag(workload, str(to), "promotion", json.dumps({"at": now, "how": "rollback", "note": ""}))
         return current, self.version(workload, to)
 
     def local_path(self, ref: ModelRef, cache_dir: str | Path) -> Path:

@@ -45,23 +45,50 @@ class LocalEngine:
         self._lock = threading.Lock()  # one generate at a time: a CPU has no spare cores for two
 
     def generate(self, messages, max_tokens, temperature=None, seed=None) -> Generation:
-        import torch
+        with self._lock:
+            return generate_chat(self.model, self.tok, [messages], max_tokens, temperature, seed)[0]
 
-        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        sample = bool(temperature and temperature > 0)
-        kwargs = {"max_new_tokens": max_tokens, "do_sample": sample, "pad_token_id": self.tok.pad_token_id}
-        if sample:
-            kwargs["temperature"] = temperature
-        with self._lock, torch.no_grad():
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = self.model.generate(**enc, **kwargs)
-        new = out[0, enc["input_ids"].shape[1] :]
-        eos = self.tok.eos_token_id
-        finished = bool(len(new) and int(new[-1]) == eos) or len(new) < max_tokens
-        text = self.tok.decode(new, skip_special_tokens=True).strip()
-        return Generation(text, int(enc["input_ids"].shape[1]), int(len(new)), "stop" if finished else "length")
+
+def generate_chat(
+    model,
+    tok,
+    conversations: list[list[dict]],
+    max_new_tokens: int,
+    temperature: float | None = None,
+    seed: int | None = None,
+) -> list[Generation]:
+    """Answer several conversations in one batch (left-padded), greedy unless ``temperature`` > 0: what the
+    gateway's local engine runs, and what the evaluation runs on the golden set."""
+    import torch
+
+    tok.padding_side = "left"
+    prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in conversations]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
+    sample = bool(temperature and temperature > 0)
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": sample, "pad_token_id": tok.pad_token_id}
+    if sample:
+        kwargs["temperature"] = temperature
+    with torch.no_grad():
+        if seed is not None:
+            torch.manual_seed(seed)
+        out = model.generate(**enc, **kwargs)
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    width = enc["input_ids"].shape[1]
+    gens = []
+    for i in range(len(conversations)):
+        new = out[i, width:].tolist()
+        ended = eos in new
+        if ended:  # what follows the first EOS is padding of a batch that was still running
+            new = new[: new.index(eos) + 1]
+        elif pad is not None and pad != eos:
+            new = [t for t in new if t != pad]
+        text = tok.decode(new, skip_special_tokens=True).strip()
+        prompt_tokens = int(enc["attention_mask"][i].sum())
+        gens.append(
+            Generation(text, prompt_tokens, len(new), "stop" if ended or len(new) < max_new_tokens else "length")
+        )
+    return gens
 
 
 class UpstreamEngine:

@@ -43,6 +43,7 @@ def labelled_rows(dataset_path: str) -> list[dict]:
                     "answer": meta["answer"],
                     "label": meta["label"],
                     "source": r["source"],
+                    "meta": meta,
                 }
             )
     return out

@@ -19,7 +19,9 @@ STAGES = [
     "run",
     "deploy",
     "retrain",
+    "promote",
     "rollback",
+    "lineage",
     "serve",
     "demo",
 ]

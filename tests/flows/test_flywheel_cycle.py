@@ -1,15 +1,21 @@
-"""A full flywheel cycle as a Prefect flow on the tiny model (fast), and the gate refusing a worse model.
+"""A full flywheel cycle as a Prefect flow on the tiny model (fast), then the registry's life around it:
+the gate's verdict recorded, a crash inside the register -> promote transaction rolled back, promotion by
+the gate, by force and by a person's approval, rollback served by the gateway, and the lineage of a version.
 
+The tiny model is a random 2-layer Llama: its answers are noise, which is what the default gate must refuse.
 The real SmolLM2 runs the same flow in tests/integration (marker `integration`).
 """
 
 import json
+import threading
+import time
 
 import pytest
 
 from examples.documents import write_documents
 from examples.fraud import generate, write_jsonl
 from flywheel.core.workload import load_workload
+from flywheel.evaluation.config import GateConfig
 from flywheel.registry.mlflow_registry import Registry
 
 
@@ -31,7 +37,7 @@ def cycle(prefect_api, tiny_model, tmp_path_factory, root):
     cfg.sft = cfg.sft.model_copy(
         update={"base_model": str(tiny_model), "max_steps": 6, "batch_size": 4, "learning_rate": 1e-2}
     )
-    cfg.eval = cfg.eval.model_copy(update={"max_examples": 24})
+    cfg.eval = cfg.eval.model_copy(update={"max_examples": 24, "bootstrap": 200})
 
     from flows.cycle import cycle as run_cycle
 
@@ -44,6 +50,31 @@ def cycle(prefect_api, tiny_model, tmp_path_factory, root):
     }
 
 
+def _new_run(cycle) -> str:
+    """A training run of its own, holding the cycle's adapter (what `flywheel train` leaves behind)."""
+    reg, s = cycle["reg"], cycle["summary"]
+    with reg.start_run("fraud", "copy") as run:
+        reg.mlflow.log_artifacts(str(cycle["home"] / "runs" / s["mlflow_run_id"] / "adapter"), "adapter")
+    return run.info.run_id
+
+
+def _evaluate(cycle, run_id, gate=None):
+    from flows.evaluate import evaluate
+
+    s, cfg, home = cycle["summary"], cycle["cfg"], cycle["home"]
+    if gate is not None:
+        cfg = cfg.model_copy(update={"gate": gate})
+    return evaluate(
+        cfg,
+        run_id,
+        str(home / "runs" / s["mlflow_run_id"] / "adapter"),
+        cfg.sft.base_model,  # the tiny model's folder
+        s["evaluation"]["golden"]["path"],
+        str(home / "data" / "fraud" / "general.txt"),
+        icl_pool_path=None,
+    )
+
+
 def test_cycle_reports_counts_and_quarantine(cycle):
     d = cycle["summary"]["data"]
     assert d["ingest_train"]["kept"] == 65 and d["ingest_train"]["dropped_malformed_jsonl"] == 1
@@ -54,7 +85,26 @@ def test_cycle_reports_counts_and_quarantine(cycle):
     # 2 PDF pages + 2 ruled tables + 1 note; the tables survive curation (their pipes are not "symbols")
     assert d["ingest_documents"] == {"total": 6, "kept": 5, "dropped_corrupt_pdf": 1}
     assert d["curate_documents"]["kept"] == 5
-    assert d["test_rows"] == 24
+    assert d["test_rows"] == 24 and d["golden"]["rows"] == 24
+
+
+def test_four_rows_with_intervals_and_the_noise_model_refused(cycle):
+    s = cycle["summary"]
+    ev = s["evaluation"]
+    assert list(ev["rows"]) == ["base", "icl", "champion", "candidate"] and ev["n_examples"] == 24
+    for card in ev["rows"].values():
+        acc = card["metrics"]["accuracy"]
+        assert acc["low"] <= acc["value"] <= acc["high"]
+        assert {"format_valid", "macro_f1", "perplexity", "general_mc_accuracy"} <= set(card["metrics"])
+        assert {"label=FRAUD", "label=LEGIT", "rule=none"} <= set(card["slices"])
+    assert ev["rows"]["candidate"]["info"]["general_mc_scorer"] == "lm-evaluation-harness"
+    # a random model's answers carry no label: the default fraud gate refuses it and says which rules failed
+    assert s["promoted"] is False and s["served_version"] == "1"
+    reasons = s["gate"]["reasons"]
+    assert "format_valid vs absolute" in " ".join(reasons) and "label=FRAUD recall vs absolute" in " ".join(reasons)
+    md = (cycle["home"] / "runs" / s["mlflow_run_id"] / "evaluation" / "report.md").read_text()
+    assert "| metric | base | icl | champion | candidate |" in md and "## Gate: REFUSED" in md
+    assert "Leakage check: 0 training rows" in md
 
 
 def test_cycle_registers_base_and_candidate_with_lineage(cycle):
@@ -62,65 +112,190 @@ def test_cycle_registers_base_and_candidate_with_lineage(cycle):
     versions = reg.versions("fraud")
     assert [v.version for v in versions] == ["1", "2"] and versions[0].is_base
     assert s["champion"]["version"] == "1" and s["candidate"]["version"] == "2"
-    assert reg.get_alias("fraud", "challenger").version == "2"
-    # The gate's verdict, recomputed here from the numbers the registry stored and the workload's rules
-    # (accuracy must gain 0.01; perplexity may grow by half), must be what the registry then serves.
-    assert set(cfg_rules := cycle["cfg"].gate.metrics) == {"accuracy", "perplexity"}
-    champ, cand_m = reg.version("fraud", "1").metrics, reg.version("fraud", "2").metrics
-    assert champ == s["champion"]["metrics"] and cand_m == s["candidate"]["metrics"]
-    acc, ppl = cfg_rules["accuracy"], cfg_rules["perplexity"]
-    should_promote = cand_m["accuracy"] >= champ["accuracy"] + acc.min_improvement - acc.tolerance and cand_m[
-        "perplexity"
-    ] <= champ["perplexity"] * (1 + ppl.tolerance)
-    assert s["promoted"] is should_promote
-    assert reg.champion("fraud").version == ("2" if should_promote else "1") == s["served_version"]
-    cand = reg.version("fraud", "2")
-    assert cand.tags["data.training"] == s["data"]["digests"]["training"]
-    assert cand.tags["gate"] == ("passed" if s["promoted"] else "refused")
+    assert reg.get_alias("fraud", "challenger").version == "2" and reg.champion("fraud").version == "1"
+    v2 = reg.version("fraud", "2")
+    digests = s["data"]["digests"]
+    assert v2.tags["data.training"] == digests["training"] and v2.tags["golden_digest"] == digests["evaluation"]
+    assert v2.tags["parent_version"] == "1" and v2.tags["trigger_event"] == "manual"
+    assert len(v2.tags["config_hash"]) == 16 and v2.tags["code_revision"]
+    evaluation = json.loads(v2.tags["evaluation"])
+    assert evaluation["gate"] == "refused" and evaluation["compared_to"] == "1"
+    assert evaluation["metrics"] == s["candidate"]["metrics"] == v2.metrics
+    assert evaluation["golden_digest"] == digests["evaluation"] == reg.golden_set("fraud")["digest"]
     run = reg.client.get_run(s["mlflow_run_id"])
     logged = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
-    assert logged["fraud-sft"] == s["data"]["digests"]["training"][:36]
-    assert logged["fraud-test"] == s["data"]["digests"]["evaluation"][:36]
+    assert logged["fraud-sft"] == digests["training"][:36] and logged["fraud-test"] == digests["evaluation"][:36]
     assert len(reg.client.get_metric_history(run.info.run_id, "train_loss")) == 6
     assert run.data.metrics["candidate_accuracy"] == s["candidate"]["metrics"]["accuracy"]
+    assert run.data.metrics["icl_accuracy_low"] <= run.data.metrics["icl_accuracy"]
+    artifacts = {f.path for f in reg.client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/report.md", "evaluation/report.png", "evaluation/examples.json"} <= artifacts
     assert run.info.status == "FINISHED"
-    assert (cycle["home"] / "runs" / s["mlflow_run_id"] / "summary.json").exists()
 
 
-def test_a_worse_candidate_leaves_the_champion_untouched(cycle):
-    from tasks.registry import gate_and_register
+def test_a_crash_between_register_and_promote_leaves_the_registry_as_it_was(cycle, monkeypatch):
+    import tasks.evaluate
 
-    s, reg, cfg = cycle["summary"], cycle["reg"], cycle["cfg"]
-    champ_before = reg.champion("fraud")
-    champ = {"version": champ_before.version, "metrics": {"accuracy": 0.9, "perplexity": 10.0}}
-    worse = {"accuracy": 0.5, "perplexity": 10.0}
-    out = gate_and_register.fn(cfg, s["mlflow_run_id"], worse, champ, {}, "k")
-    assert out["promoted"] is False and out["champion_version"] == champ_before.version
-    assert out["decision"]["reasons"] == ["accuracy: 0.5000 < 0.9100 (champion 0.9000)"]
-    assert reg.champion("fraud").version == champ_before.version
-    assert reg.version("fraud", out["version"]).tags["gate"] == "refused"
-    better = {"accuracy": 0.95, "perplexity": 10.5}
-    out = gate_and_register.fn(cfg, s["mlflow_run_id"], better, champ, {}, "k")
-    assert out["promoted"] is True and reg.champion("fraud").version == out["version"]
+    reg = cycle["reg"]
+    before = ([v.version for v in reg.versions("fraud")], reg.champion("fraud").version)
+    run_id = _new_run(cycle)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("injected: the evaluation machine died")
+
+    monkeypatch.setattr(tasks.evaluate, "evaluate_candidate", crash)
+    with pytest.raises(RuntimeError, match="injected"):
+        _evaluate(cycle, run_id)
+    assert ([v.version for v in reg.versions("fraud")], reg.champion("fraud").version) == before
+    assert reg.client.get_run(run_id).info.status == "FAILED"
 
 
-def test_rollback_moves_the_champion_back_and_says_so(cycle):
+def test_a_crash_after_the_alias_moved_puts_the_champion_back(cycle, monkeypatch):
+    import tasks.registry
+
+    reg = cycle["reg"]
+    before = ([v.version for v in reg.versions("fraud")], reg.champion("fraud").version)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("injected: the events API is down")
+
+    monkeypatch.setattr(tasks.registry, "emit", crash)  # runs right after the promotion
+    with pytest.raises(RuntimeError, match="injected"):
+        _evaluate(cycle, _new_run(cycle), gate=GateConfig(metrics={}))  # a gate that passes anything
+    assert ([v.version for v in reg.versions("fraud")], reg.champion("fraud").version) == before
+
+
+def test_a_passing_candidate_is_promoted_and_dated(cycle):
+    reg = cycle["reg"]
+    before = reg.champion("fraud").version
+    out = _evaluate(cycle, _new_run(cycle), gate=GateConfig(metrics={}))
+    assert out["promoted"] is True and reg.champion("fraud").version == out["version"] != before
+    new = reg.version("fraud", out["version"])
+    assert json.loads(new.tags["promotion"])["how"] == "gate" and new.tags["served_from"]
+    assert reg.version("fraud", before).tags["served_until"] >= new.tags["served_from"][:10]
+
+
+def test_promote_by_force_is_recorded_as_forced(cycle):
+    from flows.evaluate import promote_version
+
+    reg, cfg, s, home = cycle["reg"], cycle["cfg"], cycle["summary"], cycle["home"]
+    champion = reg.champion("fraud").version
+    out = promote_version(
+        cfg, "2", cfg.sft.base_model, s["evaluation"]["golden"]["path"], str(home / "data/fraud/general.txt")
+    )
+    assert out["promoted"] is False and reg.champion("fraud").version == champion  # the gate refuses v2
+    out = promote_version(
+        cfg,
+        "2",
+        cfg.sft.base_model,
+        s["evaluation"]["golden"]["path"],
+        str(home / "data/fraud/general.txt"),
+        force=True,
+        note="demo override",
+    )
+    assert out["promoted"] is True and reg.champion("fraud").version == "2"
+    v2 = reg.version("fraud", "2")
+    assert json.loads(v2.tags["evaluation"])["gate"] == "forced"
+    assert json.loads(v2.tags["promotion"]) | {"at": None} == {"at": None, "how": "force", "note": "demo override"}
+
+
+def test_required_approval_waits_for_a_typed_decision(cycle):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.evaluate import promote_version
+
+    reg, s, home = cycle["reg"], cycle["summary"], cycle["home"]
+    cfg = cycle["cfg"].model_copy(update={"gate": GateConfig(metrics={}, approval="required")})
+    target = reg.versions("fraud")[-1].version
+    assert reg.champion("fraud").version != target
+    result: dict = {}
+    name = f"approve-{target}-{time.time_ns()}"
+    args = (cfg, target, cfg.sft.base_model, s["evaluation"]["golden"]["path"], str(home / "data/fraud/general.txt"))
+    thread = threading.Thread(
+        target=lambda: result.update(out=promote_version.with_options(flow_run_name=name)(*args)), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+            if runs and runs[0].state and runs[0].state.is_paused():
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the promotion never paused for approval")
+    assert reg.champion("fraud").version != target  # nothing moves while a person decides
+    resume_flow_run(runs[0].id, run_input={"approve": True, "comment": "looks right to me"})
+    thread.join(timeout=120)
+    assert result["out"]["promoted"] is True and reg.champion("fraud").version == target
+    assert json.loads(reg.version("fraud", target).tags["promotion"])["note"] == "looks right to me"
+
+
+def test_rollback_is_served_by_the_gateway(cycle):
     from prefect.events.worker import EventsWorker
 
-    from tasks.registry import gate_and_register, rollback
+    from flywheel.feedback.store import FeedbackStore
+    from flywheel.serving.config import GatewaySettings
+    from flywheel.serving.service import GatewayService, registry_resolver
+    from tasks.registry import rollback
 
-    s, reg, cfg = cycle["summary"], cycle["reg"], cycle["cfg"]
-    before = reg.champion("fraud").version
-    champ = {"version": before, "metrics": {"accuracy": 0.1, "perplexity": 10.0}}
-    promoted = gate_and_register.fn(cfg, s["mlflow_run_id"], {"accuracy": 0.99, "perplexity": 10.0}, champ, {}, "k")
-    assert promoted["promoted"] and reg.champion("fraud").version == promoted["version"] != before
+    reg, home = cycle["reg"], cycle["home"]
+    gateway = GatewayService(
+        GatewaySettings(workloads=["fraud"], reload_interval_s=0),
+        FeedbackStore(f"sqlite:///{home / 'gw.db'}"),
+        registry_resolver(reg, home / "models"),
+    )
+    current = reg.champion("fraud").version
+    assert gateway.engine("fraud").model_version == current
     history = json.loads(reg.client.get_registered_model("fraud").tags["champion_history"])
-    assert history[-1] == before and history[0] == "1"
-    for expected in reversed(history):  # each rollback serves the champion before, back to the base model
-        current = reg.champion("fraud").version
-        out = rollback("fraud")
-        assert (out["from"], out["to"]) == (current, expected) and reg.champion("fraud").version == expected
+    out = rollback("fraud")
+    assert (out["from"], out["to"]) == (current, history[-1])
+    assert gateway.engine("fraud").model_version == history[-1] == reg.champion("fraud").version
+    assert json.loads(reg.version("fraud", history[-1]).tags["promotion"])["how"] == "rollback"
     EventsWorker.drain_all(timeout=10)
-    with pytest.raises(LookupError, match="no previous champion"):
-        rollback("fraud")
-    assert reg.champion("fraud").version == "1"
+
+
+def test_lineage_walks_from_the_version_to_the_source_files(cycle, cli):
+    from flywheel.registry.lineage import lineage
+
+    reg, s, home = cycle["reg"], cycle["summary"], cycle["home"]
+    info = lineage(reg, home / "datasets", "fraud", "2")
+    training = info["datasets"]["training"]
+    assert training["name"] == "fraud-sft" and training["rows"] == 64
+    curated = [p for p in training["parents"] if p["name"] == "fraud-train"][0]
+    assert curated["digest"] == s["data"]["digests"]["curated"]
+    raw = curated["parents"][0]
+    assert raw["name"] == "fraud-train-raw" and raw["sources"][0].endswith("fraud-train.jsonl")
+    assert info["golden_digest"] == s["data"]["digests"]["evaluation"] == info["datasets"]["evaluation"]["digest"]
+    assert info["training"]["run_id"] == s["mlflow_run_id"] and info["training"]["steps"] == "6"
+    assert info["evaluation"]["gate"] == "forced" and info["promotion"]["how"] == "rollback"  # forced, then back
+    out = cli("lineage", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["datasets"]["training"]["digest"] == training["digest"]
+    text = cli("lineage", "2").stdout
+    assert "fraud-train-raw" in text and "fraud-train.jsonl" in text and "gate: forced vs v" in text
+
+
+def test_evaluate_command_prints_the_four_rows_with_intervals(cycle, cli, tmp_path):
+    import yaml
+    from prefect.settings import PREFECT_API_URL
+
+    reg = cycle["reg"]
+    before = [v.version for v in reg.versions("fraud")]
+    workload = tmp_path / "fraud.yaml"
+    workload.write_text(yaml.safe_dump(cycle["cfg"].model_dump(mode="json")))
+    out = cli("evaluate", "--workload", workload, "--json", env={"PREFECT_API_URL": PREFECT_API_URL.value()})
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout)
+    rows = res["evaluation"]["rows"]
+    assert list(rows) == ["base", "icl", "champion", "candidate"]
+    champion = reg.champion("fraud").version
+    assert res["champion"]["version"] == res["candidate"]["version"] == champion  # the champion, judged
+    for card in rows.values():
+        acc = card["metrics"]["accuracy"]
+        assert acc["low"] <= acc["value"] <= acc["high"]
+    assert res["evaluation"]["golden"]["digest"] == reg.golden_set("fraud")["digest"]
+    assert [v.version for v in reg.versions("fraud")] == before  # nothing registered
+    assert reg.champion("fraud").version == champion  # and nothing moved

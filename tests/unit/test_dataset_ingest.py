@@ -103,7 +103,14 @@ def test_only_rows_with_label_and_answer_become_training_examples(tmp_path):
     )
     ds = write_dataset(df, tmp_path, "mixed")
     assert labelled_rows(str(ds.path)) == [
-        {"id": "a", "text": "t1", "answer": "FRAUD: x", "label": "FRAUD", "source": "s"}
+        {
+            "id": "a",
+            "text": "t1",
+            "answer": "FRAUD: x",
+            "label": "FRAUD",
+            "source": "s",
+            "meta": {"label": "FRAUD", "answer": "FRAUD: x"},
+        }
     ]
 
 

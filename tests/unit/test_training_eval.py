@@ -8,7 +8,7 @@ import pytest
 
 from examples.fraud import generate
 from flywheel.evaluation.config import EvalConfig
-from flywheel.evaluation.metrics import evaluate_model
+from flywheel.evaluation.suite import evaluate_model
 from flywheel.training.config import SftConfig
 from flywheel.training.sft import train_sft
 
@@ -33,13 +33,15 @@ def test_sft_learns_the_answer_and_eval_sees_it(tiny_model, tmp_path):
         "some general text " * 50,
         ["FRAUD", "LEGIT"],
         SP,
-        EvalConfig(max_examples=40),
+        EvalConfig(max_examples=40, max_new_tokens=8, general_mc=None),
     )
-    # Trained to always say LEGIT: every LEGIT example right, every FRAUD example wrong.
-    assert after.per_label_recall == {"FRAUD": 0.0, "LEGIT": 1.0}
+    # Trained to always answer "LEGIT: normal": every LEGIT example right, every FRAUD example wrong, in the
+    # generated answers and in the label scoring alike.
+    assert (after["recall_fraud"], after["recall_legit"]) == (0.0, 1.0)
     legit_share = sum(r["label"] == "LEGIT" for r in test) / len(test)
-    assert after.accuracy == pytest.approx(legit_share)
-    assert math.isfinite(after.perplexity) and after.perplexity > 1
+    assert after["accuracy"] == pytest.approx(legit_share) == after["label_logprob_accuracy"]
+    assert after["format_valid"] == 1.0 and after["precision_fraud"] == 0.0
+    assert math.isfinite(after["perplexity"]) and after["perplexity"] > 1
 
 
 def test_unknown_base_model_fails_clearly(tmp_path):
