@@ -27,6 +27,8 @@ def configure(home: Home | None = None) -> Home:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # lm-evaluation-harness reads its local JSONL through datasets
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Progress bars (model loading, lm-evaluation-harness, datasets) garble logs and the Prefect UI.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
@@ -43,7 +45,16 @@ def configure(home: Home | None = None) -> Home:
             injected.add(var)
     os.environ["FLYWHEEL_INJECTED"] = ",".join(sorted(injected))
     refresh_prefect_settings()
-    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "alembic", "mlflow.store.db.utils"):
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "urllib3",
+        "alembic",
+        "mlflow.store.db.utils",
+        "mlflow.store.model_registry.abstract_store",
+        "lm_eval",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return home
 

@@ -92,6 +92,7 @@ def service_env(home: Home, state: dict) -> dict:
             "PREFECT_LOCAL_STORAGE_PATH": str(home.prefect_home / "storage"),
             "HF_HUB_OFFLINE": "1",
             "HF_DATASETS_OFFLINE": "1",
+            "TQDM_DISABLE": env.get("TQDM_DISABLE", "1"),
             "TRANSFORMERS_OFFLINE": "1",
             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
         }
@@ -112,6 +113,20 @@ def start(
         return state
     stop(home)
     state = {}
+    try:
+        _start(home, state, prefect_port, mlflow_port, worker, timeout)
+    except BaseException:
+        # What did start must not outlive a failed start (it would hold ports and CPU with nobody to stop it).
+        home.state_file.write_text(json.dumps(state, indent=2))
+        stop(home)
+        raise
+    state["started_at"] = time.time()
+    home.state_file.write_text(json.dumps(state, indent=2))
+    return status(home)
+
+
+def _start(home: Home, state: dict, prefect_port: int, mlflow_port: int, worker: bool, timeout: float) -> None:
+    """Start each service, recording it in ``state`` as soon as it is spawned."""
     logs = home.logs
     if not external("PREFECT_API_URL"):
         port = free_port(prefect_port)
@@ -186,9 +201,6 @@ def start(
             env,
         )
         state["worker"] = {"pool": POOL, "pid": proc.pid, "log": str(logs / "worker.log")}
-    state["started_at"] = time.time()
-    home.state_file.write_text(json.dumps(state, indent=2))
-    return status(home)
 
 
 def use(home: Home, state: dict) -> dict:

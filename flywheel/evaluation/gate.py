@@ -151,8 +151,3 @@ def decide(candidate: dict, references: dict, cfg: GateConfig) -> GateDecision:
         for metric, rule in rules.items():
             checks += check_rule(metric, rule, candidate, references, slice_name)
     return GateDecision(all(c.passed for c in checks), checks)
-
-
-def legacy_card(metrics: dict) -> dict:
-    """A scorecard from plain metric values (no intervals): for callers that only have numbers."""
-    return {"metrics": {k: {"value": v, "low": None, "high": None} for k, v in metrics.items()}, "slices": {}}

@@ -14,6 +14,7 @@ so the interval and the paired comparison work on the harness's scores like on o
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def harness_multiple_choice(model, tok, questions_path: str | Path, batch_size: 
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-run INFO lines are not ours to show
     questions = [json.loads(line) for line in Path(questions_path).read_text().splitlines() if line.strip()]
     with tempfile.TemporaryDirectory(prefix="flywheel-harness-") as tmp:
         data = Path(tmp) / "general_mc.jsonl"
@@ -64,7 +66,6 @@ def harness_multiple_choice(model, tok, questions_path: str | Path, batch_size: 
             tasks=[TASK],
             task_manager=TaskManager(include_path=tmp, include_defaults=False),
             log_samples=True,
-            verbosity="WARNING",
         )
     rows = []
     for s in sorted(res["samples"][TASK], key=lambda s: s["doc_id"]):

@@ -100,12 +100,12 @@ def evaluate_candidate(
     if champion.is_base:
         outcomes["champion"] = outcomes["base"]
     else:
-        outcomes["champion"] = suite.outcomes(f"v{champion.version}", str(reg.local_path(champion, cache)))
+        outcomes["champion"] = suite.outcomes(_row(champion), str(reg.local_path(champion, cache)))
     if candidate is not None and candidate.is_base:
         outcomes["candidate"] = outcomes["base"]
     elif candidate is not None:
         adapter = candidate_adapter or str(reg.local_path(candidate, cache))
-        outcomes["candidate"] = suite.outcomes(f"v{candidate.version}", adapter)
+        outcomes["candidate"] = suite.outcomes(_row(candidate), adapter)
     else:
         outcomes["candidate"] = suite.outcomes(f"adapter-{_digest_of(candidate_adapter)}", candidate_adapter)
     ev, labels = workload.eval, workload.labels
@@ -140,6 +140,12 @@ def evaluate_candidate(
     }
 
 
+def _row(ref: ModelRef) -> str:
+    """A version's row in the outcomes cache: its number and its run (a number alone could name two models if a
+    registry were ever rebuilt)."""
+    return f"v{ref.version}-{(ref.run_id or 'norun')[:8]}"
+
+
 def _digest_of(folder: str | None) -> str:
     import hashlib
 
@@ -152,7 +158,8 @@ def _digest_of(folder: str | None) -> str:
 
 def record_evaluation(reg: Registry, workload: str, version: str, result: dict, verdict: str, note: str = "") -> None:
     """The version's evaluation in one tag (one write): key, golden digest, champion compared with, verdict,
-    reasons, metric values. The champion's and the base's rows are recorded on their versions too."""
+    reasons, metric values. The base model's version gets its own row once (verdict ``baseline``), so the
+    lineage of a served base model also names the golden set it was judged on."""
     payload = {
         "key": result["key"],
         "golden_digest": result["golden"]["digest"],
@@ -163,6 +170,11 @@ def record_evaluation(reg: Registry, workload: str, version: str, result: dict, 
         "metrics": flat(result["rows"]["candidate"]),
     }
     reg.set_tag(workload, version, "evaluation", json.dumps(payload))
+    base = next((v for v in reg.versions(workload) if v.is_base), None)
+    if base is not None and not base.evaluation and "base" in result["rows"]:
+        baseline = {k: payload[k] for k in ("key", "golden_digest")}
+        baseline.update(gate="baseline", metrics=flat(result["rows"]["base"]))
+        reg.set_tag(workload, base.version, "evaluation", json.dumps(baseline))
 
 
 def promote(reg: Registry, workload: str, version: str, how: str, note: str = "") -> str | None:

@@ -111,6 +111,8 @@ def test_cycle_registers_base_and_candidate_with_lineage(cycle):
     s, reg = cycle["summary"], cycle["reg"]
     versions = reg.versions("fraud")
     assert [v.version for v in versions] == ["1", "2"] and versions[0].is_base
+    baseline = json.loads(versions[0].tags["evaluation"])  # the base's own row, judged on the same golden set
+    assert baseline["gate"] == "baseline" and baseline["golden_digest"] == s["data"]["digests"]["evaluation"]
     assert s["champion"]["version"] == "1" and s["candidate"]["version"] == "2"
     assert reg.get_alias("fraud", "challenger").version == "2" and reg.champion("fraud").version == "1"
     v2 = reg.version("fraud", "2")

@@ -1,8 +1,11 @@
-"""`flywheel server start` with production switches: given PREFECT_API_URL and MLFLOW_TRACKING_URI,
-it starts no servers of its own, only the worker, pointed at the given API."""
+"""`flywheel server start`: with production switches (given PREFECT_API_URL and MLFLOW_TRACKING_URI) it
+starts no servers of its own, only the worker; from a bare environment it starts and uses its own; a start
+that fails half-way leaves nothing running."""
 
 import os
 import time
+
+import pytest
 
 from flywheel.core.home import Home
 
@@ -88,3 +91,30 @@ def test_embedded_services_from_a_bare_environment(tmp_path, root):
     assert len(got["runs"]) == 1  # the probe's run, on the embedded server
     assert {"flywheel-feedback-database", "flywheel-mlflow-server"} <= set(got["types"])
     assert not (tmp_path / "home" / "services.json").exists()  # stopped
+
+
+def test_a_failed_start_leaves_nothing_running(tmp_path, monkeypatch):
+    """A start that fails half-way (here: block registration) stops what it had already spawned."""
+    import blocks.environment
+    from cli import server
+
+    spawned = []
+    real_spawn = server._spawn
+
+    def spawn(*args):
+        spawned.append(real_spawn(*args))
+        return spawned[-1]
+
+    def boom():
+        raise RuntimeError("injected: registration failed")
+
+    monkeypatch.setattr(server, "_spawn", spawn)
+    monkeypatch.setattr(blocks.environment, "register_block_types", boom)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # an embedded Prefect server is started
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # no MLflow server
+    monkeypatch.delenv("FLYWHEEL_INJECTED", raising=False)
+    home = Home.resolve(tmp_path / "home")
+    with pytest.raises(RuntimeError, match="injected"):
+        server.start(home, worker=False)
+    assert len(spawned) == 1 and not server._alive(spawned[0].pid)
+    assert not home.state_file.exists()
