@@ -16,6 +16,9 @@ from flywheel.core.workload import WorkloadConfig
 
 DEFAULT_POOL = "flywheel-process"
 EVENT = "flywheel.feedback.received"
+# The seq of the feedback whose event fired the trigger (the gateway puts it in the payload): the retrain reads
+# the feedback up to it and no further. Empty for an event without one (the retrain then reads all so far).
+WATERMARK = "{{ event.payload.feedback_seq | default('') | string }}"
 
 
 def trigger_for(cfg: WorkloadConfig, config_path: str):
@@ -29,8 +32,14 @@ def trigger_for(cfg: WorkloadConfig, config_path: str):
         posture="Reactive",
         threshold=cfg.retrain.feedback_threshold,
         within=timedelta(seconds=cfg.retrain.within_seconds),
-        # A bare {{ event.id }} renders to nothing and silently creates no run: cast it.
-        parameters={"workload": cfg.name, "config_path": config_path, "trigger_event": "{{ event.id | string }}"},
+        # A bare {{ event.id }} renders to nothing and silently creates no run: cast it. The watermark is the
+        # seq of the feedback whose event fired: the retrain reads the feedback up to it, and no further.
+        parameters={
+            "workload": cfg.name,
+            "config_path": config_path,
+            "trigger_event": "{{ event.id | string }}",
+            "watermark": WATERMARK,
+        },
     )
 
 

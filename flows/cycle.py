@@ -17,11 +17,13 @@ from tasks.common import home, publish_counts, write_summary
 from tasks.curate import curate_dataset
 from tasks.evaluate import golden_set
 from tasks.ingest import ingest_documents
-from tasks.train import build_sft_dataset
+from tasks.train import build_sft_dataset, mark_feedback_consumed, training_start
 
 
 @flow(name="flywheel", log_prints=True, persist_result=True)
-def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str | None = None) -> dict:
+def cycle(
+    workload: WorkloadConfig, include_feedback: bool = False, trigger: str | None = None, watermark: int | None = None
+) -> dict:
     log = get_run_logger()
     name = workload.name
     inp = workload.inputs.resolved(home().root, name)  # absolute paths; ConfigError unless train, test, general_text
@@ -34,11 +36,14 @@ def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str
     # 2. curate
     train_set = curate_dataset(raw_train["path"], f"{name}-train", workload.curation)
     docs = curate_dataset(raw_docs["path"], f"{name}-documents", workload.curation) if raw_docs else None
-    # 3. SFT data: curated examples, plus corrected or approved production answers when retraining
-    sft = build_sft_dataset(train_set["path"], workload, include_feedback, golden["path"])  # minus golden leaks
+    # 3. where training starts (the champion's adapter, or the base model), and the SFT data: curated rows, or
+    #    the continual policy's mix with the feedback up to the watermark; minus anything leaking into golden
+    start = training_start(workload)
+    warm = bool(start["init_adapter"])
+    sft = build_sft_dataset(train_set["path"], workload, include_feedback, golden["path"], watermark, warm)
     lineage = {"curated": train_set, "evaluation": golden, **({"knowledge": docs} if docs else {})}
     # 4. train a candidate adapter
-    trained = train(workload, sft, lineage, trigger)
+    trained = train(workload, sft, lineage, trigger, start["init_adapter"])
     # 5. register it, evaluate it with base, base + ICL and champion on the golden set, gate, promote
     digests = {"training": sft["digest"], **{k: v["digest"] for k, v in lineage.items()}}
     result = evaluate(
@@ -52,7 +57,9 @@ def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str
         icl_pool_path=train_set["path"],
         trigger=trigger,
         leakage={"dropped_leakage": sft["dropped_leakage"]},
+        feedback={k: sft[k] for k in ("watermark", "after", "new_feedback", "replay_rows", "start")},
     )
+    mark_feedback_consumed(workload, sft, trained["run_id"])  # the next retrain's new feedback starts after it
 
     summary = {
         "workload": name,
@@ -66,6 +73,7 @@ def cycle(workload: WorkloadConfig, include_feedback: bool = False, trigger: str
             "quarantined": [q for d in (raw_train, test, raw_docs) if d for q in d["quarantine"]],
             "sft_rows": sft["rows"],
             "sft_from_feedback": sft["from_feedback"],
+            "sft_plan": {k: sft[k] for k in ("start", "new_feedback", "replay_rows", "watermark", "after")},
             "test_rows": test["rows"],
             "golden": {k: golden[k] for k in ("digest", "rows")},
             "sft_dropped_leakage": sft["dropped_leakage"],

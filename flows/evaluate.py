@@ -78,10 +78,11 @@ def evaluate(
     icl_pool_path: str | None = None,
     trigger: str | None = None,
     leakage: dict | None = None,
+    feedback: dict | None = None,
 ) -> dict:
     try:
         with transaction():  # a failure anywhere below deletes the new version and restores champion
-            version = register_candidate(workload, run_id, datasets or {}, golden_path, trigger)
+            version = register_candidate(workload, run_id, datasets or {}, golden_path, trigger, feedback)
             result = evaluate_models(
                 workload, base_path, version, adapter_dir, golden_path, general_text_path, icl_pool_path
             )

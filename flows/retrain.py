@@ -1,8 +1,8 @@
 """Flow ``retrain``: what the feedback automation runs (deployment ``retrain/retrain-<workload>``).
 
 Prefect starts it when ``flywheel.feedback.received`` events for ``flywheel.workload.<name>``
-reach the workload's ``retrain.feedback_threshold``. It runs a flywheel cycle whose SFT data
-includes the corrected and approved production answers.
+reach the workload's ``retrain.feedback_threshold``, with the firing event's feedback seq as ``watermark``.
+It runs a flywheel cycle on the feedback up to that watermark, by the workload's continual policy.
 
     flywheel retrain --workload configs/workloads/fraud.yaml     (by hand)
 """
@@ -21,9 +21,22 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
 
 
 @flow(name="retrain", log_prints=True, persist_result=True)
-def retrain(workload: str = "fraud", config_path: str | None = None, trigger_event: str | None = None) -> dict:
+def retrain(
+    workload: str = "fraud",
+    config_path: str | None = None,
+    trigger_event: str | None = None,
+    watermark: str | None = None,
+) -> dict:
+    """``watermark``: the seq of the feedback whose event fired the trigger (the feedback read stops there);
+    empty for a manual run (all the feedback so far)."""
     cfg = load_workload(config_path or CONFIG_DIR / f"{workload}.yaml")
     if cfg.name != workload:
         raise ConfigError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
-    get_run_logger().info("retraining %s (trigger event %s)", workload, trigger_event or "none: manual run")
-    return cycle(cfg, include_feedback=cfg.retrain.include_feedback, trigger=trigger_event or "manual")
+    mark = int(watermark) if watermark and watermark.strip().isdigit() else None
+    get_run_logger().info(
+        "retraining %s (trigger event %s, feedback up to %s)",
+        workload,
+        trigger_event or "none: manual run",
+        mark if mark is not None else "the latest",
+    )
+    return cycle(cfg, cfg.retrain.include_feedback, trigger_event or "manual", mark)

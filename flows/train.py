@@ -15,11 +15,15 @@ from tasks.train import prepare_base_model, start_training_run, train_adapter, t
 
 @flow(name="train", log_prints=True)
 def train(
-    workload: WorkloadConfig, sft_dataset: dict, datasets: dict | None = None, trigger: str | None = None
+    workload: WorkloadConfig,
+    sft_dataset: dict,
+    datasets: dict | None = None,
+    trigger: str | None = None,
+    init_adapter: str | None = None,
 ) -> dict:
     base_path = prepare_base_model(workload.sft.base_model)
     run_id = start_training_run(workload, trigger, {"training": sft_dataset, **(datasets or {})})
-    trained = train_adapter(sft_dataset["path"], workload, run_id)
+    trained = train_adapter(sft_dataset["path"], workload, run_id, init_adapter)
     return {**trained, "run_id": run_id, "base_model_path": base_path}
 
 

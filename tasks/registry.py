@@ -21,13 +21,18 @@ from tasks.events import emit
 
 @task(name="register-candidate", tags=["registry"])
 def register_candidate(
-    workload: WorkloadConfig, run_id: str, datasets: dict, golden_path: str, trigger: str | None = None
+    workload: WorkloadConfig,
+    run_id: str,
+    datasets: dict,
+    golden_path: str,
+    trigger: str | None = None,
+    feedback: dict | None = None,
 ) -> str:
     """A new version (alias challenger) with its lineage tags; returns its number."""
     reg = registry()
     champion = ensure_champion(reg, workload)  # the base model is version 1 of a new workload
     golden = read_dataset(golden_path).digest
-    tags = lineage_tags(workload, datasets, golden, champion.version, trigger)
+    tags = lineage_tags(workload, datasets, golden, champion.version, trigger, feedback)
     ref = register(reg, workload, run_id, tags)
     get_transaction().set("registered", {"workload": workload.name, "version": ref.version})
     logger().info("registered %s v%s (challenger)", workload.name, ref.version)

@@ -10,11 +10,12 @@ from flywheel.core.errors import is_bad_input
 from flywheel.core.workload import WorkloadConfig
 from flywheel.feedback.store import FeedbackStore
 from flywheel.training.config import TrainConfig
+from flywheel.training.continual import continual_sft, cycle_data, start_point
 from flywheel.training.data import build_sft_dataset as sft_dataset
 from flywheel.training.data import lineage
 from flywheel.training.models import resolve_base_model
 from flywheel.training.run import launch, output_dir, resumable
-from flywheel.training.sft import train_sft
+from flywheel.training.sft import planned_steps, train_sft
 from tasks.common import home, logger, registry
 
 
@@ -24,24 +25,40 @@ def prepare_base_model(base_model: str) -> str:
     return str(resolve_base_model(base_model, home().models))
 
 
+@task(name="training-start", tags=["training"])
+def training_start(workload: WorkloadConfig) -> dict:
+    """Where this cycle's training starts: the champion's adapter (``continual.start: champion`` and an adapter
+    champion of the same method), else the base model. Returns ``init_adapter`` (a folder or None) and
+    ``parent_version``."""
+    h = home()
+    return start_point(registry(h), workload, h.models)
+
+
 @task(name="build-sft-dataset", tags=["training"])
 def build_sft_dataset(
-    curated_path: str, workload: WorkloadConfig, include_feedback: bool, heldout_path: str | None = None
+    curated_path: str,
+    workload: WorkloadConfig,
+    include_feedback: bool,
+    heldout_path: str | None = None,
+    watermark: int | None = None,
+    warm: bool = False,
 ) -> dict:
-    """Curated labelled rows (+ rated production answers), minus any row that is an exact or near-duplicate
-    of a held-out row (leakage: the evaluation must not score what training has seen)."""
+    """The cycle's rows (curated rows, or the continual policy's mix with the feedback up to ``watermark``),
+    minus any row that is an exact or near-duplicate of a held-out row (leakage: the evaluation must not
+    score what training has seen)."""
     log = logger()
     h = home()
-    feedback = FeedbackStore(h.database_url()).training_rows(workload.name) if include_feedback else []
+    rows, plan = cycle_data(FeedbackStore(h.database_url()), workload, curated_path, include_feedback, watermark, warm)
+    curated = read_dataset(curated_path)
     ds, counts = sft_dataset(
-        read_dataset(curated_path),
+        rows,
         h.datasets,
         f"{workload.name}-sft",
         workload.labels,
         workload.curation.fuzzy_dedup,
-        feedback,
         read_dataset(heldout_path) if heldout_path else None,
-        config={"include_feedback": include_feedback, "leakage_checked": bool(heldout_path)},
+        parents=[curated.digest],
+        config={"include_feedback": include_feedback, "leakage_checked": bool(heldout_path), **plan},
     )
     if leak := counts.pop("leak_example"):
         log.warning(
@@ -52,13 +69,27 @@ def build_sft_dataset(
             leak["similarity"],
         )
     log.info(
-        "SFT dataset: %s curated rows + %s from feedback - %s leaking = %s",
-        counts["from_curated"],
-        counts["from_feedback"],
+        "SFT dataset (start: %s): %s curated rows + %s from feedback (%s new up to watermark %s, %s replayed) "
+        "- %s leaking = %s",
+        plan["start"],
+        plan["from_curated"],
+        plan["from_feedback"],
+        plan["new_feedback"],
+        plan["watermark"],
+        plan["replay_rows"],
         counts["dropped_leakage"],
         ds.rows,
     )
-    return {**ds.summary(), **counts}
+    return {**ds.summary(), **plan, **counts}
+
+
+@task(name="mark-feedback-consumed", tags=["training"])
+def mark_feedback_consumed(workload: WorkloadConfig, sft: dict, run_id: str) -> None:
+    """The cycle is done: its new feedback slice is consumed (the next retrain's new slice starts after it)."""
+    if sft.get("watermark") is not None and sft["watermark"] > (sft.get("after") or 0):
+        FeedbackStore(home().database_url()).mark_consumed(
+            workload.name, sft["watermark"], run_id, sft.get("new_feedback", 0)
+        )
 
 
 @task(name="start-training-run", tags=["tracking"])
@@ -104,15 +135,25 @@ def _progress(log, max_steps: int, tps_by_step: list):
     tags=["training"],
     timeout_seconds=6 * 3600,
 )
-def train_adapter(sft_dataset_path: str, workload: WorkloadConfig, run_id: str) -> dict:
-    """The flywheel loop's SFT step: the workload's recipe on the SFT Dataset, into the cycle's MLflow run."""
+def train_adapter(
+    sft_dataset_path: str, workload: WorkloadConfig, run_id: str, init_adapter: str | None = None
+) -> dict:
+    """The flywheel loop's SFT step: the workload's recipe on the SFT Dataset, into the cycle's MLflow run; a
+    warm start (``init_adapter``) trains for the continual policy's epochs and time budget."""
     log = logger()
     h = home()
     ds = read_dataset(sft_dataset_path)
     rows = ds.to_pandas().to_dict("records")
     out_dir = h.runs / run_id
-    cfg = workload.sft
-    log.info("training %s (%s) on %s rows for %s steps", cfg.base_model, cfg.method, len(rows), cfg.max_steps)
+    cfg = continual_sft(workload, init_adapter)
+    log.info(
+        "training %s (%s, from %s) on %s rows, %s",
+        cfg.base_model,
+        cfg.method,
+        "the champion's adapter" if init_adapter else "the base model",
+        len(rows),
+        f"{cfg.epochs:g} epochs (at most {cfg.max_steps} steps)" if cfg.epochs else f"{cfg.max_steps} steps",
+    )
     tps: list = []
     result = train_sft(
         rows,
@@ -120,7 +161,7 @@ def train_adapter(sft_dataset_path: str, workload: WorkloadConfig, run_id: str) 
         workload.system_prompt,
         out_dir,
         h.models,
-        on_step=_progress(log, cfg.max_steps, tps),
+        on_step=_progress(log, planned_steps(cfg, len(rows)), tps),
         resume=_attempt_resumes(out_dir),
         log=log.info,
     )

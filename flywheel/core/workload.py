@@ -21,7 +21,7 @@ from flywheel.evaluation.config import EvalConfig, GateConfig
 from flywheel.feedback.config import RetrainConfig
 from flywheel.ingest.config import IngestConfig
 from flywheel.serving.config import GatewaySettings
-from flywheel.training.config import SftConfig, TrainConfig
+from flywheel.training.config import ContinualConfig, SftConfig, TrainConfig
 
 
 class DataConfig(ConfigModel):
@@ -75,6 +75,7 @@ class WorkloadConfig(ConfigModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     curation: CurationConfig = Field(default_factory=CurationConfig)
     sft: SftConfig = Field(default_factory=SftConfig)
+    continual: ContinualConfig = Field(default_factory=ContinualConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)

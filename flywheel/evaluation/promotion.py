@@ -26,11 +26,15 @@ from flywheel.evaluation.suite import Suite
 from flywheel.registry.mlflow_registry import ModelRef, Registry, code_revision, config_hash
 
 
-def lineage_tags(workload, datasets: dict, golden_digest: str, parent: str | None, trigger: str | None) -> dict:
+def lineage_tags(
+    workload, datasets: dict, golden_digest: str, parent: str | None, trigger: str | None, feedback: dict | None = None
+) -> dict:
     """What a version is made of: ``data.<role>`` digests (training, curated, evaluation, knowledge), the
-    golden set, the workload config's hash, the code revision, the version it was trained after, and the event
-    that started the cycle."""
+    golden set, the workload config's hash, the code revision, the version it was trained after, the event
+    that started the cycle, and the feedback window it read (``feedback`` JSON: watermark, after, new rows,
+    replayed rows, start)."""
     return {
+        "feedback": json.dumps(feedback or {}),
         "base_model": workload.sft.base_model,
         "golden_digest": golden_digest,
         "config_hash": config_hash(workload.model_dump(mode="json")),

@@ -6,7 +6,7 @@ latency_ms, cache_hit, guard_flags`` and, once given, ``rating (+1/-1), correcti
     store = FeedbackStore("sqlite:///.flywheel/feedback.db")
     iid = store.log_interaction(workload="fraud", messages=[...], response="LEGIT: ...", ...)
     store.add_feedback(iid, rating=-1, correction="FRAUD: ...")
-    rows = store.training_rows("fraud")   # corrected or positively rated answers, for SFT
+    rows = store.training_rows("fraud", upto=w, after=store.consumed("fraud"))  # new SFT rows up to w
     pairs = store.preference_pairs("fraud")   # (prompt, chosen, rejected), for DPO
 """
 
@@ -56,6 +56,29 @@ interactions = Table(
     Column("correction", Text, nullable=True),
     Column("comment", Text, nullable=True),
     Column("feedback_ts", DateTime(timezone=True), nullable=True),
+)
+# Every feedback, in arrival order: its autoincrement ``seq`` is the watermark a retrain reads up to (the
+# gateway puts it in the event; the trigger passes the firing event's). An interaction's feedback counts at
+# the seq of its latest feedback.
+feedback_log = Table(
+    "feedback_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("interaction_id", String(64), nullable=False, index=True),
+    Column("workload", String(64), nullable=False, index=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,  # never reuse a seq, even after deletes
+)
+# Which feedback each cycle consumed as its "new" slice: (previous watermark, watermark].
+feedback_cycles = Table(
+    "feedback_cycles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workload", String(64), nullable=False, index=True),
+    Column("watermark", Integer, nullable=False),
+    Column("consumed_by", String(128), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -123,15 +146,20 @@ class FeedbackStore:
             raise DataError("rating must be +1 or -1")
         if rating is None and not correction and not comment:
             raise DataError("feedback needs a rating, a correction or a comment")
+        now = datetime.now(UTC)
         with self.engine.begin() as c:
             res = c.execute(
                 update(interactions)
                 .where(interactions.c.id == interaction_id)
-                .values(rating=rating, correction=correction, comment=comment, feedback_ts=datetime.now(UTC))
+                .values(rating=rating, correction=correction, comment=comment, feedback_ts=now)
             )
             if res.rowcount == 0:
                 raise UnknownInteraction(interaction_id)
-        return self.get(interaction_id)
+            workload = c.execute(select(interactions.c.workload).where(interactions.c.id == interaction_id)).scalar()
+            seq = c.execute(
+                feedback_log.insert().values(interaction_id=interaction_id, workload=workload, ts=now)
+            ).inserted_primary_key[0]
+        return {**self.get(interaction_id), "feedback_seq": int(seq)}
 
     def get(self, interaction_id: str) -> dict:
         with self.engine.connect() as c:
@@ -174,14 +202,52 @@ class FeedbackStore:
             "corrections": corr,
         }
 
-    def training_rows(self, workload: str) -> list[dict]:
-        """SFT rows from feedback: a correction wins; else a positively rated response is kept.
+    def watermark(self, workload: str) -> int:
+        """The newest feedback's seq for the workload (0: none yet)."""
+        with self.engine.connect() as c:
+            q = select(func.max(feedback_log.c.seq)).where(feedback_log.c.workload == workload)
+            return int(c.execute(q).scalar() or 0)
+
+    def consumed(self, workload: str) -> int:
+        """The watermark up to which earlier cycles have consumed the feedback as new (0: none)."""
+        with self.engine.connect() as c:
+            q = select(func.max(feedback_cycles.c.watermark)).where(feedback_cycles.c.workload == workload)
+            return int(c.execute(q).scalar() or 0)
+
+    def mark_consumed(self, workload: str, watermark: int, consumed_by: str, rows: int) -> None:
+        """Record that a cycle used the feedback up to ``watermark`` as its new slice (the next one starts after)."""
+        with self.engine.begin() as c:
+            c.execute(
+                feedback_cycles.insert().values(
+                    workload=workload, watermark=watermark, consumed_by=consumed_by, rows=rows, ts=datetime.now(UTC)
+                )
+            )
+
+    def _seqs(self, workload: str) -> dict[str, int]:
+        """interaction id -> the seq of its latest feedback."""
+        q = (
+            select(feedback_log.c.interaction_id, func.max(feedback_log.c.seq))
+            .where(feedback_log.c.workload == workload)
+            .group_by(feedback_log.c.interaction_id)
+        )
+        with self.engine.connect() as c:
+            return {i: int(s) for i, s in c.execute(q)}
+
+    def training_rows(self, workload: str, upto: int | None = None, after: int = 0) -> list[dict]:
+        """SFT rows from feedback given in ``(after, upto]`` (by feedback seq; ``upto`` None: all so far): a
+        correction wins; else a positively rated response is kept. Each row says ``kind`` (correction |
+        approved) and its ``feedback_seq``.
 
         A negatively rated response without a correction teaches nothing for SFT (it is DPO's
-        'rejected' side, issue 5) and is left out.
+        'rejected' side, issue 5) and is left out. Feedback stored before the log existed counts as seq 0.
         """
+        seqs = self._seqs(workload)
         out = []
         for r in self.list(workload, with_feedback=True):
+            seq = seqs.get(r["id"], 0)
+            legacy = seq == 0 and after == 0  # feedback from before the log: part of the first window
+            if not (seq > after or legacy) or (upto is not None and seq > upto):
+                continue
             user = next((m["content"] for m in reversed(r["messages"]) if m.get("role") == "user"), None)
             if not user:
                 continue
@@ -196,6 +262,8 @@ class FeedbackStore:
                         "label": label,
                         "source": "feedback",
                         "rating": r["rating"],
+                        "kind": "correction" if r["correction"] else "approved",
+                        "feedback_seq": seq,
                     }
                 )
         return out

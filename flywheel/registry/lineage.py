@@ -80,6 +80,7 @@ def lineage(reg: Registry, datasets_root: str | Path, workload: str, version: st
         "base_model": tags.get("base_model"),
         "parent_version": tags.get("parent_version") or None,
         "trigger_event": tags.get("trigger_event"),
+        "feedback": json.loads(tags["feedback"]) if tags.get("feedback") else None,
         "config_hash": tags.get("config_hash"),
         "code_revision": tags.get("code_revision"),
         "golden_digest": tags.get("golden_digest") or (ref.evaluation or {}).get("golden_digest"),
@@ -114,6 +115,11 @@ def render(info: dict) -> str:
     if t := info["training"]:
         lines.append(f"  training: run {t['run_id']} {t['method']} {t['steps']} steps, {t['status']}")
     lines.append(f"  parent version: {info['parent_version'] or '-'}; trigger: {info['trigger_event']}")
+    if fb := info.get("feedback"):
+        lines.append(
+            f"  feedback: ({fb.get('after')}, {fb.get('watermark')}], {fb.get('new_feedback')} new, "
+            f"{fb.get('replay_rows')} replayed rows; started from the {fb.get('start')}"
+        )
     lines.append(
         f"  config {info['config_hash']} code {info['code_revision']} golden {str(info['golden_digest'])[:12]}"
     )

@@ -137,6 +137,7 @@ class GatewayService:
                     "interaction_id": interaction_id,
                     "rating": rating,
                     "has_correction": bool(correction),
+                    "feedback_seq": row.get("feedback_seq"),  # the watermark a retrain fired by this reads up to
                     "model_version": row["model_version"],
                 },
             )

@@ -67,6 +67,26 @@ class SftConfig(ConfigModel):
         le=1_000_000,
         description="Optimizer steps; 60 x batch 8 = 480 examples, about 3-4 min on 2 CPU cores.",
     )
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="Passes over the data: sets the steps to ceil(epochs x examples / batch_size), at most max_steps "
+        "(unset: max_steps).",
+    )
+    max_minutes: float | None = Field(
+        None, gt=0, description="Time budget: stop after this many minutes of training and keep what was learnt."
+    )
+    init_adapter: str | None = Field(
+        None,
+        description="Warm start: continue training this adapter folder (same method and shape: a champion's adapter).",
+    )
+    label_weight: float = Field(
+        1.0, ge=0, le=100, description="Loss weight of the answer's first word up to the separator (the label)."
+    )
+    reason_weight: float = Field(
+        1.0, ge=0, le=100, description="Loss weight of the rest of the answer (reason and end of turn); 0: label only."
+    )
     batch_size: int = Field(8, ge=1, le=4096, description="Examples (or packed rows) per step and device.")
     learning_rate: float = Field(
         1e-3, gt=0, le=1, description="LoRA tolerates higher rates than full fine-tuning (use ~2e-5 for full)."
@@ -146,3 +166,27 @@ class TrainConfig(ConfigModel):
 
     def recipe_config(self) -> SftConfig:
         return self.dpo if self.recipe == "dpo" else self.sft
+
+
+class ContinualConfig(ConfigModel):
+    """How the loop trains a retrain cycle (a workload's ``continual:``): where it starts, what it sees again,
+    how much the analysts' corrections count, and how long it may take. Chosen by measurement
+    (``python -m bench.loop_levers``, bench/RESULTS.md)."""
+
+    start: Literal["champion", "base"] = Field(
+        "champion",
+        description="champion: continue the champion's adapter on the new feedback plus replay; base: retrain from "
+        "the base model on all the data so far (curated rows and every feedback row).",
+    )
+    replay_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="Warm start: earlier training rows (curated and older feedback) drawn per new feedback row, "
+        "against forgetting what the champion knew.",
+    )
+    correction_weight: int = Field(3, ge=0, le=100, description="Copies of each corrected answer (a hard example).")
+    approved_weight: int = Field(1, ge=0, le=100, description="Copies of each positively rated answer.")
+    epochs: float = Field(1.0, gt=0, le=100, description="Passes over the cycle's rows (sets sft steps).")
+    max_minutes: float | None = Field(None, gt=0, description="Training time budget of a retrain cycle.")
+    seed: int = Field(0, ge=0, description="Seed of the replay draw (the same feedback gives the same Dataset).")

@@ -50,30 +50,29 @@ def labelled_rows(dataset_path: str) -> list[dict]:
 
 
 def build_sft_dataset(
-    curated,
+    rows: list[dict],
     datasets_root,
     name: str,
     labels: list[str],
     fuzzy,
-    feedback: list[dict] = (),
     heldout=None,
+    parents: list[str] = (),
     config: dict | None = None,
 ):
-    """The loop's SFT Dataset: the curated labelled rows, plus ``feedback`` rows (corrected or approved
-    production answers, ``FeedbackStore.training_rows``) whose label is one of ``labels``, minus every row
-    that is an exact or near-duplicate (``fuzzy``: the curation's MinHash settings) of a ``heldout`` row:
-    the evaluation must not score what training has seen.
+    """The loop's SFT Dataset from the cycle's rows (``continual.cycle_rows``: curated rows, weighted feedback,
+    replay), those whose label is one of ``labels``, minus every row that is an exact or near-duplicate
+    (``fuzzy``: the curation's MinHash settings) of a ``heldout`` row: the evaluation must not score what
+    training has seen.
 
-    Returns the Dataset (parents: the curated and held-out digests) and its counts: ``from_curated``,
-    ``from_feedback``, ``dropped_leakage`` and ``leak_example`` (one leaking pair, or None)."""
+    Returns the Dataset (parents: ``parents`` and the held-out digest) and its counts: ``rows_in``,
+    ``dropped_label`` (a label outside ``labels``), ``dropped_leakage`` and ``leak_example`` (one leaking pair,
+    or None)."""
     import pandas as pd
 
     from flywheel.core.dataset import write_dataset
 
-    rows = labelled_rows(str(curated.path))
-    n_curated = len(rows)
-    fb_rows = [{k: r[k] for k in SFT_COLUMNS} for r in feedback if r["label"] in labels]
-    frame = pd.DataFrame(rows + fb_rows, columns=SFT_COLUMNS)
+    kept = [{k: r[k] for k in SFT_COLUMNS} for r in rows if r["label"] in labels]
+    frame = pd.DataFrame(kept, columns=SFT_COLUMNS)
     leaked, example = 0, None
     if heldout is not None and len(frame):
         from flywheel.curation.split import leakage
@@ -91,11 +90,11 @@ def build_sft_dataset(
                 "similarity": float(first["similarity"]),
             }
             frame = frame.drop(index=leaks["pos"].to_numpy()).reset_index(drop=True)
-    parents = [curated.digest] + ([heldout.digest] if heldout is not None else [])
+    parents = list(parents) + ([heldout.digest] if heldout is not None else [])
     ds = write_dataset(frame, datasets_root, name, parents=parents, config=config)
     return ds, {
-        "from_curated": n_curated,
-        "from_feedback": len(fb_rows),
+        "rows_in": len(rows),
+        "dropped_label": len(rows) - len(kept),
         "dropped_leakage": leaked,
         "leak_example": example,
     }
@@ -311,3 +310,29 @@ def collate(batch, pad_id: int, packed: bool = False):
         pos[i, :n] = torch.tensor(b[2]) if packed else torch.arange(n)
         pos[i, n:] = torch.arange(width - n)
     return ids, labels, mask, pos
+
+
+def separator_ids(tok, separator: str = ":") -> set[int]:
+    """Token ids whose text contains the answer's separator (where the label ends in ``LABEL: reason``)."""
+    return {i for t, i in tok.get_vocab().items() if separator in tok.convert_tokens_to_string([t])}
+
+
+def answer_weights(labels, sep_ids: set[int], label_weight: float, reason_weight: float):
+    """Per-token loss weights for a batch of labels: the answer's first tokens up to and including the first
+    separator token get ``label_weight``, the rest of the answer ``reason_weight``, everything else 0.
+
+    With 10 answer tokens of which 2 are the label, weights 5 / 1 give the label 10/18 of the loss instead of
+    2/10: the decision is learnt first, the wording after."""
+    import torch
+
+    answer = labels != IGNORE
+    weights = answer.float() * reason_weight
+    sep = torch.zeros_like(answer)
+    for t in sep_ids & set(labels[answer].unique().tolist()):
+        sep |= labels == t
+    # position of the first separator within each row's answer (answer tokens after it are the reason)
+    seen = torch.cumsum((sep & answer).int(), dim=1)
+    before_or_at = answer & ((seen == 0) | (sep & (seen == 1)))
+    has_sep = (sep & answer).any(dim=1, keepdim=True)
+    weights[before_or_at & has_sep] = label_weight
+    return weights

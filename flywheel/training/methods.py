@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from flywheel.core.errors import MethodUnavailable
+from flywheel.core.errors import ConfigError, MethodUnavailable
 from flywheel.training.config import SftConfig
 
 PEFT_LIBRARY = {"lora", "qlora", "dora", "ia3", "prompt_tuning", "prefix_tuning"}
@@ -364,6 +364,38 @@ def save_trained(model, cfg: SftConfig, out_dir: str | Path, tok=None, base_mode
     if tok is not None:
         tok.save_pretrained(str(out_dir))
     return out_dir
+
+
+def warm_start(model, cfg: SftConfig, folder: str | Path) -> int:
+    """Load a trained adapter's weights into the model's freshly added trainable ones (``init_adapter``: a
+    cycle continues from the champion instead of from the base). Same method and shape, or a ConfigError that
+    says what differs. Returns the number of tensors loaded."""
+    folder = Path(folder)
+    kind = adapter_kind(folder)
+    if cfg.method == "full" or kind in ("none", "full"):
+        raise ConfigError(f"init_adapter: {folder} is not an adapter for method {cfg.method} (kind {kind})")
+    if (kind == "peft") != (cfg.method in PEFT_LIBRARY):
+        raise ConfigError(f"init_adapter: {folder} holds a {kind} adapter, method {cfg.method} needs the other kind")
+    if kind == "peft":
+        from peft import load_peft_weights, set_peft_model_state_dict
+
+        state = load_peft_weights(str(folder), device="cpu")
+        try:
+            res = set_peft_model_state_dict(model, state)
+        except RuntimeError as e:  # a size mismatch: another rank or other target modules
+            first = str(e).splitlines()[0]
+            raise ConfigError(f"init_adapter: {folder} does not fit sft.{cfg.method} ({first})") from None
+        if res.unexpected_keys:
+            raise ConfigError(f"init_adapter: {folder} has weights this config lacks, e.g. {res.unexpected_keys[0]}")
+        return len(state)
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / ADAPTER_FILE))
+    mine = trainable_state(model)
+    if set(mine) != set(state) or any(mine[k].shape != state[k].shape for k in mine):
+        raise ConfigError(f"init_adapter: {folder} has other adapter weights than sft.{cfg.method} here")
+    model.load_state_dict(state, strict=False)
+    return len(state)
 
 
 def adapter_kind(folder: str | Path) -> str:

@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.training.config import SftConfig
-from flywheel.training.methods import MethodInfo, apply_method, aux_loss, qlora_base, set_token_mask, trainable_state
+from flywheel.training.methods import (
+    MethodInfo,
+    apply_method,
+    aux_loss,
+    qlora_base,
+    set_token_mask,
+    trainable_state,
+    warm_start,
+)
 from flywheel.training.models import pick_device, resolve_base_model
 
 
@@ -81,6 +89,8 @@ def build_model(cfg: SftConfig, models_dir, rt: Runtime):
         model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=dtype)
     n_matmul = matmul_params(model)
     model, info = apply_method(model, cfg)
+    if cfg.init_adapter:  # continue from a trained adapter (a cycle warm-started from the champion)
+        warm_start(model, cfg, cfg.init_adapter)
     for p in model.parameters():  # trainable weights in fp32 even over a bf16 base
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()

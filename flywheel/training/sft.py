@@ -18,11 +18,13 @@ Throughput is tokens/s over non-padding tokens; MFU as in flywheel/training/flop
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from flywheel.training.config import SftConfig
-from flywheel.training.data import IGNORE, collate, encode_sft_rows, pack
+from flywheel.training.data import IGNORE, answer_weights, collate, encode_sft_rows, pack, separator_ids
 from flywheel.training.recipe import (
     Batches,
     Checkpoints,
@@ -53,6 +55,27 @@ def to_conversations(rows: list[dict], system_prompt: str) -> list[dict]:
     ]
 
 
+def planned_steps(cfg: SftConfig, examples: int, world: int = 1) -> int:
+    """Optimizer steps of a run: ceil(epochs x examples / global batch), at most max_steps; max_steps without
+    epochs. 600 rows, 1 epoch, batch 8: 75 steps."""
+    if not cfg.epochs:
+        return cfg.max_steps
+    return max(1, min(cfg.max_steps, math.ceil(cfg.epochs * examples / (cfg.batch_size * world))))
+
+
+def weighted_loss(model, inputs: dict, weights):
+    """Token-weighted next-token loss: sum(w * CE) / sum(w) over the answer tokens (``answer_weights``)."""
+    import torch
+
+    labels = inputs["labels"]
+    logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits[:, :-1].float()
+    target, w = labels[:, 1:], weights[:, 1:]
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE, reduction="none"
+    ).view_as(target)
+    return (ce * w).sum() / w.sum().clamp_min(1e-8)
+
+
 def train_sft(
     rows: list[dict],
     cfg: SftConfig,
@@ -78,6 +101,11 @@ def train_sft(
     examples = (
         pack(enc.examples, cfg.max_seq_length) if cfg.packing else [(ids, labels, None) for ids, labels in enc.examples]
     )
+    if cfg.epochs:
+        cfg = cfg.model_copy(update={"max_steps": planned_steps(cfg, len(examples), rt.world)})
+        log(f"{cfg.epochs:g} epochs over {len(examples)} examples: {cfg.max_steps} steps")
+    weighted = cfg.label_weight != 1.0 or cfg.reason_weight != 1.0
+    sep_ids = separator_ids(tok) if weighted else set()
     opt, params = optimizer(model, cfg, rt)
     ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
     state = start_state(ckpts, model, opt, resume, log)
@@ -85,7 +113,12 @@ def train_sft(
     train_model = wrap_distributed(model, cfg, rt)
     device_type = "cuda" if rt.device.startswith("cuda") else "cpu"
     meter = Meter(cfg, rt, state, ckpts, model, opt, info, n_matmul, on_step)
-    for step in range(state.step, cfg.max_steps):
+    deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes and rt.world == 1 else None
+    first_step = state.step
+    for step in range(first_step, cfg.max_steps):
+        if deadline is not None and step > first_step and time.monotonic() > deadline:  # at least one step
+            log(f"time budget of {cfg.max_minutes:g} min reached after {step} of {cfg.max_steps} steps: stopping")
+            break
         picked = batches.take(cfg.batch_size, rt)
         ids, labels, mask, pos = (
             t.to(rt.device) for t in collate([examples[i] for i in picked], tok.pad_token_id, cfg.packing)
@@ -96,7 +129,12 @@ def train_sft(
         inputs = {"input_ids": ids, "labels": labels, "use_cache": False}
         inputs.update({"position_ids": pos} if cfg.packing else {"attention_mask": mask})
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
-            loss = train_model(**inputs).loss
+            if weighted:
+                loss = weighted_loss(
+                    train_model, inputs, answer_weights(labels, sep_ids, cfg.label_weight, cfg.reason_weight)
+                )
+            else:
+                loss = train_model(**inputs).loss
         optimizer_step(loss, model, cfg, params, opt)
 
         meter.step(step, loss, mask)

@@ -54,7 +54,7 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
     def send(workload, i):  # one at a time, each delivered before the next: the server receives them in order
         event = emit_event(
             "flywheel.feedback.received",
-            payload={"i": i},
+            payload={"i": i, "feedback_seq": 100 + i},  # as the gateway sends it
             resource={"prefect.resource.id": f"flywheel.workload.{workload}"},
         )
         EventsWorker.drain_all(timeout=10)
@@ -96,4 +96,5 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
     assert first_probe is not None and run is not None and len(found) == 1
     params = found[0].parameters
     assert params["workload"] == cfg.name and params["config_path"].endswith("fraud.yaml")
+    assert params["watermark"] == "103"  # the firing event's feedback seq: the retrain reads up to it
     assert params["trigger_event"] == str(emitted[-1].id) != str(other.id)  # the third event crossed the threshold

@@ -56,6 +56,9 @@ def test_prefect_yaml_retrain_deployment_matches_the_workload_config():
     assert trig["within"] == cfg.retrain.within_seconds
     # The bare form silently creates no run (DESIGN.md §5).
     assert trig["parameters"]["trigger_event"] == "{{ event.id | string }}"
+    from deployments.retrain import WATERMARK
+
+    assert trig["parameters"]["watermark"] == WATERMARK
 
 
 def test_kubernetes_work_pool_template_is_valid_json_with_its_variables():

@@ -1,0 +1,125 @@
+"""The loop's continual-training policy (a workload's ``continual:``): which rows one cycle trains on, from what.
+
+A retrain reads the feedback up to the **watermark** fixed when its trigger fired, and no further. Feedback in
+``(consumed, watermark]`` is the cycle's *new* slice — each feedback row is new in exactly one cycle
+(``FeedbackStore.mark_consumed`` moves ``consumed`` when the cycle ends); older feedback can come back only as
+replay, counted as such.
+
+- ``start: champion`` (warm start, when the champion is an adapter of the same method): train the champion's
+  adapter further on the new slice — corrections ``correction_weight`` times, approvals ``approved_weight``
+  times — plus ``replay_ratio`` earlier rows (curated rows and older feedback, drawn with a fixed seed) per new
+  row, against forgetting what the champion knew.
+- ``start: base`` (and every first cycle): train from the base model on everything so far — the curated rows
+  and all feedback up to the watermark, weighted the same way.
+
+    rows, counts = cycle_rows(curated, new_feedback, old_feedback, cfg.continual, warm=True)
+"""
+
+from __future__ import annotations
+
+import random
+
+from flywheel.training.config import ContinualConfig
+
+
+def _copies(row: dict, policy: ContinualConfig) -> int:
+    return policy.correction_weight if row.get("kind") == "correction" else policy.approved_weight
+
+
+def weighted(rows: list[dict], policy: ContinualConfig) -> list[dict]:
+    """Each feedback row repeated by its weight; copies get ids ``<id>#2``, ``#3``... (a Dataset keeps ids unique)."""
+    out = []
+    for r in rows:
+        out += [r if k == 0 else {**r, "id": f"{r['id']}#{k + 1}"} for k in range(_copies(r, policy))]
+    return out
+
+
+def cycle_rows(
+    curated: list[dict], new: list[dict], old: list[dict], policy: ContinualConfig, warm: bool
+) -> tuple[list[dict], dict]:
+    """The cycle's training rows and their counts (``new_feedback``, ``new_rows`` after weighting,
+    ``replay_rows``, ``curated_rows``, ``old_feedback``)."""
+    new_rows = weighted(new, policy)
+    counts = {
+        "start": "champion" if warm else "base",
+        "new_feedback": len(new),
+        "corrections": sum(r.get("kind") == "correction" for r in new),
+        "new_rows": len(new_rows),
+    }
+    if not warm:
+        rows = curated + weighted(old, policy) + new_rows
+        return rows, {**counts, "curated_rows": len(curated), "old_feedback": len(old), "replay_rows": 0}
+    pool = sorted(curated + weighted(old, policy), key=lambda r: r["id"])  # a fixed order: the draw is seeded
+    k = min(len(pool), round(policy.replay_ratio * len(new_rows)))
+    replay = random.Random(policy.seed).sample(pool, k)
+    return new_rows + replay, {**counts, "curated_rows": 0, "old_feedback": 0, "replay_rows": k}
+
+
+def feedback_slices(store, workload: str, watermark: int | None) -> dict:
+    """The feedback a cycle may read, split at the consumed mark: ``new`` in ``(after, upto]``, ``old`` up to
+    ``after``. ``upto`` is the watermark (None: everything so far, for a manual run); ``after`` is where earlier
+    cycles stopped, so a rerun on the same watermark gets no new rows."""
+    upto = store.watermark(workload) if watermark is None else int(watermark)
+    after = min(store.consumed(workload), upto)
+    new = store.training_rows(workload, upto=upto, after=after)
+    old = store.training_rows(workload, upto=after) if after else []
+    return {"new": new, "old": old, "upto": upto, "after": after}
+
+
+def cycle_data(store, workload, curated_path: str, include_feedback: bool, watermark: int | None, warm: bool):
+    """One cycle's training rows and counts: the curated rows (a first cycle), or the continual policy's mix of
+    curated rows and the feedback up to ``watermark`` (a retrain). Counts say where every row came from and
+    which feedback window was read (``watermark``, ``after``)."""
+    from flywheel.training.data import labelled_rows
+
+    curated = labelled_rows(curated_path)
+    if not include_feedback:
+        counts = {"start": "champion" if warm else "base", "from_curated": len(curated), "from_feedback": 0}
+        return curated, {**counts, "new_feedback": 0, "replay_rows": 0, "watermark": None, "after": None}
+    sl = feedback_slices(store, workload.name, watermark)
+    rows, counts = cycle_rows(curated, sl["new"], sl["old"], workload.continual, warm)
+    from_feedback = sum(r["id"].startswith("fb-") for r in rows)
+    counts.update(
+        from_curated=len(rows) - from_feedback, from_feedback=from_feedback, watermark=sl["upto"], after=sl["after"]
+    )
+    return rows, counts
+
+
+def start_point(reg, workload, models_dir) -> dict:
+    """Where a cycle's training starts: ``init_adapter`` (the champion's adapter folder, when the policy warm
+    starts and the champion is an adapter this ``sft`` config can continue) or None (the base model), with
+    ``parent_version`` (the champion) and ``why``."""
+    import json
+    from pathlib import Path
+
+    from flywheel.training.methods import PEFT_LIBRARY, adapter_kind
+
+    champ = reg.champion(workload.name)
+    parent = champ.version if champ else None
+    if workload.continual.start != "champion":
+        return {"init_adapter": None, "parent_version": parent, "why": "continual.start: base"}
+    if champ is None or champ.is_base:
+        return {"init_adapter": None, "parent_version": parent, "why": "the champion is the base model"}
+    path = reg.local_path(champ, Path(models_dir) / "registry")
+    sft, kind = workload.sft, adapter_kind(path)
+    fits = (kind == "peft") == (sft.method in PEFT_LIBRARY) and kind in ("peft", "flywheel")
+    if fits and kind == "peft":
+        cfg = json.loads((path / "adapter_config.json").read_text())
+        fits = cfg.get("r", sft.lora_r) == sft.lora_r and set(cfg.get("target_modules") or []) == set(
+            sft.target_modules
+        )
+    if not fits:
+        why = f"champion v{champ.version}'s adapter does not fit sft.{sft.method} (rank or modules differ)"
+        return {"init_adapter": None, "parent_version": parent, "why": why}
+    return {"init_adapter": str(path), "parent_version": parent, "why": f"continues champion v{champ.version}"}
+
+
+def continual_sft(workload, init_adapter: str | None):
+    """The ``SftConfig`` of a cycle: the workload's, continuing ``init_adapter`` for the continual policy's
+    epochs and time budget when there is one."""
+    if not init_adapter:
+        return workload.sft
+    c = workload.continual
+    return workload.sft.model_copy(
+        update={"init_adapter": init_adapter, "epochs": c.epochs, "max_minutes": c.max_minutes}
+    )
