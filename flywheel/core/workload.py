@@ -27,7 +27,10 @@ from flywheel.training.config import ContinualConfig, SftConfig, TrainConfig
 class DataConfig(ConfigModel):
     n_train: int = Field(600, ge=10, le=10_000_000, description="Generated labelled transactions for training.")
     n_test: int = Field(400, ge=10, le=10_000_000, description="Generated held-out transactions.")
-    n_traffic: int = Field(40, ge=1, le=1_000_000, description="Simulated gateway requests in the demo.")
+    n_traffic: int = Field(40, ge=1, le=1_000_000, description="Simulated gateway requests per demo round.")
+    traffic_rounds: int = Field(
+        2, ge=0, le=100, description="Demo rounds of traffic after cycle 1; each should fire one retrain."
+    )
     noise: float = Field(0.03, ge=0, le=0.5, description="Share of labels flipped, as real labels are noisy.")
     seed: int = Field(7, ge=0)
 

@@ -156,3 +156,83 @@ def plot(result: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _cycle_rows(cycles: list[dict]) -> list[tuple[str, dict, dict]]:
+    """(name, scorecard, cycle summary) per row of the loop report: the base model, then each cycle's candidate."""
+    rows = []
+    if cycles:
+        first = cycles[0]["summary"]
+        rows.append(("base", first["evaluation"]["rows"]["base"], {}))
+    for c in cycles:
+        s = c["summary"]
+        rows.append((f"{c['name']} v{s['candidate']['version']}", s["evaluation"]["rows"]["candidate"], s))
+    return rows
+
+
+def loop_markdown(workload: str, cycles: list[dict], labels: list[str]) -> str:
+    """The loop's story in one table: the base model and each cycle's candidate on the same golden set —
+    accuracy with its interval, recall per label, format, general ability — and what the gate did."""
+    head = ["model", "accuracy", *(f"recall {lb}" for lb in labels), "format", "perplexity", "general MC", "gate"]
+    table = []
+    for name, card, s in _cycle_rows(cycles):
+        m, sl = card["metrics"], card["slices"]
+        gate = ("promoted" if s.get("promoted") else "refused") if s else "-"
+        if s.get("sft_plan"):
+            plan = s["sft_plan"]
+            gate += f" (from {plan.get('start')}; {plan.get('new_feedback')} new feedback)"
+        table.append(
+            [
+                name,
+                _fmt(m.get("accuracy")),
+                *(_fmt(sl.get(f"label={lb}", {}).get("recall")) for lb in labels),
+                _fmt(m.get("format_valid")),
+                _fmt(m.get("perplexity"), 2),
+                _fmt(m.get("general_mc_accuracy")),
+                gate,
+            ]
+        )
+    n = cycles[0]["summary"]["evaluation"]["n_examples"] if cycles else 0
+    out = [f"# The {workload} loop: base model and every cycle on the same golden set ({n} examples)", ""]
+    out += _table(head, table)
+    for c in cycles:
+        s = c["summary"]
+        if not s["promoted"]:
+            out += ["", f"{c['name']} refused: " + "; ".join(s["gate"]["reasons"][:4])]
+    return "\n".join(out) + "\n"
+
+
+def loop_plot(workload: str, cycles: list[dict], labels: list[str], path: str | Path) -> Path:
+    """Accuracy and per-label recall per cycle (interval bars), and general ability beside them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = _cycle_rows(cycles)
+    names = [r[0] for r in rows]
+    series = [("accuracy", lambda c: c["metrics"].get("accuracy"))]
+    series += [(f"recall {lb}", lambda c, lb=lb: c["slices"].get(f"label={lb}", {}).get("recall")) for lb in labels]
+    series += [("general MC", lambda c: c["metrics"].get("general_mc_accuracy"))]
+    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(names)), 4.2))
+    width = 0.8 / len(series)
+    for i, (label, get) in enumerate(series):
+        vals = [get(card) or {} for _, card, _ in rows]
+        y = np.array([v.get("value") or 0.0 for v in vals])
+        lo = np.array([v["value"] - v["low"] if v.get("low") is not None else 0.0 for v in vals])
+        hi = np.array([v["high"] - v["value"] if v.get("high") is not None else 0.0 for v in vals])
+        ax.bar(
+            np.arange(len(names)) + (i - (len(series) - 1) / 2) * width, y, width, yerr=[lo, hi], capsize=3, label=label
+        )
+    ax.axhline(0.9, color="#888", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(names)), names, fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{workload}: the loop on the golden set (95 % intervals)")
+    ax.legend(fontsize=8, ncol=len(series))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -268,22 +268,26 @@ class FeedbackStore:
                 )
         return out
 
-    def preference_pairs(self, workload: str) -> list[dict]:
+    def preference_pairs(self, workload: str, upto: int | None = None, after: int = 0) -> list[dict]:
         """DPO pairs from feedback, one per negatively rated answer that has a better answer to set against it.
 
         chosen = the user's correction of that answer, else a positively rated answer to the same prompt
         (the same conversation up to the last user turn; the latest such answer); rejected = the
         negatively rated answer. A correction equal to the rejected answer teaches nothing and is skipped.
-        Rows: ``id, prompt`` (the conversation, JSON), ``chosen, rejected, source``.
+        Rows: ``id, prompt`` (the conversation, JSON), ``chosen, rejected, source``. ``upto``/``after`` bound the
+        rejected answers' feedback seqs as in :meth:`training_rows`.
         """
         rows = self.list(workload, with_feedback=True)
+        seqs = self._seqs(workload)
         liked: dict[str, str] = {}
         for r in rows:
             if r["rating"] == 1:
                 liked[json.dumps(r["messages"], sort_keys=True)] = r["correction"] or r["response"]
         out = []
         for r in rows:
-            if r["rating"] != -1:
+            seq = seqs.get(r["id"], 0)
+            in_window = (seq > after or (seq == 0 and after == 0)) and (upto is None or seq <= upto)
+            if r["rating"] != -1 or not in_window:
                 continue
             key = json.dumps(r["messages"], sort_keys=True)
             chosen = r["correction"] or liked.get(key)

@@ -81,6 +81,13 @@ class SftConfig(ConfigModel):
         None,
         description="Warm start: continue training this adapter folder (same method and shape: a champion's adapter).",
     )
+    general_replay: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Generative replay against forgetting: plain-text samples of the base model itself, per "
+        "training example, trained with the loss on every token (flywheel/training/replay.py); 0: off.",
+    )
     label_weight: float = Field(
         1.0, ge=0, le=100, description="Loss weight of the answer's first word up to the separator (the label)."
     )
@@ -190,3 +197,12 @@ class ContinualConfig(ConfigModel):
     epochs: float = Field(1.0, gt=0, le=100, description="Passes over the cycle's rows (sets sft steps).")
     max_minutes: float | None = Field(None, gt=0, description="Training time budget of a retrain cycle.")
     seed: int = Field(0, ge=0, description="Seed of the replay draw (the same feedback gives the same Dataset).")
+    dpo_steps: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="After SFT, this many DPO steps on the new feedback's pairs (correction chosen over the wrong "
+        "answer), starting from the SFT adapter; 0: off.",
+    )
+    dpo_beta: float = Field(0.1, gt=0, le=100, description="DPO temperature of that step.")
+    dpo_learning_rate: float = Field(5e-4, gt=0, le=1, description="Learning rate of that step.")

@@ -123,3 +123,33 @@ def continual_sft(workload, init_adapter: str | None):
     return workload.sft.model_copy(
         update={"init_adapter": init_adapter, "epochs": c.epochs, "max_minutes": c.max_minutes}
     )
+
+
+def dpo_after_sft(store, workload, sft_adapter: str, plan: dict, out_dir, models_dir, log=print):
+    """``continual.dpo_steps`` > 0: DPO on the new feedback's preference pairs (the correction chosen over the
+    answer it corrected), starting from — and with its reference at — the SFT adapter. Returns the DPO
+    ``TrainResult`` and the number of pairs, or (None, 0) when off or when the window holds no pair."""
+    from pathlib import Path
+
+    from flywheel.training.config import DpoConfig
+    from flywheel.training.dpo import train_dpo
+
+    c = workload.continual
+    if not c.dpo_steps or plan.get("watermark") is None:
+        return None, 0
+    pairs = store.preference_pairs(workload.name, upto=plan["watermark"], after=plan.get("after") or 0)
+    if not pairs:
+        return None, 0
+    keep = {k: v for k, v in workload.sft.model_dump().items() if k in DpoConfig.model_fields}
+    cfg = DpoConfig(**keep).model_copy(
+        update={
+            "init_adapter": sft_adapter,
+            "max_steps": c.dpo_steps,
+            "beta": c.dpo_beta,
+            "learning_rate": c.dpo_learning_rate,
+            "epochs": None,
+            "max_minutes": None,
+        }
+    )
+    log(f"DPO on {len(pairs)} feedback pairs for {c.dpo_steps} steps, from the SFT adapter")
+    return train_dpo(pairs, cfg, workload.system_prompt, Path(out_dir) / "dpo", models_dir, log=log), len(pairs)

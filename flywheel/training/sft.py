@@ -40,6 +40,7 @@ from flywheel.training.recipe import (
     wrap_distributed,
     wrap_up,
 )
+from flywheel.training.replay import replay_examples, self_replay_texts
 
 __all__ = ["IGNORE", "lr_at", "train_sft", "to_conversations"]
 
@@ -98,9 +99,14 @@ def train_sft(
             f"examples longer than {cfg.max_seq_length} tokens: {enc.counts['truncated']} truncated, "
             f"{enc.counts['dropped_too_long']} dropped"
         )
-    examples = (
-        pack(enc.examples, cfg.max_seq_length) if cfg.packing else [(ids, labels, None) for ids, labels in enc.examples]
-    )
+    encoded = enc.examples
+    if cfg.general_replay:  # the base model's own plain text, against forgetting (flywheel/training/replay.py)
+        k = round(cfg.general_replay * len(encoded))
+        texts = self_replay_texts(base_path, k, cache_dir=Path(models_dir))
+        encoded = encoded + replay_examples(tok, texts, cfg.max_seq_length)
+        enc.counts["general_replay"] = len(encoded) - len(enc.examples)
+        log(f"generative replay: {enc.counts['general_replay']} plain-text samples of the base model")
+    examples = pack(encoded, cfg.max_seq_length) if cfg.packing else [(ids, labels, None) for ids, labels in encoded]
     if cfg.epochs:
         cfg = cfg.model_copy(update={"max_steps": planned_steps(cfg, len(examples), rt.world)})
         log(f"{cfg.epochs:g} epochs over {len(examples)} examples: {cfg.max_steps} steps")

@@ -23,9 +23,9 @@ def demo(tmp_path_factory, root):
     tmp = tmp_path_factory.mktemp("demo")
     cfg = yaml.safe_load((root / "configs/workloads/fraud.yaml").read_text())
     cfg["sft"]["max_steps"] = 16
-    cfg["data"].update(n_train=200, n_test=60, n_traffic=10)
+    cfg["data"].update(n_train=200, n_test=60, n_traffic=10, traffic_rounds=1)
     cfg["eval"]["max_examples"] = 60
-    cfg["retrain"]["feedback_threshold"] = 8  # 10 requests: fires once, at the 8th feedback
+    cfg["retrain"].update(feedback_threshold=8, within_seconds=0)  # 10 requests: fires once, at the 8th feedback
     workload = tmp / "fraud.yaml"
     workload.write_text("# reduced fraud workload for the integration test\n" + yaml.safe_dump(cfg))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
@@ -62,20 +62,25 @@ def test_demo_closes_the_loop(demo):
     assert c1["promoted"] is c1["gate"]["promote"] and bool(c1["gate"]["reasons"]) is not c1["promoted"]
     report = Path(c1["report"]["markdown"]).read_text()
     assert "| metric | base | icl | champion | candidate |" in report and "## Gate: " in report
-    assert s["traffic"]["requests"] == 10 and s["feedback_store"]["feedback"] == 10
-    rr = s["retrain_run"]
+    traffic = s["traffic"][0]
+    assert traffic["requests"] == 10 and s["feedback_store"]["feedback"] == 10
+    rr = s["retrain_runs"][0]
     assert rr["state"] == "Completed" and rr["parameters"]["trigger_event"]
-    r = s["retrain"]
+    assert rr["parameters"]["watermark"] == "8"  # the 8th feedback fired it: the retrain reads up to it
+    r = s["cycles"][0]["summary"]
     assert r["trigger"] == rr["parameters"]["trigger_event"]
-    assert r["data"]["sft_from_feedback"] >= 8  # every rated-up or corrected answer seen by the retrain
+    plan = r["data"]["sft_plan"]
+    assert plan["watermark"] == 8 and plan["after"] == 0 and plan["new_feedback"] == 8  # not the 9th or 10th
     assert r["champion"]["version"] == c1["served_version"]
     assert r["candidate"]["version"] == "3"
     assert s["served"]["version"] == r["served_version"]
     # during the traffic the gateway served cycle 1's champion, and logged that version
-    assert s["traffic"]["versions"] == {c1["served_version"]: 10}
-    assert s["served"]["gateway_models"] == [
+    assert traffic["versions"] == {c1["served_version"]: 10}
+    assert s["served"]["gateway_models"] == [  # loaded for the traffic; a promotion loads on the next request
         {"id": "fraud", "object": "model", "created": 0, "owned_by": "flywheel", "version": c1["served_version"]}
     ]
+    loop = Path(s["report"]["markdown"]).read_text()
+    assert "| base |" in loop and "| cycle 1 v2 |" in loop and "| cycle 2 v3 |" in loop
 
 
 def test_demo_prints_progress_and_the_urls(demo):

@@ -169,3 +169,51 @@ def test_the_time_budget_stops_training_and_keeps_the_adapter(tiny_model, tmp_pa
     res = train_sft(generate(16, seed=1), cfg, SP, tmp_path, tmp_path / "m", log=said.append)
     assert res.steps == 1 and (Path(res.adapter_dir) / "adapter_config.json").exists()
     assert any("time budget" in s and "after 1 of 50 steps" in s for s in said)
+
+
+def test_generative_replay_pool_is_cached_deterministic_and_extends(tiny_model, tmp_path):
+    from flywheel.training.replay import OPENINGS, self_replay_texts
+
+    first = self_replay_texts(tiny_model, 20, max_tokens=8, cache_dir=tmp_path)
+    assert len(first) == 20 and all(any(t.startswith(o) for o in OPENINGS) for t in first)
+    more = self_replay_texts(tiny_model, 40, max_tokens=8, cache_dir=tmp_path)  # extends the same pool
+    assert more[:20] == first and len(more) == 40
+    again = self_replay_texts(tiny_model, 40, max_tokens=8, cache_dir=tmp_path / "other")  # regenerated: same texts
+    assert again == more
+
+
+def test_training_with_generative_replay_counts_the_plain_text_rows(tiny_model, tmp_path):
+    from flywheel.training.sft import train_sft
+
+    cfg = SftConfig(
+        base_model=str(tiny_model),
+        max_steps=2,
+        batch_size=4,
+        max_seq_length=64,
+        checkpoint_every=0,
+        general_replay=0.5,
+        label_weight=5.0,
+    )
+    res = train_sft(generate(16, seed=1), cfg, SP, tmp_path, tmp_path / "m", log=lambda *_: None)
+    assert res.data_counts["general_replay"] == 8 and res.data_counts["kept"] == 16
+
+
+def test_dpo_step_trains_on_the_new_windows_pairs_only(tiny_model, tmp_path):
+    from types import SimpleNamespace
+
+    from flywheel.training.continual import dpo_after_sft
+    from flywheel.training.sft import train_sft
+
+    store, seqs = _store(tmp_path, 6)  # txn 0, 2, 4 corrected (rating -1 + correction): three pairs
+    assert len(store.preference_pairs("fraud")) == 3
+    assert len(store.preference_pairs("fraud", upto=seqs[-1], after=seqs[2])) == 1  # only txn 4 is new
+    sft = SftConfig(base_model=str(tiny_model), max_steps=2, batch_size=2, max_seq_length=64, checkpoint_every=0)
+    first = train_sft(generate(8, seed=1), sft, SP, tmp_path / "sft", tmp_path / "m", log=lambda *_: None)
+    wl = SimpleNamespace(name="fraud", sft=sft, system_prompt=SP, continual=ContinualConfig(dpo_steps=2))
+    plan = {"watermark": seqs[-1], "after": seqs[2]}
+    res, n = dpo_after_sft(store, wl, first.adapter_dir, plan, tmp_path / "run", tmp_path / "m", log=lambda *_: None)
+    assert n == 1 and res.recipe == "dpo" and res.steps == 2 and Path(res.adapter_dir).parent.name == "dpo"
+    off = SimpleNamespace(**{**vars(wl), "continual": ContinualConfig(dpo_steps=0)})
+    assert dpo_after_sft(store, off, first.adapter_dir, plan, tmp_path / "r2", tmp_path / "m") == (None, 0)
+    none_new = {"watermark": seqs[-1], "after": seqs[-1]}
+    assert dpo_after_sft(store, wl, first.adapter_dir, none_new, tmp_path / "r3", tmp_path / "m") == (None, 0)

