@@ -72,7 +72,13 @@ def test_chat_completion_models_and_feedback_through_the_openai_client(gateway):
     event, resource, payload = gateway["sink"].events[-1]
     assert event == "flywheel.feedback.received"
     assert resource["prefect.resource.id"] == "flywheel.workload.fraud"
-    assert payload == {"interaction_id": resp.id, "rating": -1, "has_correction": True, "model_version": "1"}
+    assert payload == {
+        "interaction_id": resp.id,
+        "rating": -1,
+        "has_correction": True,
+        "model_version": "1",
+        "feedback_seq": 1,  # the watermark a retrain fired by this event reads up to
+    }
 
 
 def test_streaming_returns_openai_chunks(gateway):
