@@ -61,6 +61,11 @@ LEVERS: dict[str, dict] = {
         "from": "epoch1",
         "cycle2": {"start": "champion", "replay_ratio": 1.0, "correction_weight": 3, "epochs": 1.0},
     },
+    "c2-warm-replayall-corr3": {  # a second epoch over everything, continuing the champion, plus the feedback
+        "from": "epoch1",
+        "cycle2": {"start": "champion", "replay_ratio": 100.0, "correction_weight": 3, "epochs": 1.0},
+    },
+    "epoch2": {"sft": {"epochs": 2.0}},
     "c2-warm-replay0-corr3": {
         "from": "epoch1",
         "cycle2": {"start": "champion", "replay_ratio": 0.0, "correction_weight": 3, "epochs": 1.0},

