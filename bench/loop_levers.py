@@ -12,6 +12,9 @@ analyst corrects the wrong answers and approves the right ones), and train again
 
     OMP_NUM_THREADS=2 .venv/bin/python -m bench.loop_levers --levers steps75,label5 --out /tmp/levers
     OMP_NUM_THREADS=2 .venv/bin/python -m bench.loop_levers --list
+    # the chosen loop (cycle 1, then cycle 2) on other training rows, the same rule
+    OMP_NUM_THREADS=2 .venv/bin/python -m bench.loop_levers --data-seed 11 \
+        --levers epoch1-replay0.25,c2r-warm-replayall-corr3 --out /tmp/levers-seed11
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ LEVERS: dict[str, dict] = {
     "epoch1-packed": {"sft": {"epochs": 1.0, "packing": True}},
     "epoch1-replay0.25": {"sft": {"epochs": 1.0, "general_replay": 0.25}},
     "epoch1-replay0.5": {"sft": {"epochs": 1.0, "general_replay": 0.5}},
+    "epoch1-replay0.25-bs4": {"sft": {"epochs": 1.0, "general_replay": 0.25, "batch_size": 4}},
     "epoch1.5-label5": {"sft": {"epochs": 1.5, "label_weight": 5.0}},
     "epoch2-label5": {"sft": {"epochs": 2.0, "label_weight": 5.0}},
     # cycle 2 after epoch1: warm start vs base, replay ratio, correction weight, DPO
@@ -66,6 +70,15 @@ LEVERS: dict[str, dict] = {
         "cycle2": {"start": "champion", "replay_ratio": 100.0, "correction_weight": 3, "epochs": 1.0},
     },
     "epoch2": {"sft": {"epochs": 2.0}},
+    # cycle 2 after epoch1-replay0.25 (general-text replay kept on in cycle 2)
+    "c2r-warm-replayall-corr3": {
+        "from": "epoch1-replay0.25",
+        "cycle2": {"start": "champion", "replay_ratio": 100.0, "correction_weight": 3, "epochs": 1.0},
+    },
+    "c2r-warm-replay2-corr3": {
+        "from": "epoch1-replay0.25",
+        "cycle2": {"start": "champion", "replay_ratio": 2.0, "correction_weight": 3, "epochs": 1.0},
+    },
     "c2-warm-replay0-corr3": {
         "from": "epoch1",
         "cycle2": {"start": "champion", "replay_ratio": 0.0, "correction_weight": 3, "epochs": 1.0},
@@ -172,6 +185,7 @@ def main() -> None:
     p.add_argument("--levers", default="steps40,epoch1,epoch1-label5")
     p.add_argument("--out", type=Path, default=Path("/tmp/flywheel-levers"))
     p.add_argument("--val", type=int, default=300)
+    p.add_argument("--data-seed", type=int, default=None, help="training rows from this seed (default: the workload's)")
     p.add_argument("--list", action="store_true")
     a = p.parse_args()
     if a.list:
@@ -186,11 +200,14 @@ def main() -> None:
     wl = load_workload(ROOT / "configs/workloads/fraud.yaml")
     models = Home.resolve().models
     base = resolve_base_model(wl.sft.base_model, models)
-    train = generate(wl.data.n_train, wl.data.seed, wl.data.noise, "train")
+    seed = wl.data.seed if a.data_seed is None else a.data_seed
+    if seed == 1000:
+        raise SystemExit("--data-seed 1000 is the validation split's seed")
+    train = generate(wl.data.n_train, seed, wl.data.noise, "train")
     val = [{**r, "meta": {}} for r in generate(a.val, seed=1000, noise=0.0, prefix="val")]  # never the golden seed
     a.out.mkdir(parents=True, exist_ok=True)
     results = a.out / "results.jsonl"
-    print(f"machine {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}", flush=True)
+    print(f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}; data seed {seed}", flush=True)
     base_eval = a.out / "base.json"
     if not base_eval.exists():
         b = evaluate(base, None, val, wl, GENERAL_TEXT)
@@ -239,6 +256,7 @@ def main() -> None:
         acc = ev["accuracy"]
         line = {
             "lever": name,
+            "data_seed": seed,
             "rows": len(rows),
             "steps": res.steps,
             "train_minutes": round(train_min, 2),

@@ -261,7 +261,8 @@ def _print_summary(s: dict) -> None:
         )
         t.add_row(
             f"cycle {i}: training",
-            f"{tr['steps']} steps, loss {tr['final_loss']:.3f}, {tr['seconds']:.0f}s on {tr['device']}",
+            f"{tr['steps']} steps, loss {tr.get('first_loss') or float('nan'):.3f} -> {tr['final_loss']:.3f}, "
+            f"{tr['seconds']:.0f}s on {tr['device']}",
         )
         t.add_row(f"cycle {i}: v{cyc['candidate']['version']}", f"accuracy {_ci(cand, 'accuracy')}; recall {recall}")
         t.add_row(

@@ -80,18 +80,21 @@ def cycle(
             "digests": digests,
         },
         "training": {
-            k: trained[k]
-            for k in (
-                "steps",
-                "examples",
-                "train_loss",
-                "final_loss",
-                "seconds",
-                "tokens_per_second",
-                "trainable_params",
-                "total_params",
-                "device",
-            )
+            "first_loss": trained["losses"][0] if trained.get("losses") else None,
+            **{
+                k: trained[k]
+                for k in (
+                    "steps",
+                    "examples",
+                    "train_loss",
+                    "final_loss",
+                    "seconds",
+                    "tokens_per_second",
+                    "trainable_params",
+                    "total_params",
+                    "device",
+                )
+            },
         },
         "champion": result["champion"],
         "candidate": result["candidate"],

@@ -66,7 +66,8 @@ def lineage(reg: Registry, datasets_root: str | Path, workload: str, version: st
             "ended": run.info.end_time,
             "status": run.info.status,
             "method": run.data.tags.get("flywheel.method"),
-            "steps": params.get("sft.max_steps"),
+            # the steps run (epochs and a time budget decide them); older runs logged only the cap
+            "steps": int(metrics["train_steps"]) if "train_steps" in metrics else params.get("sft.max_steps"),
             "learning_rate": params.get("sft.learning_rate"),
             "tokens_per_second": metrics.get("train_tokens_per_second"),
             "seconds": metrics.get("train_seconds"),

