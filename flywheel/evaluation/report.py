@@ -110,13 +110,38 @@ def examples_table(result: dict):
     return pd.concat(frames, ignore_index=True)
 
 
-def plot(result: dict, path: str | Path) -> Path:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bars(ax, x, vals: list[dict], width: float, **kw) -> None:
+    """One bar per metric entry (``value``, ``low``, ``high``) at ``x``, with its interval as error bars."""
     import numpy as np
 
+    y = np.array([v.get("value") or 0.0 for v in vals])
+    lo = np.array([v["value"] - v["low"] if v.get("low") is not None else 0.0 for v in vals])
+    hi = np.array([v["high"] - v["value"] if v.get("high") is not None else 0.0 for v in vals])
+    ax.bar(x, y, width, yerr=[lo, hi], capsize=3, **kw)
+
+
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def plot(result: dict, path: str | Path) -> Path:
+    import numpy as np
+
+    plt = _pyplot()
     rows = result["rows"]
     names = list(rows)
     metrics = [m for m in MAIN if any(m in r["metrics"] for r in rows.values())]
@@ -127,11 +152,8 @@ def plot(result: dict, path: str | Path) -> Path:
     width = 0.8 / max(1, len(names))
     for i, n in enumerate(names):
         vals = [rows[n]["metrics"].get(m, {}) for m in metrics]
-        y = np.array([v.get("value") or 0.0 for v in vals])
-        lo = np.array([v.get("value") - v["low"] if v.get("low") is not None else 0.0 for v in vals])
-        hi = np.array([v["high"] - v.get("value") if v.get("high") is not None else 0.0 for v in vals])
         x = np.arange(len(metrics)) + (i - (len(names) - 1) / 2) * width
-        ax.bar(x, y, width, yerr=[lo, hi], capsize=3, label=n, color=COLORS.get(n.split("-")[0], None))
+        _bars(ax, x, vals, width, label=n, color=COLORS.get(n.split("-")[0], None))
     ax.set_xticks(np.arange(len(metrics)), [m.replace("_", "\n") for m in metrics], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{result['workload']}: models on the golden set ({result['n_examples']} examples)")
@@ -141,21 +163,12 @@ def plot(result: dict, path: str | Path) -> Path:
         champ = rows.get("champion", {}).get("slices", {})
         for i, (who, src) in enumerate((("champion", champ), ("candidate", cand))):
             vals = [src.get(s, {}).get(m, {}) for s, m in slices]
-            y = np.array([v.get("value") or 0.0 for v in vals])
-            lo = np.array([v["value"] - v["low"] if v.get("low") is not None else 0.0 for v in vals])
-            hi = np.array([v["high"] - v["value"] if v.get("high") is not None else 0.0 for v in vals])
-            x = np.arange(len(slices)) + (i - 0.5) * 0.4
-            ax.bar(x, y, 0.4, yerr=[lo, hi], capsize=3, label=who, color=COLORS[who])
+            _bars(ax, np.arange(len(slices)) + (i - 0.5) * 0.4, vals, 0.4, label=who, color=COLORS[who])
         ax.set_xticks(np.arange(len(slices)), [f"{s}\n{m}" for s, m in slices], fontsize=7, rotation=30)
         ax.set_ylim(0, 1.05)
         ax.set_title("slices")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _cycle_rows(cycles: list[dict]) -> list[tuple[str, dict, dict]]:
@@ -204,12 +217,9 @@ def loop_markdown(workload: str, cycles: list[dict], labels: list[str]) -> str:
 
 def loop_plot(workload: str, cycles: list[dict], labels: list[str], path: str | Path) -> Path:
     """Accuracy and per-label recall per cycle (interval bars), and general ability beside them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = _pyplot()
     rows = _cycle_rows(cycles)
     names = [r[0] for r in rows]
     series = [("accuracy", lambda c: c["metrics"].get("accuracy"))]
@@ -219,20 +229,10 @@ def loop_plot(workload: str, cycles: list[dict], labels: list[str], path: str | 
     width = 0.8 / len(series)
     for i, (label, get) in enumerate(series):
         vals = [get(card) or {} for _, card, _ in rows]
-        y = np.array([v.get("value") or 0.0 for v in vals])
-        lo = np.array([v["value"] - v["low"] if v.get("low") is not None else 0.0 for v in vals])
-        hi = np.array([v["high"] - v["value"] if v.get("high") is not None else 0.0 for v in vals])
-        ax.bar(
-            np.arange(len(names)) + (i - (len(series) - 1) / 2) * width, y, width, yerr=[lo, hi], capsize=3, label=label
-        )
+        _bars(ax, np.arange(len(names)) + (i - (len(series) - 1) / 2) * width, vals, width, label=label)
     ax.axhline(0.9, color="#888", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(names)), names, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{workload}: the loop on the golden set (95 % intervals)")
     ax.legend(fontsize=8, ncol=len(series))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -127,6 +127,12 @@ def test_weighted_loss_with_unit_weights_is_the_model_loss(tiny_model):
     assert float(ours) == pytest.approx(float(plain), rel=1e-5)
 
 
+def tiny_sft(tiny_model, **kw) -> SftConfig:
+    """An SFT config on the tiny generated model (for speed), without checkpoints."""
+    base = {"base_model": str(tiny_model), "batch_size": 4, "max_seq_length": 128, "checkpoint_every": 0}
+    return SftConfig(**{**base, **kw})
+
+
 def test_warm_start_continues_the_adapter_and_refuses_another_shape(tiny_model, tmp_path):
     from safetensors.torch import load_file
 
@@ -135,14 +141,7 @@ def test_warm_start_continues_the_adapter_and_refuses_another_shape(tiny_model, 
     def run(cfg, rows, out):
         return train_sft(rows, cfg, SP, tmp_path / out, tmp_path / "m", log=lambda *_: None)
 
-    cfg = SftConfig(
-        base_model=str(tiny_model),
-        max_steps=10,
-        batch_size=4,
-        max_seq_length=128,
-        checkpoint_every=0,
-        learning_rate=1e-2,
-    )
+    cfg = tiny_sft(tiny_model, max_steps=10, learning_rate=1e-2)
     first = run(cfg, generate(16, seed=1), "a")
     saved = load_file(str(Path(first.adapter_dir) / "adapter_model.safetensors"))
     # learning rate ~0: the warm run's adapter is the first one's, to the last digit that matters
@@ -163,9 +162,7 @@ def test_the_time_budget_stops_training_and_keeps_the_adapter(tiny_model, tmp_pa
     from flywheel.training.sft import train_sft
 
     said = []
-    cfg = SftConfig(
-        base_model=str(tiny_model), max_steps=50, batch_size=4, max_seq_length=128, checkpoint_every=0, max_minutes=1e-6
-    )
+    cfg = tiny_sft(tiny_model, max_steps=50, max_minutes=1e-6)
     res = train_sft(generate(16, seed=1), cfg, SP, tmp_path, tmp_path / "m", log=said.append)
     assert res.steps == 1 and (Path(res.adapter_dir) / "adapter_config.json").exists()
     assert any("time budget" in s and "after 1 of 50 steps" in s for s in said)
@@ -185,15 +182,7 @@ def test_generative_replay_pool_is_cached_deterministic_and_extends(tiny_model, 
 def test_training_with_generative_replay_counts_the_plain_text_rows(tiny_model, tmp_path):
     from flywheel.training.sft import train_sft
 
-    cfg = SftConfig(
-        base_model=str(tiny_model),
-        max_steps=2,
-        batch_size=4,
-        max_seq_length=64,
-        checkpoint_every=0,
-        general_replay=0.5,
-        label_weight=5.0,
-    )
+    cfg = tiny_sft(tiny_model, max_steps=2, max_seq_length=64, general_replay=0.5, label_weight=5.0)
     res = train_sft(generate(16, seed=1), cfg, SP, tmp_path, tmp_path / "m", log=lambda *_: None)
     assert res.data_counts["general_replay"] == 8 and res.data_counts["kept"] == 16
 
@@ -207,7 +196,7 @@ def test_dpo_step_trains_on_the_new_windows_pairs_only(tiny_model, tmp_path):
     store, seqs = _store(tmp_path, 6)  # txn 0, 2, 4 corrected (rating -1 + correction): three pairs
     assert len(store.preference_pairs("fraud")) == 3
     assert len(store.preference_pairs("fraud", upto=seqs[-1], after=seqs[2])) == 1  # only txn 4 is new
-    sft = SftConfig(base_model=str(tiny_model), max_steps=2, batch_size=2, max_seq_length=64, checkpoint_every=0)
+    sft = tiny_sft(tiny_model, max_steps=2, batch_size=2, max_seq_length=64)
     first = train_sft(generate(8, seed=1), sft, SP, tmp_path / "sft", tmp_path / "m", log=lambda *_: None)
     wl = SimpleNamespace(name="fraud", sft=sft, system_prompt=SP, continual=ContinualConfig(dpo_steps=2))
     plan = {"watermark": seqs[-1], "after": seqs[2]}

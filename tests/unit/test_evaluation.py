@@ -259,3 +259,11 @@ def test_report_shows_every_row_with_intervals_and_the_gate(tmp_path):
     assert "3 training rows that duplicated golden rows" in md and "gate PASSED" in md
     png = plot(result, tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # the loop report: the base row, then each cycle's candidate, from the same scorecards
+    from flywheel.evaluation.report import loop_markdown, loop_plot
+
+    cycles = [{"name": "cycle 1", "summary": {"evaluation": result, "candidate": {"version": "2"}, "promoted": True}}]
+    loop = loop_markdown("fraud", cycles, LABELS)
+    assert "| base | 0.500 [" in loop and "| cycle 1 v2 | 0.900 [" in loop and "| promoted |" in loop
+    png = loop_plot("fraud", cycles, LABELS, tmp_path / "loop" / "r.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
