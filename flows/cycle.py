@@ -39,8 +39,7 @@ def cycle(
     # 3. where training starts (the champion's adapter, or the base model), and the SFT data: curated rows, or
     #    the continual policy's mix with the feedback up to the watermark; minus anything leaking into golden
     start = training_start(workload)
-    warm = bool(start["init_adapter"])
-    sft = build_sft_dataset(train_set["path"], workload, include_feedback, golden["path"], watermark, warm)
+    sft = build_sft_dataset(train_set["path"], workload, include_feedback, golden["path"], watermark, start["start"])
     lineage = {"curated": train_set, "evaluation": golden, **({"knowledge": docs} if docs else {})}
     # 4. train a candidate adapter
     trained = train(workload, sft, lineage, trigger, start["init_adapter"])

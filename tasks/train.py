@@ -41,14 +41,14 @@ def build_sft_dataset(
     include_feedback: bool,
     heldout_path: str | None = None,
     watermark: int | None = None,
-    warm: bool = False,
+    start: str = "base",
 ) -> dict:
     """The cycle's rows (curated rows, or the continual policy's mix with the feedback up to ``watermark``),
     minus any row that is an exact or near-duplicate of a held-out row (leakage: the evaluation must not
     score what training has seen)."""
     log = logger()
     h = home()
-    rows, plan = cycle_data(FeedbackStore(h.database_url()), workload, curated_path, include_feedback, watermark, warm)
+    rows, plan = cycle_data(FeedbackStore(h.database_url()), workload, curated_path, include_feedback, watermark, start)
     curated = read_dataset(curated_path)
     ds, counts = sft_dataset(
         rows,
@@ -150,7 +150,7 @@ def train_adapter(
         "training %s (%s, from %s) on %s rows, %s",
         cfg.base_model,
         cfg.method,
-        "the champion's adapter" if init_adapter else "the base model",
+        init_adapter or "the base model",
         len(rows),
         f"{cfg.epochs:g} epochs (at most {cfg.max_steps} steps)" if cfg.epochs else f"{cfg.max_steps} steps",
     )

@@ -185,6 +185,11 @@ class ContinualConfig(ConfigModel):
         description="champion: continue the champion's adapter on the new feedback plus replay; base: retrain from "
         "the base model on all the data so far (curated rows and every feedback row).",
     )
+    continue_refused: bool = Field(
+        False,
+        description="start: champion, while the champion is still the base model: continue the newest candidate "
+        "the gate refused instead of starting over from the base (its epoch of training is kept).",
+    )
     replay_ratio: float = Field(
         1.0,
         ge=0,

@@ -9,6 +9,8 @@ replay, counted as such.
   adapter further on the new slice — corrections ``correction_weight`` times, approvals ``approved_weight``
   times — plus ``replay_ratio`` earlier rows (curated rows and older feedback, drawn with a fixed seed) per new
   row, against forgetting what the champion knew.
+  While the champion is still the base model, ``continue_refused`` continues the newest refused candidate
+  instead (its training is not thrown away).
 - ``start: base`` (and every first cycle): train from the base model on everything so far — the curated rows
   and all feedback up to the watermark, weighted the same way.
 
@@ -66,52 +68,85 @@ def feedback_slices(store, workload: str, watermark: int | None) -> dict:
     return {"new": new, "old": old, "upto": upto, "after": after}
 
 
-def cycle_data(store, workload, curated_path: str, include_feedback: bool, watermark: int | None, warm: bool):
+def cycle_data(
+    store, workload, curated_path: str, include_feedback: bool, watermark: int | None, start: str = "base"
+):
     """One cycle's training rows and counts: the curated rows (a first cycle), or the continual policy's mix of
-    curated rows and the feedback up to ``watermark`` (a retrain). Counts say where every row came from and
-    which feedback window was read (``watermark``, ``after``)."""
+    curated rows and the feedback up to ``watermark`` (a retrain). ``start`` is ``start_point``'s (``base``, or
+    the adapter continued: ``champion v3``). Counts say where every row came from and which feedback window was
+    read (``watermark``, ``after``)."""
     from flywheel.training.data import labelled_rows
 
     curated = labelled_rows(curated_path)
     if not include_feedback:
-        counts = {"start": "champion" if warm else "base", "from_curated": len(curated), "from_feedback": 0}
+        counts = {"start": start, "from_curated": len(curated), "from_feedback": 0}
         return curated, {**counts, "new_feedback": 0, "replay_rows": 0, "watermark": None, "after": None}
     sl = feedback_slices(store, workload.name, watermark)
-    rows, counts = cycle_rows(curated, sl["new"], sl["old"], workload.continual, warm)
+    rows, counts = cycle_rows(curated, sl["new"], sl["old"], workload.continual, warm=start != "base")
     from_feedback = sum(r["id"].startswith("fb-") for r in rows)
     counts.update(
-        from_curated=len(rows) - from_feedback, from_feedback=from_feedback, watermark=sl["upto"], after=sl["after"]
+        start=start,
+        from_curated=len(rows) - from_feedback,
+        from_feedback=from_feedback,
+        watermark=sl["upto"],
+        after=sl["after"],
     )
     return rows, counts
 
 
-def start_point(reg, workload, models_dir) -> dict:
-    """Where a cycle's training starts: ``init_adapter`` (the champion's adapter folder, when the policy warm
-    starts and the champion is an adapter this ``sft`` config can continue) or None (the base model), with
-    ``parent_version`` (the champion) and ``why``."""
+def _fits(path, sft) -> bool:
+    """Whether the adapter folder can be continued by this ``sft`` config (same method family, rank, modules)."""
     import json
-    from pathlib import Path
 
     from flywheel.training.methods import PEFT_LIBRARY, adapter_kind
 
-    champ = reg.champion(workload.name)
-    parent = champ.version if champ else None
-    if workload.continual.start != "champion":
-        return {"init_adapter": None, "parent_version": parent, "why": "continual.start: base"}
-    if champ is None or champ.is_base:
-        return {"init_adapter": None, "parent_version": parent, "why": "the champion is the base model"}
-    path = reg.local_path(champ, Path(models_dir) / "registry")
-    sft, kind = workload.sft, adapter_kind(path)
+    kind = adapter_kind(path)
     fits = (kind == "peft") == (sft.method in PEFT_LIBRARY) and kind in ("peft", "flywheel")
     if fits and kind == "peft":
         cfg = json.loads((path / "adapter_config.json").read_text())
         fits = cfg.get("r", sft.lora_r) == sft.lora_r and set(cfg.get("target_modules") or []) == set(
             sft.target_modules
         )
-    if not fits:
-        why = f"champion v{champ.version}'s adapter does not fit sft.{sft.method} (rank or modules differ)"
-        return {"init_adapter": None, "parent_version": parent, "why": why}
-    return {"init_adapter": str(path), "parent_version": parent, "why": f"continues champion v{champ.version}"}
+    return fits
+
+
+def start_point(reg, workload, models_dir) -> dict:
+    """Where a cycle's training starts: ``init_adapter`` (an adapter folder this ``sft`` config can continue) or
+    None (the base model), with ``parent_version`` (the champion), ``start`` (``champion vN``, ``candidate vN``
+    or ``base``: what the lineage shows) and ``why``.
+
+    ``start: champion`` continues the champion's adapter. While the champion is still the base model there is
+    none; ``continue_refused`` then continues the newest evaluated candidate that the gate refused (a first
+    cycle refused by a recall floor is still an epoch of training: continued, it reaches 0.840 on validation
+    where a restart from the base reaches 0.780 — bench/RESULTS.md)."""
+    from pathlib import Path
+
+    champ = reg.champion(workload.name)
+    parent = champ.version if champ else None
+    base = {"init_adapter": None, "parent_version": parent, "start": "base"}
+    policy, sft = workload.continual, workload.sft
+    if policy.start != "champion":
+        return {**base, "why": "continual.start: base"}
+    if champ is not None and not champ.is_base:
+        path = reg.local_path(champ, Path(models_dir) / "registry")
+        if not _fits(path, sft):
+            why = f"champion v{champ.version}'s adapter does not fit sft.{sft.method} (rank or modules differ)"
+            return {**base, "why": why}
+        start = f"champion v{champ.version}"
+        return {"init_adapter": str(path), "parent_version": parent, "start": start, "why": f"continues {start}"}
+    if policy.continue_refused and champ is not None:
+        refused = [
+            r
+            for r in reg.versions(workload.name)
+            if not r.is_base and int(r.version) > int(champ.version) and r.evaluation.get("gate") == "refused"
+        ]
+        for ref in reversed(refused):  # the newest first
+            path = reg.local_path(ref, Path(models_dir) / "registry")
+            if _fits(path, sft):
+                start = f"candidate v{ref.version}"
+                why = f"the champion is the base model; continues the refused {start}"
+                return {"init_adapter": str(path), "parent_version": parent, "start": start, "why": why}
+    return {**base, "why": "the champion is the base model"}
 
 
 def continual_sft(workload, init_adapter: str | None):

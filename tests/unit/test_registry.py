@@ -1,6 +1,7 @@
 """MLflow registry: base as v1/champion, candidates, promotion history and rollback."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +14,10 @@ def reg(tmp_path_factory):
     return Registry(f"sqlite:///{d / 'mlflow.db'}", (d / "artifacts").as_uri())
 
 
-def _candidate(reg, tmp_path, workload, acc):
+def _candidate(reg, tmp_path, workload, acc, config=None):
     adapter = tmp_path / f"adapter-{acc}"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    (adapter / "adapter_config.json").write_text(json.dumps(config or {"r": 8}))
     with reg.start_run(workload, "cycle") as run:
         reg.mlflow.log_artifacts(str(adapter), artifact_path="adapter")
         reg.log_dataset(str(tmp_path), "fraud-sft", "abc123" * 6, context="training")
@@ -69,3 +70,44 @@ def test_any_adapter_kind_is_fetched_once_and_unknown_versions_are_not_found(reg
     assert reg.local_path(v2, tmp_path / "cache") == first and (first / "flywheel_adapter.json").read_text() == "{}"
     with pytest.raises(NotFound, match="no version 9"):
         reg.rollback("w3", to="9")
+
+
+def test_a_cycle_continues_the_champion_or_while_the_base_serves_a_refused_candidate(reg, tmp_path, root):
+    """``start_point``: the base model while nothing was trained; the newest *refused* candidate when
+    ``continue_refused`` is on and the champion is still the base (a rejected one is not continued); the
+    champion's adapter once there is one; the base model when the adapter's rank does not fit the sft config."""
+    from flywheel.core.workload import load_workload
+    from flywheel.training.continual import start_point
+
+    wl = load_workload(root / "configs/workloads/fraud.yaml").model_copy(deep=True)
+    wl.name, wl.sft.lora_r = "w4", 8
+    peft_config = {"r": 8, "target_modules": wl.sft.target_modules}
+    wl.continual.continue_refused = True
+    models = tmp_path / "models"
+    reg.register_base("w4", "tiny", {"accuracy": 0.2})
+    assert start_point(reg, wl, models) == {
+        "init_adapter": None,
+        "parent_version": "1",
+        "start": "base",
+        "why": "the champion is the base model",
+    }
+
+    def verdict(version, gate):  # the field of the one ``evaluation`` tag that promotion.record_evaluation writes
+        reg.set_tag("w4", version, "evaluation", json.dumps({"gate": gate, "compared_to": "1"}))
+
+    v2, _ = _candidate(reg, tmp_path, "w4", 0.6, peft_config)
+    verdict(v2.version, "refused")
+    v3, _ = _candidate(reg, tmp_path, "w4", 0.5, peft_config)
+    verdict(v3.version, "rejected")  # a person said no: never continued
+    got = start_point(reg, wl, models)
+    assert (got["start"], got["parent_version"]) == ("candidate v2", "1")
+    assert json.loads((Path(got["init_adapter"]) / "adapter_config.json").read_text()) == peft_config
+    wl.continual.continue_refused = False
+    assert start_point(reg, wl, models)["start"] == "base"
+    reg.promote("w4", v2.version)
+    assert start_point(reg, wl, models)["start"] == "champion v2"
+    wl.sft.lora_r = 16  # another rank: the champion's adapter cannot be continued
+    got = start_point(reg, wl, models)
+    assert got["start"] == "base" and "does not fit" in got["why"]
+    wl.continual.start = "base"
+    assert start_point(reg, wl, models)["why"] == "continual.start: base"
