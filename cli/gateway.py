@@ -1,11 +1,14 @@
-"""Wire the gateway to the real services: feedback store, MLflow registry, Prefect events.
+"""Wire the gateway to the real services: feedback store (interactions, feedback, outbox, API keys), MLflow
+registry, Prefect events (through the outbox relay), the workloads' configs (their base models).
 
 flywheel serve [--config configs/gateway/default.yaml]
 """
 
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from blocks.environment import apply_blocks
 from flywheel.core.home import Home
@@ -14,22 +17,40 @@ from flywheel.registry.mlflow_registry import Registry
 from flywheel.serving.config import GatewaySettings
 from flywheel.serving.router import create_app
 from flywheel.serving.service import GatewayService, registry_resolver
+from flywheel.serving.tenants import KeyStore
 from tasks.events import PrefectEventSink
+
+WORKLOADS = Path(__file__).resolve().parents[1] / "configs" / "workloads"
+
+
+def workload_configs(names: list[str], folder: Path = WORKLOADS) -> dict:
+    """name -> WorkloadConfig for the served workloads that have a config (their base model is served until a
+    champion exists)."""
+    from flywheel.core.workload import load_workload
+
+    return {n: load_workload(folder / f"{n}.yaml") for n in names if (folder / f"{n}.yaml").exists()}
 
 
 def build_app(settings: GatewaySettings, home: Home):
     apply_blocks()  # a feedback database or MLflow server named as a Prefect block (see blocks/)
     registry = Registry(home.tracking_uri(), home.artifact_root())
-    sink = PrefectEventSink()
+    configs = workload_configs(settings.workloads)
+    resolve = registry_resolver(registry, home.models, configs, local_files=settings.engine == "local")
     service = GatewayService(
-        settings, FeedbackStore(home.database_url()), registry_resolver(registry, home.models), sink
+        settings,
+        FeedbackStore(home.database_url()),
+        resolve,
+        sink=PrefectEventSink(),
+        keys=KeyStore(home.database_url()),
     )
     app = create_app(settings, service)
 
     @asynccontextmanager
     async def lifespan(_app):
+        service.start()  # the outbox relay: first what an earlier run left undelivered
+        threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()  # /readyz says when
         yield
-        sink.flush()  # events are sent in batches by a background worker: deliver them before exit
+        service.close()  # one last delivery attempt, then the engines drain
 
     app.router.lifespan_context = lifespan
     return app

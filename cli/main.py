@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 server_app = typer.Typer(no_args_is_help=True, help="Embedded Prefect server, MLflow UI and worker on loopback.")
 app.add_typer(server_app, name="server")
+keys_app = typer.Typer(no_args_is_help=True, help="Gateway API keys (stored hashed in the feedback database).")
+app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
 WorkloadOpt = Annotated[Path, typer.Option("--workload", "-w", help="Workload YAML.")]
@@ -523,6 +525,56 @@ def rollback(
 
     res = do_rollback(workload, to)  # NotFound (exit 2) when there is nothing to roll back to
     _out(res, as_json, f"{workload}: champion v{res['from']} -> v{res['to']}")
+
+
+# ---------------------------------------------------------------- API keys
+def _keys():
+    from blocks.environment import apply_blocks
+    from flywheel.serving.tenants import KeyStore
+
+    home = _setup()
+    apply_blocks()  # the feedback database may be named by a block
+    return KeyStore(home.database_url()), home
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., help="Tenant the key belongs to (usage and limits are per tenant)."),
+    rpm: int | None = typer.Option(None, min=1, help="Requests per minute (default: the gateway's default_rpm)."),
+    tpm: int | None = typer.Option(None, min=1, help="Tokens per minute (default: the gateway's default_tpm)."),
+    as_json: JsonOpt = False,
+):
+    """Create a key and print it once (only its SHA-256 is stored). From then on the gateway (auth: auto) answers
+    401 to requests without a valid key."""
+    store, _ = _keys()
+    key, rec = store.create(tenant, rpm, tpm)
+    _out({"key": key, **rec}, as_json, f"{key}\n(tenant {tenant}, prefix {rec['prefix']}; shown once, store it now)")
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False):
+    """Keys (prefix, tenant, limits, revoked) and each tenant's usage from the interaction log."""
+    from flywheel.feedback.store import FeedbackStore
+
+    store, home = _keys()
+    keys, usage = store.list(), FeedbackStore(home.database_url()).usage()
+    rows = [{**k, "usage": usage.get(k["tenant"], {})} for k in keys]
+    lines = [
+        f"{k['prefix']}  {k['tenant']:<16} rpm {k['rpm'] or '-'} tpm {k['tpm'] or '-'}  "
+        f"{'revoked ' + k['revoked'][:19] if k['revoked'] else 'active'}  "
+        f"{k['usage'].get('requests', 0)} requests, "
+        f"{k['usage'].get('prompt_tokens', 0) + k['usage'].get('completion_tokens', 0)} tokens"
+        for k in rows
+    ]
+    _out(rows, as_json, "\n".join(lines) or "no keys: the gateway needs none (auth: auto)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str = typer.Argument(..., help="The key's prefix, as `flywheel keys list` shows it.")):
+    """Revoke a key (the gateway refuses it within 2 seconds)."""
+    store, _ = _keys()
+    n = store.revoke(prefix)  # NotFound: exit 2
+    typer.echo(f"revoked {n} key(s) with prefix {prefix}")
 
 
 @app.command()

@@ -18,18 +18,32 @@ def emit(event: str, workload: str, payload: dict) -> None:
 
 
 class PrefectEventSink:
-    """EventSink for the gateway: forwards domain events to the Prefect API."""
+    """The gateway outbox's sink (``flywheel.feedback.outbox.BatchSink``): posts events to the Prefect API's
+    ``POST /events`` and returns only once the server accepted them (raises otherwise, so the outbox keeps them).
+    Each event keeps the id the outbox fixed: Prefect's triggers skip an id they have already seen."""
 
-    def emit(self, event: str, resource: dict, payload: dict) -> None:
-        from prefect.events import emit_event
+    def __init__(self, timeout: float = 10.0):
+        self.timeout = timeout
 
-        if emit_event(event=event, resource=resource, payload=payload) is None:
-            log.warning("event %s was not emitted (no Prefect API configured?)", event)
+    def send(self, events: list[dict]) -> None:
+        import httpx
+        from prefect.events import Event
+        from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL
 
-    def flush(self) -> None:
-        from prefect.events.worker import EventsWorker
-
-        try:
-            EventsWorker.drain_all(timeout=10)
-        except Exception:  # noqa: BLE001 - best effort at shutdown
-            log.exception("could not flush events")
+        url = PREFECT_API_URL.value()
+        if not url:
+            raise RuntimeError("no Prefect API URL configured (PREFECT_API_URL)")
+        body = [
+            Event(
+                id=e["event_id"],
+                occurred=e["created"],
+                event=e["event"],
+                resource=e["resource"],
+                payload=e["payload"],
+            ).model_dump(mode="json")
+            for e in events
+        ]
+        key = PREFECT_API_KEY.value()
+        headers = {"Authorization": f"Bearer {key.get_secret_value() if hasattr(key, 'get_secret_value') else key}"}
+        r = httpx.post(f"{url.rstrip('/')}/events", json=body, headers=headers if key else {}, timeout=self.timeout)
+        r.raise_for_status()

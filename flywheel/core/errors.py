@@ -10,9 +10,12 @@ retry rule both read it from here (:func:`exit_code`, :func:`is_bad_input`), so 
         ├── NotFound (LookupError)       a named thing that is not there: a served model, an interaction, a champion
         │   ├── UnknownModel             the gateway has no such model (serving)
         │   └── UnknownInteraction       feedback for an interaction id the store does not know (KeyError too)
-        └── ServiceUnavailable           a service or program the command needs is missing
-            ├── NoPrefectAPI             no PREFECT_API_URL and no embedded server
-            └── OcrUnavailable           no tesseract binary
+        ├── ServiceUnavailable           a service or program the command needs is missing
+        │   ├── NoPrefectAPI             no PREFECT_API_URL and no embedded server
+        │   └── OcrUnavailable           no tesseract binary
+        ├── Unauthorized                 the gateway got no valid API key (HTTP 401)
+        └── RateLimited                  a tenant over its requests or tokens per minute (HTTP 429, retry_after)
+    StoreUnavailable                     the feedback store cannot be reached (an outage: HTTP 503, retried)
 
 A missing or already existing file (``FileNotFoundError``, ``FileExistsError``) is bad input as well.
 Anything else that escapes is a bug or an outage: exit 1, and the task's retries apply.
@@ -76,6 +79,22 @@ class NoPrefectAPI(ServiceUnavailable):
 
 class OcrUnavailable(ServiceUnavailable):
     """Tesseract is not installed."""
+
+
+class Unauthorized(BadInput):
+    """No API key, or one the gateway does not know (or that was revoked)."""
+
+
+class RateLimited(BadInput):
+    """A tenant is over its requests or tokens per minute; ``retry_after`` seconds until it is not."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(FlywheelError):
+    """The feedback store cannot be written or read: an outage, not the user's fault (retry later)."""
 
 
 # What the CLI answers with exit code 2 and a task does not retry: the user's to fix, not transient.

@@ -1,7 +1,12 @@
 """The feedback store (SQLAlchemy): SQLite with WAL by default, PostgreSQL by URL.
 
 Interaction row: ``id, ts, workload, tenant, model, model_version, messages, response,
-latency_ms, cache_hit, guard_flags`` and, once given, ``rating (+1/-1), correction, comment``.
+latency_ms, cache_hit, guard_flags, prompt_tokens, completion_tokens`` and, once given, ``rating (+1/-1),
+correction, comment``.
+
+Feedback is committed together with its event in an **outbox** row (one transaction): a relay
+(``flywheel.feedback.outbox``) delivers the events at least once, so an events outage delays the retrain
+trigger but never loses a count. Giving the same feedback twice is a no-op (same seq, no second event).
 
     store = FeedbackStore("sqlite:///.flywheel/feedback.db")
     iid = store.log_interaction(workload="fraud", messages=[...], response="LEGIT: ...", ...)
@@ -56,6 +61,8 @@ interactions = Table(
     Column("correction", Text, nullable=True),
     Column("comment", Text, nullable=True),
     Column("feedback_ts", DateTime(timezone=True), nullable=True),
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("completion_tokens", Integer, nullable=True),
 )
 # Every feedback, in arrival order: its autoincrement ``seq`` is the watermark a retrain reads up to (the
 # gateway puts it in the event; the trigger passes the firing event's). An interaction's feedback counts at
@@ -82,11 +89,40 @@ feedback_cycles = Table(
 )
 
 
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event", String(128), nullable=False),
+    Column("event_id", String(36), nullable=False, unique=True),  # stable: a re-delivery is the same event
+    Column("resource", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("delivered", DateTime(timezone=True), nullable=True, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+)
+
+FEEDBACK_EVENT = "flywheel.feedback.received"
+# Columns added after the first release: added to an existing database on open (nullable, no default).
+_ADDED_COLUMNS = {"interactions": ("prompt_tokens", "completion_tokens")}
+
+
 class FeedbackStoreProtocol(Protocol):
     def log_interaction(self, **fields) -> str: ...
     def add_feedback(
-        self, interaction_id: str, rating: int | None, correction: str | None = None, comment: str | None = None
+        self,
+        interaction_id: str,
+        rating: int | None,
+        correction: str | None = None,
+        comment: str | None = None,
+        emit: bool = False,
     ) -> dict: ...
+    def pending_events(self, limit: int = 100) -> list[dict]: ...
+    def mark_delivered(self, seqs: list[int]) -> None: ...
+    def mark_failed(self, seqs: list[int], error: str) -> None: ...
+    def outbox_counts(self) -> dict: ...
+    def counts(self, workload: str | None = None) -> dict: ...
     def training_rows(self, workload: str) -> list[dict]: ...
 
 
@@ -105,6 +141,19 @@ class FeedbackStore:
                 cur.close()
 
         metadata.create_all(self.engine)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older release lacks (all nullable)."""
+        from sqlalchemy import inspect, text
+
+        insp = inspect(self.engine)
+        for table, cols in _ADDED_COLUMNS.items():
+            have = {c["name"] for c in insp.get_columns(table)}
+            with self.engine.begin() as c:
+                for col in cols:
+                    if col not in have:
+                        c.execute(text(f"ALTER TABLE {table} ADD COLUMN {col} INTEGER"))
 
     def log_interaction(
         self,
@@ -119,6 +168,8 @@ class FeedbackStore:
         cache_hit: bool = False,
         guard_flags: list[str] | None = None,
         interaction_id: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
     ) -> str:
         iid = interaction_id or f"ix-{uuid.uuid4().hex}"
         with self.engine.begin() as c:
@@ -135,31 +186,111 @@ class FeedbackStore:
                     latency_ms=latency_ms,
                     cache_hit=cache_hit,
                     guard_flags=json.dumps(guard_flags or []),
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
                 )
             )
         return iid
 
     def add_feedback(
-        self, interaction_id: str, rating: int | None, correction: str | None = None, comment: str | None = None
+        self,
+        interaction_id: str,
+        rating: int | None,
+        correction: str | None = None,
+        comment: str | None = None,
+        emit: bool = False,
     ) -> dict:
+        """Record feedback on an interaction; returns the row with ``feedback_seq`` and ``duplicate`` (the same
+        feedback was already recorded: nothing changes, no new seq, no second event). ``emit``: write the
+        ``flywheel.feedback.received`` event to the outbox in the same transaction."""
         if rating not in (None, 1, -1):
             raise DataError("rating must be +1 or -1")
         if rating is None and not correction and not comment:
             raise DataError("feedback needs a rating, a correction or a comment")
         now = datetime.now(UTC)
         with self.engine.begin() as c:
-            res = c.execute(
+            cur = c.execute(select(interactions).where(interactions.c.id == interaction_id)).mappings().first()
+            if cur is None:
+                raise UnknownInteraction(interaction_id)
+            last = c.execute(
+                select(func.max(feedback_log.c.seq)).where(feedback_log.c.interaction_id == interaction_id)
+            ).scalar()
+            same = (cur["rating"], cur["correction"], cur["comment"]) == (rating, correction, comment)
+            if last is not None and same:
+                return {**_decode(dict(cur)), "feedback_seq": int(last), "duplicate": True}
+            c.execute(
                 update(interactions)
                 .where(interactions.c.id == interaction_id)
                 .values(rating=rating, correction=correction, comment=comment, feedback_ts=now)
             )
-            if res.rowcount == 0:
-                raise UnknownInteraction(interaction_id)
-            workload = c.execute(select(interactions.c.workload).where(interactions.c.id == interaction_id)).scalar()
-            seq = c.execute(
-                feedback_log.insert().values(interaction_id=interaction_id, workload=workload, ts=now)
-            ).inserted_primary_key[0]
-        return {**self.get(interaction_id), "feedback_seq": int(seq)}
+            workload = cur["workload"]
+            seq = int(
+                c.execute(
+                    feedback_log.insert().values(interaction_id=interaction_id, workload=workload, ts=now)
+                ).inserted_primary_key[0]
+            )
+            if emit:
+                payload = {
+                    "interaction_id": interaction_id,
+                    "rating": rating,
+                    "has_correction": bool(correction),
+                    "feedback_seq": seq,  # the watermark a retrain fired by this event reads up to
+                    "model_version": cur["model_version"],
+                }
+                resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
+                c.execute(
+                    outbox.insert().values(
+                        event=FEEDBACK_EVENT,
+                        event_id=str(uuid.uuid4()),  # fixed here: every re-delivery sends this id
+                        resource=json.dumps(resource),
+                        payload=json.dumps(payload),
+                        created=now,
+                        attempts=0,
+                    )
+                )
+        return {**self.get(interaction_id), "feedback_seq": seq, "duplicate": False}
+
+    def pending_events(self, limit: int = 100) -> list[dict]:
+        """Outbox events not delivered yet, oldest first."""
+        q = select(outbox).where(outbox.c.delivered.is_(None)).order_by(outbox.c.seq).limit(limit)
+        with self.engine.connect() as c:
+            rows = [dict(r) for r in c.execute(q).mappings()]
+        for r in rows:
+            r["resource"], r["payload"] = json.loads(r["resource"]), json.loads(r["payload"])
+            if r["created"].tzinfo is None:  # SQLite gives back naive datetimes; they were written in UTC
+                r["created"] = r["created"].replace(tzinfo=UTC)
+        return rows
+
+    def mark_delivered(self, seqs: list[int]) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(outbox).where(outbox.c.seq.in_(seqs)).values(delivered=datetime.now(UTC)))
+
+    def mark_failed(self, seqs: list[int], error: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_(seqs))
+                .values(attempts=outbox.c.attempts + 1, last_error=error[:500])
+            )
+
+    def outbox_counts(self) -> dict:
+        with self.engine.connect() as c:
+            total, delivered = c.execute(select(func.count(), func.count(outbox.c.delivered))).one()
+        return {"events": int(total), "delivered": int(delivered), "pending": int(total) - int(delivered)}
+
+    def usage(self) -> dict[str, dict]:
+        """Per tenant: requests, prompt and completion tokens (from the interaction log)."""
+        q = select(
+            interactions.c.tenant,
+            func.count(),
+            func.coalesce(func.sum(interactions.c.prompt_tokens), 0),
+            func.coalesce(func.sum(interactions.c.completion_tokens), 0),
+        ).group_by(interactions.c.tenant)
+        with self.engine.connect() as c:
+            return {
+                t: {"requests": int(n), "prompt_tokens": int(p), "completion_tokens": int(o)}
+                for t, n, p, o in c.execute(q)
+            }
 
     def get(self, interaction_id: str) -> dict:
         with self.engine.connect() as c:

@@ -9,6 +9,13 @@ from pydantic import Field
 from flywheel.core.config import ConfigModel
 
 
+class ConfiguredKey(ConfigModel):
+    tenant: str = Field(..., min_length=1, max_length=128)
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the key (never the key).")
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+
+
 class GatewaySettings(ConfigModel):
     host: str = Field("127.0.0.1", description="Loopback by default; bind 0.0.0.0 only behind an auth proxy.")
     port: int = Field(8088, ge=1, le=65535)
@@ -20,6 +27,11 @@ class GatewaySettings(ConfigModel):
         description="local: transformers in-process; upstream: an OpenAI-compatible engine (vLLM, trtllm-serve, NIM).",
     )
     upstream_url: str | None = Field(None, description="Base URL of the upstream engine when engine=upstream.")
+    upstream_model: str = Field(
+        "{workload}",
+        description="The model name sent upstream, {workload} and {version} filled in: the LoRA adapter's name "
+        "there (vLLM --lora-modules, trtllm-serve, SGLang --lora-paths).",
+    )
     max_new_tokens: int = Field(32, ge=1, le=32_768)
     emit_events: bool = Field(True, description="Emit flywheel.feedback.received events for every feedback.")
     reload_interval_s: float = Field(
@@ -29,3 +41,14 @@ class GatewaySettings(ConfigModel):
         description="How often the champion alias is re-read; a promotion is served within this delay.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Device of the local engine.")
+    max_batch_size: int = Field(8, ge=1, le=512, description="Local engine: most requests in one generate call.")
+    batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="Local engine: how long an idle engine waits for more requests to batch."
+    )
+    auth: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description="API keys: required; off (the tenant is X-Tenant or user); auto: required once a key was created.",
+    )
+    api_keys: list[ConfiguredKey] = Field(default_factory=list, description="Keys in config (hashed).")
+    default_rpm: int | None = Field(None, ge=1, description="Requests per minute of a tenant without its own.")
+    default_tpm: int | None = Field(None, ge=1, description="Tokens per minute of a tenant without its own.")

@@ -1,15 +1,19 @@
-"""Engines: what turns messages into text.
+"""Engines: what turns a request into text, whole (``generate``) or token by token (``stream``).
 
-- :class:`LocalEngine` runs a transformers model in-process (base + merged LoRA adapter). CPU
-  by default; CUDA with bf16 when present.
-- :class:`UpstreamEngine` forwards to an OpenAI-compatible engine (vLLM, ``trtllm-serve``, NIM);
-  the LoRA is chosen by model name, as those servers do.
+- :class:`LocalEngine` runs a transformers model in-process (base + merged LoRA adapter), CPU or CUDA. Concurrent
+  requests are batched dynamically (``serving.batching``): requests that arrive within ``batch_wait_ms`` of each
+  other share one ``generate`` call, and each one's tokens stream to its own client as they are decoded.
+- :class:`UpstreamEngine` forwards to an OpenAI-compatible engine (vLLM, ``trtllm-serve``, SGLang, NIM); the
+  request's workload and version pick the LoRA adapter there by model name, as those servers do.
+
+``stream`` yields ``str`` deltas and, last, the :class:`Generation` (the whole text and the token counts).
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -22,31 +26,235 @@ class Generation:
     finish_reason: str
 
 
+@dataclass
+class GenRequest:
+    """One request to an engine: chat ``messages`` (the chat template applies) or a raw ``prompt``."""
+
+    messages: list[dict] | None = None
+    prompt: str | None = None
+    max_tokens: int = 32
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.temperature and self.temperature > 0)
+
+    def batch_key(self) -> tuple | None:
+        """Requests with equal keys can share one ``generate`` call: every greedy request, and sampled ones with
+        the same temperature and top_p. A seeded sampled request runs alone (its answer must not depend on
+        what it was batched with)."""
+        if not self.sampled:
+            return ("greedy",)
+        if self.seed is not None:
+            return None
+        return ("sample", self.temperature, self.top_p)
+
+
 class Engine(Protocol):
     model_version: str | None
 
-    def generate(
-        self, messages: list[dict], max_tokens: int, temperature: float | None, seed: int | None
-    ) -> Generation: ...
+    def generate(self, req: GenRequest) -> Generation: ...
+
+    def stream(self, req: GenRequest) -> Iterator[str | Generation]: ...
+
+    def queue_depth(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def collect(events: Iterator[str | Generation]) -> Generation:
+    """The final :class:`Generation` of a stream."""
+    final = None
+    for ev in events:
+        if isinstance(ev, Generation):
+            final = ev
+    if final is None:
+        raise RuntimeError("the engine's stream ended without a result")
+    return final
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop string, and whether one was found."""
+    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+def held_back(text: str, stops: list[str]) -> int:
+    """How many trailing characters of ``text`` could be the start of a stop string (not streamed yet)."""
+    hold = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), hold, -1):
+            if text.endswith(s[:n]):
+                hold = n
+                break
+    return hold
 
 
 class LocalEngine:
+    """A transformers model in this process, fed by a dynamic batcher."""
+
     def __init__(
-        self, base_path: str | Path, adapter: str | Path | None, model_version: str | None, device: str = "auto"
+        self,
+        base_path: str | Path,
+        adapter: str | Path | None,
+        model_version: str | None,
+        device: str = "auto",
+        max_batch_size: int = 8,
+        batch_wait_ms: float = 5.0,
     ):
         import torch
 
+        from flywheel.serving.batching import Batcher
         from flywheel.training.models import load_model_and_tokenizer, pick_device
 
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         self.model, self.tok = load_model_and_tokenizer(base_path, adapter, self.device, dtype)
         self.model_version = model_version
-        self._lock = threading.Lock()  # one generate at a time: a CPU has no spare cores for two
+        self._batcher = Batcher(self._run_batch, max_batch_size, batch_wait_ms, name=f"engine-v{model_version}")
 
-    def generate(self, messages, max_tokens, temperature=None, seed=None) -> Generation:
-        with self._lock:
-            return generate_chat(self.model, self.tok, [messages], max_tokens, temperature, seed)[0]
+    def generate(self, req: GenRequest) -> Generation:
+        return collect(self.stream(req))
+
+    def stream(self, req: GenRequest) -> Iterator[str | Generation]:
+        return self._batcher.submit(req)
+
+    def queue_depth(self) -> int:
+        return self._batcher.depth()
+
+    def close(self) -> None:
+        self._batcher.stop()
+
+    def _run_batch(self, jobs) -> None:
+        run_batch(self.model, self.tok, jobs)
+
+
+def _prompt_text(tok, req: GenRequest) -> str:
+    if req.messages is not None:
+        return tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+    return req.prompt or ""
+
+
+def run_batch(model, tok, jobs) -> None:
+    """One ``generate`` call for ``jobs`` (``batching.Job``: a request and where its tokens go), left-padded.
+    Each job gets its deltas as they are decoded and its :class:`Generation` when it ends: at EOS, at a stop
+    string, at its own ``max_tokens``, or when its client went away; the call stops when every job has ended.
+    Greedy batched answers equal one-at-a-time answers (``test_evaluation``'s batched == single check)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers.generation.streamers import BaseStreamer
+
+    reqs = [j.req for j in jobs]
+    tok.padding_side = "left"
+    # the chat template writes its own special tokens; a raw prompt is taken as it is (as vLLM's completions)
+    enc = tok([_prompt_text(tok, r) for r in reqs], return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
+    prompt_tokens = [int(n) for n in enc["attention_mask"].sum(dim=1)]
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    states = [_JobState(j, p) for j, p in zip(jobs, prompt_tokens, strict=True)]
+
+    class Fanout(BaseStreamer):
+        """Hands each step's token of row i to job i (the first ``put`` is the prompt)."""
+
+        def __init__(self):
+            self.prompt_seen = False
+
+        def put(self, value):
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            col = value.reshape(len(states), -1)
+            for st, row in zip(states, col.tolist(), strict=True):
+                for t in row:
+                    st.add(tok, t, eos, pad)
+
+        def end(self):
+            pass
+
+    class AllEnded(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.tensor([st.done for st in states], device=input_ids.device)
+
+    r0 = reqs[0]
+    kwargs = {
+        "max_new_tokens": max(r.max_tokens for r in reqs),
+        "do_sample": r0.sampled,
+        "pad_token_id": pad,
+        "streamer": Fanout(),
+        "stopping_criteria": StoppingCriteriaList([AllEnded()]),
+    }
+    if r0.sampled:
+        kwargs["temperature"] = r0.temperature
+        if r0.top_p is not None:
+            kwargs["top_p"] = r0.top_p
+    try:
+        with torch.no_grad():
+            if r0.seed is not None:
+                torch.manual_seed(r0.seed)
+            model.generate(**enc, **kwargs)
+    except BaseException as e:
+        for st in states:
+            st.fail(e)
+        raise
+    for st in states:
+        st.finish(tok, "length")
+
+
+class _JobState:
+    """One job's decoded tokens, what of them was streamed, and how it ended."""
+
+    def __init__(self, job, prompt_tokens: int):
+        self.job, self.prompt_tokens = job, prompt_tokens
+        self.tokens: list[int] = []
+        self.sent = ""
+        self.done = False
+
+    def add(self, tok, t: int, eos, pad) -> None:
+        if self.done:
+            return
+        if self.job.cancelled:
+            self.done = True
+            return
+        if t == eos:
+            self.tokens.append(t)
+            self.finish(tok, "stop")
+            return
+        if pad is not None and pad != eos and t == pad:
+            return
+        self.tokens.append(t)
+        text = tok.decode(self.tokens, skip_special_tokens=True).lstrip()
+        text, stopped = cut_at_stop(text, self.job.req.stop)
+        if stopped:
+            self.finish(tok, "stop", text)
+            return
+        if len(self.tokens) >= self.job.req.max_tokens:
+            self.finish(tok, "length", text)
+            return
+        if text.endswith("\ufffd"):  # half a multi-byte character: wait for the rest
+            return
+        upto = len(text) - held_back(text, self.job.req.stop)
+        if upto > len(self.sent):
+            self.job.put(text[len(self.sent) : upto])
+            self.sent = text[:upto]
+
+    def finish(self, tok, reason: str, text: str | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if text is None:
+            text = tok.decode(self.tokens, skip_special_tokens=True).lstrip()
+            text = cut_at_stop(text, self.job.req.stop)[0]
+        if len(text) > len(self.sent) and text.startswith(self.sent):
+            self.job.put(text[len(self.sent) :])
+        self.job.put(Generation(text.strip(), self.prompt_tokens, len(self.tokens), reason))
+
+    def fail(self, e: BaseException) -> None:
+        if not self.done:
+            self.done = True
+            self.job.put(e)
 
 
 def generate_chat(
@@ -58,41 +266,19 @@ def generate_chat(
     seed: int | None = None,
 ) -> list[Generation]:
     """Answer several conversations in one batch (left-padded), greedy unless ``temperature`` > 0: what the
-    gateway's local engine runs, and what the evaluation runs on the golden set."""
-    import torch
+    gateway's local engine runs (``run_batch``), and what the evaluation runs on the golden set."""
+    from flywheel.serving.batching import Job
 
-    tok.padding_side = "left"
-    prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in conversations]
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
-    sample = bool(temperature and temperature > 0)
-    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": sample, "pad_token_id": tok.pad_token_id}
-    if sample:
-        kwargs["temperature"] = temperature
-    with torch.no_grad():
-        if seed is not None:
-            torch.manual_seed(seed)
-        out = model.generate(**enc, **kwargs)
-    eos, pad = tok.eos_token_id, tok.pad_token_id
-    width = enc["input_ids"].shape[1]
-    gens = []
-    for i in range(len(conversations)):
-        new = out[i, width:].tolist()
-        ended = eos in new
-        if ended:  # what follows the first EOS is padding of a batch that was still running
-            new = new[: new.index(eos) + 1]
-        elif pad is not None and pad != eos:
-            new = [t for t in new if t != pad]
-        text = tok.decode(new, skip_special_tokens=True).strip()
-        prompt_tokens = int(enc["attention_mask"][i].sum())
-        gens.append(
-            Generation(text, prompt_tokens, len(new), "stop" if ended or len(new) < max_new_tokens else "length")
-        )
-    return gens
+    jobs = [
+        Job(GenRequest(messages=m, max_tokens=max_new_tokens, temperature=temperature, seed=seed))
+        for m in conversations
+    ]
+    run_batch(model, tok, jobs)
+    return [collect(j.events()) for j in jobs]
 
 
 class UpstreamEngine:
-    """An OpenAI-compatible upstream; the served model name selects the LoRA there."""
+    """An OpenAI-compatible upstream (vLLM, trtllm-serve, SGLang, NIM); ``model`` names the LoRA adapter there."""
 
     def __init__(self, base_url: str, model: str, model_version: str | None = None, timeout: float = 120):
         import httpx
@@ -101,20 +287,63 @@ class UpstreamEngine:
         self.model = model
         self.model_version = model_version
 
-    def generate(self, messages, max_tokens, temperature=None, seed=None) -> Generation:
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens}
-        if temperature is not None:
-            body["temperature"] = temperature
-        if seed is not None:
-            body["seed"] = seed
-        r = self.client.post("/v1/chat/completions", json=body)
+    def _body(self, req: GenRequest, stream: bool) -> tuple[str, dict]:
+        body: dict = {"model": self.model, "max_tokens": req.max_tokens}
+        for k in ("temperature", "top_p", "seed"):
+            if getattr(req, k) is not None:
+                body[k] = getattr(req, k)
+        if req.stop:
+            body["stop"] = req.stop
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        if req.messages is not None:
+            return "/v1/chat/completions", body | {"messages": req.messages}
+        return "/v1/completions", body | {"prompt": req.prompt or ""}
+
+    @staticmethod
+    def _text(choice: dict) -> str:
+        if "message" in choice:
+            return choice["message"].get("content") or ""
+        if "delta" in choice:
+            return choice["delta"].get("content") or ""
+        return choice.get("text") or ""
+
+    def generate(self, req: GenRequest) -> Generation:
+        path, body = self._body(req, stream=False)
+        r = self.client.post(path, json=body)
         r.raise_for_status()
         data = r.json()
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
+        choice, usage = data["choices"][0], data.get("usage") or {}
         return Generation(
-            choice["message"].get("content") or "",
+            self._text(choice),
             usage.get("prompt_tokens", 0),
             usage.get("completion_tokens", 0),
             choice.get("finish_reason") or "stop",
         )
+
+    def stream(self, req: GenRequest) -> Iterator[str | Generation]:
+        path, body = self._body(req, stream=True)
+        parts, finish, usage = [], "stop", {}
+        with self.client.stream("POST", path, json=body) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                obj = json.loads(data)
+                usage = obj.get("usage") or usage
+                for choice in obj.get("choices") or []:
+                    if delta := self._text(choice):
+                        parts.append(delta)
+                        yield delta
+                    finish = choice.get("finish_reason") or finish
+        text = "".join(parts)
+        yield Generation(text, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), finish)
+
+    def queue_depth(self) -> int:
+        return 0  # the upstream queues; its own metrics say how deep
+
+    def close(self) -> None:
+        self.client.close()

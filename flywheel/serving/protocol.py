@@ -32,17 +32,49 @@ class ChatMessage(_Lenient):
         return self.content or ""
 
 
-class ChatCompletionRequest(_Lenient):
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
+class _Sampling(_Lenient):
     model: str
-    messages: list[ChatMessage] = Field(..., min_length=1)
     max_tokens: int | None = Field(None, ge=1, le=32_768)
-    max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     n: int = Field(1, ge=1, le=1, description="Only n=1 is served.")
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
     user: str | None = None
     seed: int | None = None
+
+    def stops(self) -> list[str]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if len(stops) > 4:
+            raise ValueError("stop: at most 4 sequences")
+        return [s for s in stops if s]
+
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
+
+
+class CompletionRequest(_Sampling):
+    """``POST /v1/completions``: one prompt string (a list of one is accepted), no chat template."""
+
+    prompt: str | list[str]
+    echo: bool = False
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, list):
+            if len(self.prompt) != 1:
+                raise ValueError("prompt: only one prompt per request is served")
+            return self.prompt[0]
+        return self.prompt
 
 
 class FeedbackRequest(_Lenient):
@@ -52,39 +84,55 @@ class FeedbackRequest(_Lenient):
     comment: str | None = Field(None, max_length=20_000)
 
 
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
 def completion_response(
-    iid: str, model: str, text: str, prompt_tokens: int, completion_tokens: int, finish_reason: str, extra: dict
+    iid: str,
+    model: str,
+    text: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    finish_reason: str,
+    extra: dict,
+    chat: bool = True,
 ) -> dict:
+    """A whole answer: ``chat.completion`` (``message``) or ``text_completion`` (``text``)."""
+    choice = {"index": 0, "finish_reason": finish_reason, "logprobs": None}
+    choice |= {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
     return {
         "id": iid,
-        "object": "chat.completion",
+        "object": "chat.completion" if chat else "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "choices": [choice],
+        "usage": usage(prompt_tokens, completion_tokens),
         "system_fingerprint": extra.get("model_version"),
         "flywheel": extra,
     }
 
 
-def chunk(iid: str, model: str, delta: dict, finish_reason: str | None) -> dict:
+def chunk(
+    iid: str, model: str, delta: dict | str | None, finish_reason: str | None, chat: bool = True, fingerprint=None
+) -> dict:
+    """One streamed piece: ``chat.completion.chunk`` with a ``delta`` dict, or ``text_completion`` with ``text``;
+    ``delta`` None: the closing usage chunk (``stream_options.include_usage``), with no choices."""
+    choices = []
+    if delta is not None:
+        choice = {"index": 0, "finish_reason": finish_reason, "logprobs": None}
+        choices = [choice | ({"delta": delta} if chat else {"text": delta})]
     return {
         "id": iid,
-        "object": "chat.completion.chunk",
+        "object": "chat.completion.chunk" if chat else "text_completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+        "system_fingerprint": fingerprint,
+        "choices": choices,
     }
 
 
@@ -95,4 +143,4 @@ def error_body(
 
 
 def new_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"ix-{uuid.uuid4().hex}"

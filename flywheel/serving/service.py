@@ -1,11 +1,17 @@
-"""The gateway's service layer: request -> engine -> interaction log -> response.
+"""The gateway's service layer: tenant -> rate limit -> engine -> capture -> response.
 
-The pipeline order is cache -> guardrails -> RAG -> engine; this skeleton has the engine and the
-interaction log, the other stages plug in before the engine call.
+The pipeline order is cache -> guardrails -> RAG -> engine; the cache, the rails and RAG plug in before the
+engine call (issues 15 and 16).
 
-Each workload is served under its own name as an OpenAI model id. The engine serves the
-registry's ``champion`` alias; the alias is re-read every ``reload_interval_s`` so a promotion or
-a rollback reaches the gateway without a restart.
+Each workload is served under its own name as an OpenAI model id. The engine serves the registry's
+``champion`` alias — on a fresh home the base model, registered as version 1 — and the alias is re-read every
+``reload_interval_s``: a new version is loaded beside the old one, which keeps answering until the new one is
+ready and then drains its queue (no request fails over a promotion).
+
+**Durable capture**: an answer is acknowledged (returned, or its stream closed with ``[DONE]``) only after its
+interaction row is committed; feedback and its event are committed together (the event in the store's outbox,
+delivered by an :class:`~flywheel.feedback.outbox.OutboxRelay`). A store outage answers 503
+(:class:`StoreUnavailable`) and loses nothing that was acknowledged.
 """
 
 from __future__ import annotations
@@ -13,26 +19,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from flywheel.core.errors import UnknownModel
+from flywheel.core.errors import StoreUnavailable, UnknownModel
 from flywheel.feedback.store import FeedbackStoreProtocol
 from flywheel.serving.config import GatewaySettings
-from flywheel.serving.engine import Engine, LocalEngine, UpstreamEngine
+from flywheel.serving.engine import Engine, Generation, GenRequest, LocalEngine, UpstreamEngine
+from flywheel.serving.metrics import GatewayMetrics
+from flywheel.serving.protocol import new_id
+from flywheel.serving.tenants import Authenticator, KeyStore, RateLimiter, Tenant
 
 log = logging.getLogger("flywheel.gateway")
-
-
-class EventSink(Protocol):
-    def emit(self, event: str, resource: dict, payload: dict) -> None: ...
-
-
-class NullSink:
-    def emit(self, event, resource, payload) -> None:
-        pass
 
 
 @dataclass
@@ -42,28 +41,106 @@ class Served:
     version: str | None
 
 
+def _store_call(fn, *args, **kwargs):
+    """A store call; a database outage becomes :class:`StoreUnavailable` (HTTP 503)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    try:
+        return fn(*args, **kwargs)
+    except (OperationalError, DBAPIError) as e:
+        raise StoreUnavailable(f"the feedback store is unavailable: {type(e.orig or e).__name__}") from e
+
+
 class GatewayService:
     def __init__(
         self,
         settings: GatewaySettings,
         store: FeedbackStoreProtocol,
         resolve: Callable[[str], Served],
-        events: EventSink | None = None,
+        sink=None,
         engine_factory: Callable[[str, Served], Engine] | None = None,
+        keys: KeyStore | None = None,
+        metrics: GatewayMetrics | None = None,
     ):
+        from flywheel.feedback.outbox import OutboxRelay
+
         self.settings = settings
         self.store = store
         self.resolve = resolve
-        self.events = events or NullSink()
         self.engine_factory = engine_factory or self._default_engine
+        self.metrics = metrics or GatewayMetrics()
+        self.auth = Authenticator(
+            settings.auth,
+            keys,
+            [k.model_dump() for k in settings.api_keys],
+            settings.default_rpm,
+            settings.default_tpm,
+        )
+        self.limits = RateLimiter()
+        self.relay = OutboxRelay(store, sink) if sink is not None and settings.emit_events else None
         self._engines: dict[str, Engine] = {}
         self._checked: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {w: threading.Lock() for w in settings.workloads}
+        self.metrics.watch(
+            "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
+        )
+        if self.relay is not None:
+            self.metrics.watch(
+                "flywheel_outbox_pending",
+                "Events written but not yet delivered.",
+                lambda: {"all": _store_call(store.outbox_counts)["pending"]},
+                label="outbox",
+            )
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> GatewayService:
+        """Start the outbox relay (it first delivers what an earlier run left pending)."""
+        if self.relay is not None:
+            self.relay.start()
+        return self
+
+    def close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        for eng in self._engines.values():
+            eng.close()
+
+    def ready(self) -> dict:
+        """Whether every workload has an engine loaded and the store answers (``/readyz``)."""
+        store_ok = True
+        try:
+            _store_call(self.store.counts)
+        except StoreUnavailable:
+            store_ok = False
+        engines = {w: (self._engines[w].model_version if w in self._engines else None) for w in self.settings.workloads}
+        return {
+            "ready": store_ok and all(v is not None for v in engines.values()),
+            "store": store_ok,
+            "engines": engines,
+        }
+
+    def warm_up(self) -> None:
+        """Load every workload's engine now (not on the first request); errors are logged, not raised."""
+        for w in self.settings.workloads:
+            try:
+                self.engine(w)
+            except Exception:  # noqa: BLE001 - /readyz reports it; the gateway still serves the others
+                log.exception("could not load the engine of %s", w)
+
+    # -- engines -----------------------------------------------------------------------------------------------
 
     def _default_engine(self, workload: str, served: Served) -> Engine:
-        if self.settings.engine == "upstream":
-            return UpstreamEngine(self.settings.upstream_url or "", workload, served.version)
-        return LocalEngine(served.base_path, served.adapter, served.version, self.settings.device)
+        s = self.settings
+        if s.engine == "upstream":
+            model = s.upstream_model.format(workload=workload, version=served.version)
+            return UpstreamEngine(s.upstream_url or "", model, served.version)
+        return LocalEngine(
+            served.base_path, served.adapter, served.version, s.device, s.max_batch_size, s.batch_wait_ms
+        )
+
+    def _gauge(self, read: Callable[[Engine], float]) -> dict[str, float]:
+        return {w: float(read(e)) for w, e in list(self._engines.items())}
 
     def models(self) -> list[dict]:
         out = []
@@ -81,42 +158,74 @@ class GatewayService:
         return out
 
     def engine(self, workload: str) -> Engine:
+        """The workload's engine; every ``reload_interval_s`` one request checks the champion alias and, when it
+        moved, loads the new version while the others go on with the old engine."""
         if workload not in self.settings.workloads:
             raise UnknownModel(workload)
-        with self._lock:
-            now = time.monotonic()
-            eng = self._engines.get(workload)
-            if eng is None or now - self._checked.get(workload, 0) >= self.settings.reload_interval_s:
-                self._checked[workload] = now
-                served = self.resolve(workload)
-                if eng is None or eng.model_version != served.version:
-                    log.info("serving %s version %s", workload, served.version)
-                    eng = self.engine_factory(workload, served)
-                    self._engines[workload] = eng
+        eng = self._engines.get(workload)
+        fresh = time.monotonic() - self._checked.get(workload, -1e9) < self.settings.reload_interval_s
+        if eng is not None and fresh:
             return eng
+        lock = self._loading[workload]
+        if not lock.acquire(blocking=eng is None):
+            return eng  # another request is checking (or loading) right now
+        try:
+            eng = self._engines.get(workload)
+            if (
+                eng is not None
+                and time.monotonic() - self._checked.get(workload, -1e9) < self.settings.reload_interval_s
+            ):
+                return eng
+            served = self.resolve(workload)
+            self._checked[workload] = time.monotonic()
+            if eng is None or eng.model_version != served.version:
+                log.info("serving %s version %s", workload, served.version)
+                new = self.engine_factory(workload, served)
+                self._engines[workload] = new
+                self.metrics.served_version.labels(workload).set(float(served.version or 0))
+                if eng is not None:
+                    eng.close()  # finishes what it has queued, then frees the model
+                eng = new
+            return eng
+        finally:
+            lock.release()
 
-    def chat(
-        self,
-        workload: str,
-        messages: list[dict],
-        max_tokens: int | None,
-        temperature: float | None,
-        seed: int | None,
-        tenant: str,
-    ) -> dict:
-        eng = self.engine(workload)
-        t0 = time.perf_counter()
-        gen = eng.generate(messages, max_tokens or self.settings.max_new_tokens, temperature, seed)
-        latency_ms = (time.perf_counter() - t0) * 1000
-        iid = self.store.log_interaction(
+    # -- requests ----------------------------------------------------------------------------------------------
+
+    def admit(self, authorization: str | None, claimed_tenant: str | None) -> Tenant:
+        """The caller's tenant (401 without a valid key when keys are required), then its rate limits (429)."""
+        tenant = self.auth.tenant(authorization, claimed_tenant)
+        try:
+            self.limits.admit(tenant)
+        except Exception as e:
+            kind = "tokens" if "tokens per minute" in str(e) else "requests"
+            self.metrics.rate_limited.labels(tenant.name, kind).inc()
+            raise
+        return tenant
+
+    def _capture(
+        self, iid: str, workload: str, eng: Engine, req: GenRequest, gen: Generation, ms: float, tenant: Tenant
+    ):
+        messages = req.messages if req.messages is not None else [{"role": "prompt", "content": req.prompt or ""}]
+        _store_call(
+            self.store.log_interaction,
+            interaction_id=iid,
             workload=workload,
             model=workload,
             model_version=eng.model_version,
             messages=messages,
             response=gen.text,
-            latency_ms=latency_ms,
-            tenant=tenant,
+            latency_ms=ms,
+            tenant=tenant.name,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
         )
+        labels = (workload, eng.model_version or "", tenant.name)
+        self.metrics.prompt_tokens.labels(*labels).inc(gen.prompt_tokens)
+        self.metrics.completion_tokens.labels(*labels).inc(gen.completion_tokens)
+        self.limits.charge(tenant, gen.prompt_tokens + gen.completion_tokens)
+
+    def _result(self, iid: str, eng: Engine, gen: Generation, ms: float) -> dict:
         return {
             "id": iid,
             "text": gen.text,
@@ -124,34 +233,90 @@ class GatewayService:
             "completion_tokens": gen.completion_tokens,
             "finish_reason": gen.finish_reason,
             "model_version": eng.model_version,
-            "latency_ms": round(latency_ms, 1),
+            "latency_ms": round(ms, 1),
         }
 
+    def complete(self, workload: str, req: GenRequest, tenant: Tenant) -> dict:
+        """A whole answer, committed to the store before it is returned."""
+        t0 = time.perf_counter()
+        eng = self.engine(workload)
+        req.max_tokens = req.max_tokens or self.settings.max_new_tokens
+        t1 = time.perf_counter()
+        gen = eng.generate(req)
+        t2 = time.perf_counter()
+        ms = (t2 - t0) * 1000
+        iid = new_id()
+        self._capture(iid, workload, eng, req, gen, ms, tenant)
+        self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
+        self.metrics.overhead.labels(workload).observe((t1 - t0) + (time.perf_counter() - t2))
+        return self._result(iid, eng, gen, ms)
+
+    def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
+        """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
+        after the interaction is committed (a store outage raises :class:`StoreUnavailable` instead)."""
+        t0 = time.perf_counter()
+        eng = self.engine(workload)
+        req.max_tokens = req.max_tokens or self.settings.max_new_tokens
+        iid = new_id()
+        events = eng.stream(req)
+
+        def run() -> Iterator[str | dict]:
+            first, gen = None, None
+            try:
+                for ev in events:
+                    if isinstance(ev, Generation):
+                        gen = ev
+                        break
+                    if first is None:
+                        first = time.perf_counter()
+                        self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(first - t0)
+                    yield ev
+            finally:
+                events.close()  # a client that left cancels its decoding
+            if gen is None:
+                return
+            ms = (time.perf_counter() - t0) * 1000
+            self._capture(iid, workload, eng, req, gen, ms, tenant)
+            yield self._result(iid, eng, gen, ms)
+
+        return iid, eng, run()
+
     def feedback(self, interaction_id: str, rating: int | None, correction: str | None, comment: str | None) -> dict:
-        row = self.store.add_feedback(interaction_id, rating, correction, comment)
-        if self.settings.emit_events:
-            self.events.emit(
-                "flywheel.feedback.received",
-                {"prefect.resource.id": f"flywheel.workload.{row['workload']}", "flywheel.workload": row["workload"]},
-                {
-                    "interaction_id": interaction_id,
-                    "rating": rating,
-                    "has_correction": bool(correction),
-                    "feedback_seq": row.get("feedback_seq"),  # the watermark a retrain fired by this reads up to
-                    "model_version": row["model_version"],
-                },
-            )
+        """Record feedback (idempotent: the same feedback again changes nothing); its event goes to the outbox in
+        the same transaction, and the relay is woken to deliver it."""
+        row = _store_call(
+            self.store.add_feedback, interaction_id, rating, correction, comment, emit=self.relay is not None
+        )
+        kind = (
+            "duplicate"
+            if row.get("duplicate")
+            else ("correction" if correction else {1: "positive", -1: "negative"}.get(rating, "comment"))
+        )
+        self.metrics.feedback.labels(row["workload"], row["model_version"] or "", kind).inc()
+        if self.relay is not None and not row.get("duplicate"):
+            self.relay.wake()
         return row
 
 
-def registry_resolver(registry, cache_dir) -> Callable[[str], Served]:
-    """Resolve a workload's champion alias to local base/adapter folders."""
+def registry_resolver(
+    registry, cache_dir, workloads: dict | None = None, local_files: bool = True
+) -> Callable[[str], Served]:
+    """Resolve a workload's champion alias to local base/adapter folders (``local_files`` False: the version
+    only, for an upstream engine that has the weights itself). A workload with no version yet (a fresh home) gets
+    its base model registered as version 1 (``workloads``: name -> WorkloadConfig), so the API can be tried
+    before anything is trained."""
     from flywheel.training.models import resolve_base_model
 
     def resolve(workload: str) -> Served:
         ref = registry.champion(workload)
+        if ref is None and workloads and workload in workloads:
+            from flywheel.evaluation.promotion import ensure_champion
+
+            ref = ensure_champion(registry, workloads[workload])
         if ref is None:
-            raise UnknownModel(f"{workload} has no champion yet: run `flywheel run` first")
+            raise UnknownModel(f"{workload} has no champion yet and no workload config to serve its base model")
+        if not local_files:
+            return Served("", None, ref.version)
         base = resolve_base_model(ref.tags["base_model"], cache_dir)
         if ref.is_base:
             return Served(str(base), None, ref.version)

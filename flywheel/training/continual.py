@@ -68,9 +68,7 @@ def feedback_slices(store, workload: str, watermark: int | None) -> dict:
     return {"new": new, "old": old, "upto": upto, "after": after}
 
 
-def cycle_data(
-    store, workload, curated_path: str, include_feedback: bool, watermark: int | None, start: str = "base"
-):
+def cycle_data(store, workload, curated_path: str, include_feedback: bool, watermark: int | None, start: str = "base"):
     """One cycle's training rows and counts: the curated rows (a first cycle), or the continual policy's mix of
     curated rows and the feedback up to ``watermark`` (a retrain). ``start`` is ``start_point``'s (``base``, or
     the adapter continued: ``champion v3``). Counts say where every row came from and which feedback window was

@@ -23,6 +23,7 @@ STAGES = [
     "rollback",
     "lineage",
     "serve",
+    "keys",
     "demo",
 ]
 
@@ -45,11 +46,29 @@ def test_help_lists_every_stage_and_each_has_help_and_json(cli):
     assert sorted(get_command(app).commands) == sorted(STAGES)
     runner = CliRunner()
     for stage in STAGES:
-        sub = ["server", "start"] if stage == "server" else [stage]
+        sub = {"server": ["server", "start"], "keys": ["keys", "create"]}.get(stage, [stage])
         h = runner.invoke(app, [*sub, "--help"], env={"COLUMNS": "200"})
         assert h.exit_code == 0, (stage, h.output)
         has_json = "--json" in h.output
         assert has_json == (stage not in ("serve", "watch")), stage  # long-running processes print no summary
+
+
+def test_keys_create_list_revoke(tmp_path, cli):
+    """A key is printed once and stored hashed; list shows its prefix and tenant; revoke by prefix; an unknown
+    prefix exits 2."""
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home")}
+    out = cli("keys", "create", "--tenant", "acme", "--rpm", "60", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    made = json.loads(out.stdout)
+    assert made["key"].startswith("fw-") and made["prefix"] == made["key"][:10] and made["rpm"] == 60
+    db = (tmp_path / "home").rglob("*.db")
+    assert not any(made["key"].encode() in p.read_bytes() for p in db)  # only its hash is stored
+    listed = json.loads(cli("keys", "list", "--json", env=env).stdout)
+    assert [(k["prefix"], k["tenant"], k["revoked"]) for k in listed] == [(made["prefix"], "acme", None)]
+    assert cli("keys", "revoke", made["prefix"], env=env).returncode == 0
+    assert json.loads(cli("keys", "list", "--json", env=env).stdout)[0]["revoked"] is not None
+    gone = cli("keys", "revoke", made["prefix"], env=env)
+    assert gone.returncode == 2 and "no active key" in gone.stderr
 
 
 def test_the_command_list_reader_sees_a_missing_command():

@@ -1,4 +1,6 @@
-"""The feedback automation really fires: N feedback events -> a run of the retrain deployment.
+"""The feedback automation really fires: N feedback events -> a run of the retrain deployment. The workload's
+events travel as the gateway's do: written to the feedback store's outbox with the feedback, delivered by the
+outbox relay to the Prefect API; one is delivered twice (at least once) and still counts once.
 
 No assertion follows a fixed sleep. "No run yet" is checked only after a positive signal that the
 triggers service has handled the events before it: a probe deployment with a threshold of one, whose run
@@ -35,13 +37,16 @@ def _probe_deployment(name: str) -> str:
     return str(retrain.to_deployment(name=name, triggers=[trigger]).apply(work_pool_name="flywheel-process"))
 
 
-def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
+def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root, tmp_path):
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.events import emit_event
     from prefect.events.worker import EventsWorker
 
     from deployments.retrain import apply
+    from flywheel.feedback.outbox import OutboxRelay
+    from flywheel.feedback.store import FeedbackStore
+    from tasks.events import PrefectEventSink
 
     path = root / "configs/workloads/fraud.yaml"
     base = load_workload(path)
@@ -58,7 +63,21 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
             resource={"prefect.resource.id": f"flywheel.workload.{workload}"},
         )
         EventsWorker.drain_all(timeout=10)
-        return event
+        return event.id
+
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.db'}")
+    relay = OutboxRelay(store, PrefectEventSink())
+    outbox_rows = []
+
+    def feedback(workload):  # what the gateway does: feedback + its event in one commit, then the relay
+        iid = store.log_interaction(
+            workload=workload, model=workload, messages=[{"role": "user", "content": "x"}], response="LEGIT: ok",
+            latency_ms=1.0,
+        )  # fmt: skip
+        store.add_feedback(iid, -1, "FRAUD: velocity", emit=True)
+        outbox_rows.extend(store.pending_events())
+        assert relay.deliver_once() == 1 and store.outbox_counts()["pending"] == 0
+        return outbox_rows[-1]["event_id"]
 
     with get_client(sync_client=True) as client:
         dep = client.read_deployment(dep_id)
@@ -74,7 +93,7 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 for run in runs(deployment_id):
-                    if run.parameters.get("trigger_event") == str(event.id):
+                    if run.parameters.get("trigger_event") == str(event):
                         return run
                 time.sleep(0.5)
             return None
@@ -86,15 +105,16 @@ def test_n_feedback_events_create_a_retrain_flow_run(prefect_api, root):
                 break
         else:
             raise AssertionError("the triggers service never ran the probe automation")
-        emitted = [send(cfg.name, 0), send(cfg.name, 1)]
+        emitted = [feedback(cfg.name), feedback(cfg.name)]
+        PrefectEventSink().send(outbox_rows[:1])  # delivered again (a relay killed before mark_delivered)
         assert wait_for_run(probe_id, send(probe, 100)) and runs(dep_id) == [], "two events are below three"
-        other = send("other", 2)  # an event of another workload does not count
+        other = feedback("other")  # an event of another workload does not count
         assert wait_for_run(probe_id, send(probe, 101)) and runs(dep_id) == []
-        emitted.append(send(cfg.name, 3))
+        emitted.append(feedback(cfg.name))
         run = wait_for_run(dep_id, emitted[-1])
         found = runs(dep_id)
     assert first_probe is not None and run is not None and len(found) == 1
     params = found[0].parameters
     assert params["workload"] == cfg.name and params["config_path"].endswith("fraud.yaml")
-    assert params["watermark"] == "103"  # the firing event's feedback seq: the retrain reads up to it
-    assert params["trigger_event"] == str(emitted[-1].id) != str(other.id)  # the third event crossed the threshold
+    assert params["watermark"] == "4"  # the firing event's feedback seq: the retrain reads up to it
+    assert params["trigger_event"] == str(emitted[-1]) != str(other)  # the third event crossed the threshold

@@ -55,3 +55,18 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.db'}")
     with store.engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_database_from_an_older_release_gets_the_new_columns(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = FeedbackStore(url)
+    old_id = old.log_interaction(workload="w", model="w", messages=[], response="LEGIT: ok", latency_ms=1.0)
+    with old.engine.begin() as c:  # what the first release created: no token columns
+        c.execute(text("ALTER TABLE interactions DROP COLUMN prompt_tokens"))
+        c.execute(text("ALTER TABLE interactions DROP COLUMN completion_tokens"))
+    store = FeedbackStore(url)
+    iid = store.log_interaction(
+        workload="w", model="w", messages=[], response="LEGIT: ok", latency_ms=1.0, prompt_tokens=7, completion_tokens=3
+    )
+    assert store.get(iid)["prompt_tokens"] == 7 and store.get(old_id)["prompt_tokens"] is None
+    assert store.usage() == {"default": {"requests": 2, "prompt_tokens": 7, "completion_tokens": 3}}

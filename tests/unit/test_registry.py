@@ -111,3 +111,18 @@ def test_a_cycle_continues_the_champion_or_while_the_base_serves_a_refused_candi
     assert got["start"] == "base" and "does not fit" in got["why"]
     wl.continual.start = "base"
     assert start_point(reg, wl, models)["why"] == "continual.start: base"
+
+
+def test_the_gateway_serves_a_fresh_workloads_base_model_as_version_one(reg, tmp_path, root, tiny_model):
+    """`flywheel serve` before anything is trained: the base model is registered as v1 (champion) and served."""
+    from flywheel.core.errors import UnknownModel
+    from flywheel.core.workload import load_workload
+    from flywheel.serving.service import registry_resolver
+
+    wl = load_workload(root / "configs/workloads/fraud.yaml").model_copy(deep=True)
+    wl.name, wl.sft.base_model = "w5", str(tiny_model)
+    served = registry_resolver(reg, tmp_path, {"w5": wl})("w5")
+    assert (served.base_path, served.adapter, served.version) == (str(tiny_model), None, "1")
+    assert reg.champion("w5").is_base and reg.champion("w5").tags["base_model"] == str(tiny_model)
+    with pytest.raises(UnknownModel, match="no champion yet"):
+        registry_resolver(reg, tmp_path)("w6")
