@@ -45,6 +45,16 @@ class GatewaySettings(ConfigModel):
     batch_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="Local engine: how long an idle engine waits for more requests to batch."
     )
+    prefix_cache: bool = Field(
+        False, description="Local engine: compute each system prompt's KV cache once and reuse it (lone requests)."
+    )
+    speculative: Literal["none", "prompt_lookup", "draft"] = Field(
+        "none",
+        description="Local engine, lone requests: speculative decoding through transformers' assisted generation "
+        "(prompt_lookup: n-grams of the prompt; draft: draft_model proposes). Greedy answers do not change.",
+    )
+    num_speculative_tokens: int = Field(10, ge=1, le=64, description="Tokens proposed per verification step.")
+    draft_model: str | None = Field(None, description="speculative: draft — a smaller model with the same tokenizer.")
     auth: Literal["auto", "required", "off"] = Field(
         "auto",
         description="API keys: required; off (the tenant is X-Tenant or user); auto: required once a key was created.",

@@ -93,6 +93,44 @@ def held_back(text: str, stops: list[str]) -> int:
     return hold
 
 
+@dataclass
+class DecodeOptions:
+    """What a lone request (a batch of one) may use: the system prompt's KV cache computed once and reused
+    (``prefix_cache``), and speculative decoding through transformers' assisted generation — ``prompt_lookup``
+    (candidate tokens copied from the prompt's n-grams) or ``draft`` (a small model with the same tokenizer
+    proposes them) — verified by the model, so greedy answers do not change. Batches of several run plainly
+    (left padding breaks a shared prefix, and assisted generation takes one sequence)."""
+
+    prefix_cache: bool = False
+    speculative: str = "none"  # none | prompt_lookup | draft
+    num_speculative_tokens: int = 10
+    draft: object | None = None  # the loaded draft model
+    _prefixes: dict = field(default_factory=dict)  # system prompt -> (token ids, cache)
+
+    def prefix_for(self, model, tok, req: GenRequest, ids):
+        """A copy of the cached KV of the request's system prompt (computed on first use), or None."""
+        import copy
+
+        import torch
+
+        if not self.prefix_cache or not req.messages or req.messages[0].get("role") != "system":
+            return None
+        key = req.messages[0].get("content") or ""
+        if key not in self._prefixes:
+            text = tok.apply_chat_template(req.messages[:1], tokenize=False)
+            pids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(ids.device)
+            with torch.no_grad():
+                out = model(input_ids=pids, use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            if len(self._prefixes) >= 16:
+                self._prefixes.pop(next(iter(self._prefixes)))
+            self._prefixes[key] = (pids[0].tolist(), cache)
+        pids, cache = self._prefixes[key]
+        if ids.shape[1] <= len(pids) or ids[0, : len(pids)].tolist() != pids:
+            return None  # the prompt does not start with those tokens (a tokenizer boundary): no reuse
+        return copy.deepcopy(cache)
+
+
 class LocalEngine:
     """A transformers model in this process, fed by a dynamic batcher."""
 
@@ -104,6 +142,8 @@ class LocalEngine:
         device: str = "auto",
         max_batch_size: int = 8,
         batch_wait_ms: float = 5.0,
+        options: DecodeOptions | None = None,
+        draft_path: str | Path | None = None,
     ):
         import torch
 
@@ -114,6 +154,13 @@ class LocalEngine:
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         self.model, self.tok = load_model_and_tokenizer(base_path, adapter, self.device, dtype)
         self.model_version = model_version
+        self.options = options or DecodeOptions()
+        if self.options.speculative == "draft":
+            if not draft_path:
+                from flywheel.core.errors import ConfigError
+
+                raise ConfigError("speculative: draft needs draft_model (a folder with a smaller model)")
+            self.options.draft = load_model_and_tokenizer(draft_path, None, self.device, dtype)[0]
         self._batcher = Batcher(self._run_batch, max_batch_size, batch_wait_ms, name=f"engine-v{model_version}")
 
     def generate(self, req: GenRequest) -> Generation:
@@ -129,7 +176,7 @@ class LocalEngine:
         self._batcher.stop()
 
     def _run_batch(self, jobs) -> None:
-        run_batch(self.model, self.tok, jobs)
+        run_batch(self.model, self.tok, jobs, self.options)
 
 
 def _prompt_text(tok, req: GenRequest) -> str:
@@ -138,7 +185,7 @@ def _prompt_text(tok, req: GenRequest) -> str:
     return req.prompt or ""
 
 
-def run_batch(model, tok, jobs) -> None:
+def run_batch(model, tok, jobs, options: DecodeOptions | None = None) -> None:
     """One ``generate`` call for ``jobs`` (``batching.Job``: a request and where its tokens go), left-padded.
     Each job gets its deltas as they are decoded and its :class:`Generation` when it ends: at EOS, at a stop
     string, at its own ``max_tokens``, or when its client went away; the call stops when every job has ended.
@@ -190,6 +237,14 @@ def run_batch(model, tok, jobs) -> None:
         kwargs["temperature"] = r0.temperature
         if r0.top_p is not None:
             kwargs["top_p"] = r0.top_p
+    if options is not None and len(jobs) == 1:
+        if (cache := options.prefix_for(model, tok, r0, enc["input_ids"])) is not None:
+            kwargs["cache"] = cache
+        if options.speculative == "prompt_lookup":
+            kwargs["prompt_lookup_num_tokens"] = options.num_speculative_tokens
+        elif options.speculative == "draft" and options.draft is not None:
+            kwargs["assistant_model"] = options.draft
+            kwargs["num_assistant_tokens"] = options.num_speculative_tokens
     try:
         with torch.no_grad():
             if r0.seed is not None:

@@ -151,7 +151,7 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
             text = out["text"]
             if not chat and req.echo:
                 text = gen.prompt + text
-            extra = {"model_version": out["model_version"], "latency_ms": out["latency_ms"]}
+            extra = {k: out[k] for k in ("model_version", "latency_ms", "engine_ms")}
             observe(endpoint, 200, t0, req.model, out["model_version"], tenant.name)
             return completion_response(
                 out["id"], req.model, text, out["prompt_tokens"], out["completion_tokens"], out["finish_reason"],

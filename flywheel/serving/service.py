@@ -26,7 +26,7 @@ from pathlib import Path
 from flywheel.core.errors import StoreUnavailable, UnknownModel
 from flywheel.feedback.store import FeedbackStoreProtocol
 from flywheel.serving.config import GatewaySettings
-from flywheel.serving.engine import Engine, Generation, GenRequest, LocalEngine, UpstreamEngine
+from flywheel.serving.engine import DecodeOptions, Engine, Generation, GenRequest, LocalEngine, UpstreamEngine
 from flywheel.serving.metrics import GatewayMetrics
 from flywheel.serving.protocol import new_id
 from flywheel.serving.tenants import Authenticator, KeyStore, RateLimiter, Tenant
@@ -135,8 +135,16 @@ class GatewayService:
         if s.engine == "upstream":
             model = s.upstream_model.format(workload=workload, version=served.version)
             return UpstreamEngine(s.upstream_url or "", model, served.version)
+        opts = DecodeOptions(s.prefix_cache, s.speculative, s.num_speculative_tokens)
         return LocalEngine(
-            served.base_path, served.adapter, served.version, s.device, s.max_batch_size, s.batch_wait_ms
+            served.base_path,
+            served.adapter,
+            served.version,
+            s.device,
+            s.max_batch_size,
+            s.batch_wait_ms,
+            opts,
+            s.draft_model,
         )
 
     def _gauge(self, read: Callable[[Engine], float]) -> dict[str, float]:
@@ -225,8 +233,9 @@ class GatewayService:
         self.metrics.completion_tokens.labels(*labels).inc(gen.completion_tokens)
         self.limits.charge(tenant, gen.prompt_tokens + gen.completion_tokens)
 
-    def _result(self, iid: str, eng: Engine, gen: Generation, ms: float) -> dict:
+    def _result(self, iid: str, eng: Engine, gen: Generation, ms: float, engine_ms: float | None = None) -> dict:
         return {
+            "engine_ms": None if engine_ms is None else round(engine_ms, 3),
             "id": iid,
             "text": gen.text,
             "prompt_tokens": gen.prompt_tokens,
@@ -249,7 +258,7 @@ class GatewayService:
         self._capture(iid, workload, eng, req, gen, ms, tenant)
         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
         self.metrics.overhead.labels(workload).observe((t1 - t0) + (time.perf_counter() - t2))
-        return self._result(iid, eng, gen, ms)
+        return self._result(iid, eng, gen, ms, (t2 - t1) * 1000)
 
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only

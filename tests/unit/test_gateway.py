@@ -430,3 +430,30 @@ def test_the_grafana_dashboard_reads_only_metrics_the_gateway_exports(gateway, r
     text = httpx.get(gateway["url"] + "/metrics").text
     exported = {re.sub(r"_total$", "", n) for n in re.findall(r"^# TYPE (flywheel_[a-z_]+) ", text, re.M)}
     assert len(used) >= 12 and used <= exported, used - exported
+
+
+@pytest.mark.parametrize("options", ["prefix_cache", "prompt_lookup", "draft"])
+def test_engine_speed_ups_do_not_change_greedy_answers(tiny_model, options):
+    """Prefix caching and speculative decoding (prompt lookup; a draft model: the tiny model drafting for itself)
+    give the plain engine's greedy answers, token for token, streamed or not."""
+    from flywheel.serving.engine import DecodeOptions, GenRequest, LocalEngine
+
+    plain = LocalEngine(tiny_model, None, "1", "cpu")
+    opts = DecodeOptions(prefix_cache=options == "prefix_cache", speculative=options.replace("prefix_cache", "none"))
+    fast = LocalEngine(
+        tiny_model, None, "1", "cpu", options=opts, draft_path=tiny_model if options == "draft" else None
+    )
+    sp = {"role": "system", "content": "You triage card transactions. Answer FRAUD or LEGIT."}
+    for text in ("Online purchase of $1,240.50 at TechHaven in Lagos", "Card-present $5 coffee at 09:10"):
+        req = GenRequest(messages=[sp, {"role": "user", "content": text}], max_tokens=12)
+        want = plain.generate(req)
+        got = fast.generate(GenRequest(messages=req.messages, max_tokens=12))
+        assert (got.text, got.completion_tokens, got.prompt_tokens) == (
+            want.text, want.completion_tokens, want.prompt_tokens,
+        )  # fmt: skip
+        streamed = list(fast.stream(GenRequest(messages=req.messages, max_tokens=12)))
+        assert "".join(x for x in streamed if isinstance(x, str)).strip() == want.text
+    if options == "prefix_cache":
+        assert list(opts._prefixes) == [sp["content"]]  # computed once, reused for both prompts
+    plain.close()
+    fast.close()
