@@ -8,7 +8,8 @@ in-process engine that answers at once) and one client process with ``--clients`
 ``chat.completions`` -> ``feedback`` for ``--seconds``. Prints requests/s, errors, client-side latency, and the
 gateway's own added latency per request (client latency - the engine time the gateway reports in
 ``flywheel.engine_ms``), p50/p99 — first with one client (the latency the gateway adds), then under load
-(where the latency is mostly queueing for the cores); then checks that the store holds every acknowledged interaction and feedback.
+(where the latency is mostly queueing for the cores); then checks that the store holds every acknowledged
+interaction and feedback.
 ``--kill``: ``kill -9`` the gateway at half time, restart it, and check again (the outbox is delivered to a
 recording sink after the restart).
 """
