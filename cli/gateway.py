@@ -15,6 +15,7 @@ from flywheel.core.home import Home
 from flywheel.feedback.store import FeedbackStore
 from flywheel.registry.mlflow_registry import Registry
 from flywheel.serving.config import GatewaySettings
+from flywheel.serving.rollout import RegistryRollouts
 from flywheel.serving.router import create_app
 from flywheel.serving.service import GatewayService, registry_resolver
 from flywheel.serving.tenants import KeyStore
@@ -42,6 +43,8 @@ def build_app(settings: GatewaySettings, home: Home):
         resolve,
         sink=PrefectEventSink(),
         keys=KeyStore(home.database_url()),
+        rollouts=RegistryRollouts(registry),
+        workloads=configs,
     )
     app = create_app(settings, service)
 

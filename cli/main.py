@@ -527,6 +527,88 @@ def rollback(
     _out(res, as_json, f"{workload}: champion v{res['from']} -> v{res['to']}")
 
 
+@app.command("deploy-model")
+def deploy_model(
+    version: str = typer.Argument(..., help="Registered version to put in front of live traffic."),
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    target: str = typer.Option("local", help="local | vllm | trtllm"),
+    mode: str | None = typer.Option(None, help="direct | canary | shadow (default: the workload's deploy.mode)."),
+    share: float | None = typer.Option(None, help="Share of live traffic (default: deploy.share)."),
+    upstream_url: str | None = typer.Option(None, help="vllm: the server's base URL."),
+    gateway_config: Path | None = typer.Option(None, help="GatewaySettings YAML (trtllm: speculative options)."),
+    as_json: JsonOpt = False,
+):
+    """Canary prompts first, then the rollout: direct (champion now), canary (a share of live requests) or
+    shadow (answers in the background); the gateway promotes or rolls back from live feedback."""
+    home = _setup()
+    from blocks.environment import apply_blocks
+    from flywheel.core.config import load_config
+    from flywheel.core.errors import ConfigError
+    from flywheel.evaluation.promotion import promote as do_promote
+    from flywheel.feedback.store import FeedbackStore
+    from flywheel.registry.mlflow_registry import Registry
+    from flywheel.serving import deploy, rollout
+    from flywheel.serving.config import GatewaySettings
+    from flywheel.serving.engine import LocalEngine, UpstreamEngine
+    from flywheel.training.models import resolve_base_model
+
+    apply_blocks()
+    cfg = _workload(workload)
+    policy = cfg.deploy.model_copy(update={k: v for k, v in (("mode", mode), ("share", share)) if v is not None})
+    policy = type(policy).model_validate(policy.model_dump())  # bounds and choices checked, field names in errors
+    if target not in ("local", "vllm", "trtllm"):
+        raise ConfigError(f"target: {target!r} is not one of local, vllm, trtllm")
+    settings = load_config(gateway_config, GatewaySettings) if gateway_config else GatewaySettings()
+    reg, store = Registry(home.tracking_uri(), home.artifact_root()), FeedbackStore(home.database_url())
+    ref = reg.version(cfg.name, version)
+    adapter = None if ref.is_base else reg.local_path(ref, home.models / "registry")
+    out: dict = {"workload": cfg.name, "version": ref.version, "target": target, "mode": policy.mode}
+    if target == "trtllm":
+        import yaml
+
+        if adapter is None:
+            raise ConfigError("target: trtllm serves a LoRA version; the base model needs no options file")
+        path = home.root / "deploy" / f"trtllm-{cfg.name}-v{ref.version}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(deploy.trtllm_options(adapter, settings), sort_keys=False))
+        out.update(
+            options=str(path),
+            command=f"trtllm-serve <base model folder> --backend pytorch --extra_llm_api_options {path}",
+        )
+        _out(out, as_json, f"wrote {path}\nserve it on the GPU pool: {out['command']}")
+        return
+    if target == "vllm":
+        if not upstream_url:
+            raise ConfigError("upstream_url: target vllm needs the server's URL")
+        name = f"{cfg.name}-v{ref.version}"
+        if adapter is not None:
+            deploy.load_vllm_lora(upstream_url, name, adapter)
+        engine = UpstreamEngine(upstream_url, name if adapter is not None else settings.upstream_model.format(
+            workload=cfg.name, version=ref.version), ref.version)  # fmt: skip
+    else:
+        base = resolve_base_model(cfg.sft.base_model, home.models)
+        engine = LocalEngine(base, adapter, ref.version, settings.device, max_batch_size=8)
+    prompts = deploy.canary_prompts(store, cfg.name, policy.canary_prompts)
+    out["canary"] = deploy.run_canary(engine, prompts, cfg.labels, policy)
+    engine.close()
+    if not out["canary"]["passed"]:
+        _out(out, as_json, f"v{ref.version}: canary prompts FAILED {out['canary']}; nothing moved")
+        raise typer.Exit(3)
+    if policy.mode == "direct":
+        do_promote(reg, cfg.name, ref.version, "deploy", f"canary format {out['canary']['format_rate']}")
+        out["champion"] = ref.version
+        human = f"v{ref.version}: canary prompts passed; champion now (the gateway serves it on its next reload)"
+    else:
+        r = rollout.start(reg, cfg.name, ref.version, policy.mode, policy.share)
+        out["rollout"] = r.__dict__
+        human = (
+            f"v{ref.version}: canary prompts passed ({out['canary']['format_rate']:.0%} well-formed); {policy.mode} "
+            f"rollout on {policy.share:.0%} of live traffic against champion v{r.champion}; the gateway promotes or "
+            f"rolls it back after {policy.min_rated} judged answers"
+        )
+    _out(out, as_json, human)
+
+
 # ---------------------------------------------------------------- API keys
 def _keys():
     from blocks.environment import apply_blocks
@@ -621,7 +703,9 @@ def demo(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a typer.Exit's code instead of raising it here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except BAD_INPUT as e:  # the user's to fix (flywheel.core.errors)
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -20,7 +20,7 @@ from flywheel.curation.config import CurationConfig
 from flywheel.evaluation.config import EvalConfig, GateConfig
 from flywheel.feedback.config import RetrainConfig
 from flywheel.ingest.config import IngestConfig
-from flywheel.serving.config import GatewaySettings
+from flywheel.serving.config import GatewaySettings, RolloutConfig
 from flywheel.training.config import ContinualConfig, SftConfig, TrainConfig
 
 
@@ -82,6 +82,7 @@ class WorkloadConfig(ConfigModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    deploy: RolloutConfig = Field(default_factory=RolloutConfig)
 
 
 def load_workload(path: str | Path) -> WorkloadConfig:

@@ -118,6 +118,21 @@ class FeedbackStoreProtocol(Protocol):
         comment: str | None = None,
         emit: bool = False,
     ) -> dict: ...
+    def enqueue_event(self, event: str, workload: str, payload: dict) -> None:
+        """An event for the outbox relay (e.g. ``flywheel.model.rolled_back``), resource ``flywheel.workload.<w>``."""
+        resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
+        with self.engine.begin() as c:
+            c.execute(
+                outbox.insert().values(
+                    event=event,
+                    event_id=str(uuid.uuid4()),
+                    resource=json.dumps(resource),
+                    payload=json.dumps(payload),
+                    created=datetime.now(UTC),
+                    attempts=0,
+                )
+            )
+
     def pending_events(self, limit: int = 100) -> list[dict]: ...
     def mark_delivered(self, seqs: list[int]) -> None: ...
     def mark_failed(self, seqs: list[int], error: str) -> None: ...
@@ -249,6 +264,21 @@ class FeedbackStore:
                     )
                 )
         return {**self.get(interaction_id), "feedback_seq": seq, "duplicate": False}
+
+    def enqueue_event(self, event: str, workload: str, payload: dict) -> None:
+        """An event for the outbox relay (e.g. ``flywheel.model.rolled_back``), resource ``flywheel.workload.<w>``."""
+        resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
+        with self.engine.begin() as c:
+            c.execute(
+                outbox.insert().values(
+                    event=event,
+                    event_id=str(uuid.uuid4()),
+                    resource=json.dumps(resource),
+                    payload=json.dumps(payload),
+                    created=datetime.now(UTC),
+                    attempts=0,
+                )
+            )
 
     def pending_events(self, limit: int = 100) -> list[dict]:
         """Outbox events not delivered yet, oldest first."""

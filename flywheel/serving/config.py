@@ -62,3 +62,26 @@ class GatewaySettings(ConfigModel):
     api_keys: list[ConfiguredKey] = Field(default_factory=list, description="Keys in config (hashed).")
     default_rpm: int | None = Field(None, ge=1, description="Requests per minute of a tenant without its own.")
     default_tpm: int | None = Field(None, ge=1, description="Tokens per minute of a tenant without its own.")
+
+
+class RolloutConfig(ConfigModel):
+    """How a new version reaches live traffic (a workload's ``deploy:``; ``flywheel deploy-model``)."""
+
+    mode: Literal["direct", "canary", "shadow"] = Field(
+        "direct",
+        description="direct: all traffic at once; canary: `share` of live requests answered by the new version; "
+        "shadow: it answers `share` of requests in the background, never to the user.",
+    )
+    share: float = Field(0.2, gt=0, le=1, description="Share of live requests the new version takes (or shadows).")
+    canary_prompts: int = Field(20, ge=0, le=10_000, description="Recent live prompts it must answer first.")
+    canary_min_format: float = Field(
+        0.9, ge=0, le=1, description="Share of those answers that must start with a workload label."
+    )
+    min_rated: int = Field(20, ge=1, description="Rated answers of the new version before it is decided.")
+    max_accuracy_drop: float = Field(
+        0.05, ge=0, le=1, description="Rolled back when its rated accuracy is this far below the champion's."
+    )
+    max_guard_block_rate: float = Field(0.05, ge=0, le=1, description="Rolled back above this share of blocks.")
+    max_latency_ratio: float = Field(
+        3.0, gt=0, description="Rolled back when its p95 latency is this many times the champion's."
+    )

@@ -6,7 +6,9 @@ engine call (issues 15 and 16).
 Each workload is served under its own name as an OpenAI model id. The engine serves the registry's
 ``champion`` alias — on a fresh home the base model, registered as version 1 — and the alias is re-read every
 ``reload_interval_s``: a new version is loaded beside the old one, which keeps answering until the new one is
-ready and then drains its queue (no request fails over a promotion).
+ready and then drains its queue (no request fails over a promotion). A version in a canary or shadow rollout
+(``flywheel.serving.rollout``) is loaded beside the champion and takes (or shadows) its share of requests; the
+feedback on its answers decides, in the gateway, whether it is promoted or rolled back.
 
 **Durable capture**: an answer is acknowledged (returned, or its stream closed with ``[DONE]``) only after its
 interaction row is committed; feedback and its event are committed together (the event in the store's outbox,
@@ -56,12 +58,17 @@ class GatewayService:
         self,
         settings: GatewaySettings,
         store: FeedbackStoreProtocol,
-        resolve: Callable[[str], Served],
+        resolve: Callable[..., Served],
         sink=None,
         engine_factory: Callable[[str, Served], Engine] | None = None,
         keys: KeyStore | None = None,
         metrics: GatewayMetrics | None = None,
+        rollouts=None,
+        workloads: dict | None = None,
+        seed: int | None = None,
     ):
+        import random
+
         from flywheel.feedback.outbox import OutboxRelay
 
         self.settings = settings
@@ -81,6 +88,12 @@ class GatewayService:
         self._engines: dict[str, Engine] = {}
         self._checked: dict[str, float] = {}
         self._loading: dict[str, threading.Lock] = {w: threading.Lock() for w in settings.workloads}
+        self.rollouts = rollouts  # rollout.RegistryRollouts: canary / shadow traffic of a new version
+        self.workloads = workloads or {}  # name -> WorkloadConfig (labels and deploy rules)
+        self._routes: dict[str, tuple] = {}  # workload -> (Rollout, its engine)
+        self._judging = threading.Lock()
+        self._judged_at: dict[str, float] = {}
+        self._rng = random.Random(seed)
         self.metrics.watch(
             "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
         )
@@ -194,9 +207,115 @@ class GatewayService:
                 if eng is not None:
                     eng.close()  # finishes what it has queued, then frees the model
                 eng = new
+            self._refresh_rollout(workload, eng)
             return eng
         finally:
             lock.release()
+
+    def _refresh_rollout(self, workload: str, champion: Engine) -> None:
+        """Load (or drop) the engine of the workload's running canary / shadow rollout."""
+        if self.rollouts is None:
+            return
+        r = self.rollouts.current(workload)
+        route = self._routes.get(workload)
+        if r is None or r.version == champion.model_version:
+            if route:
+                self._routes.pop(workload)[1].close()
+            return
+        if route and route[1].model_version == r.version:
+            self._routes[workload] = (r, route[1])
+            return
+        log.info("%s: %s rollout of version %s (share %.2f)", workload, r.mode, r.version, r.share)
+        self._routes[workload] = (r, self.engine_factory(workload, self.resolve(workload, r.version)))
+        if route:
+            route[1].close()
+
+    def _pick(self, workload: str) -> Engine:
+        """The champion's engine, or — for a canary's share of requests — the canary's."""
+        eng = self.engine(workload)
+        route = self._routes.get(workload)
+        if route and route[0].mode == "canary" and self._rng.random() < route[0].share:
+            return route[1]
+        return eng
+
+    def _maybe_shadow(self, workload: str, req: GenRequest, iid: str, tenant: Tenant) -> None:
+        """For a shadow rollout's share of requests: the new version answers in the background; its answer is
+        logged (``guard_flags: ["shadow"]``, id ``<live id>-shadow``), never returned."""
+        route = self._routes.get(workload)
+        if not route or route[0].mode != "shadow" or self._rng.random() >= route[0].share:
+            return
+        shadow = route[1]
+
+        def run():
+            import dataclasses
+
+            try:
+                t0 = time.perf_counter()
+                gen = shadow.generate(dataclasses.replace(req))
+                messages = req.messages if req.messages is not None else [{"role": "prompt", "content": req.prompt}]
+                self.store.log_interaction(
+                    interaction_id=f"{iid}-shadow",
+                    workload=workload,
+                    model=workload,
+                    model_version=shadow.model_version,
+                    messages=messages,
+                    response=gen.text,
+                    latency_ms=(time.perf_counter() - t0) * 1000,
+                    tenant=tenant.name,
+                    guard_flags=["shadow"],
+                    prompt_tokens=gen.prompt_tokens,
+                    completion_tokens=gen.completion_tokens,
+                )
+            except Exception:  # noqa: BLE001 - a shadow answer never affects the user
+                log.exception("%s: shadow answer of v%s failed", workload, shadow.model_version)
+
+        threading.Thread(target=run, name="shadow", daemon=True).start()
+
+    def judge_rollout(self, workload: str) -> tuple[str, list[str]] | None:
+        """Score the running rollout from the store and promote or roll it back when its rules say so
+        (``rollout.decide``); a decision goes to the outbox as ``flywheel.model.promoted`` or ``.rolled_back``."""
+        from flywheel.serving.config import RolloutConfig
+        from flywheel.serving.rollout import decide, live_stats
+
+        route = self._routes.get(workload)
+        if route is None or self.rollouts is None:
+            return None
+        with self._judging:  # one decision at a time, on the rollout as the registry has it now
+            r = self.rollouts.current(workload)
+            if r is None or r.version != route[0].version:
+                return None
+            wl = self.workloads.get(workload)
+            cfg = wl.deploy if wl is not None else RolloutConfig()
+            labels = wl.labels if wl is not None else []
+            rows = _store_call(self.store.list, workload)
+            cand = live_stats(rows, r.version, labels, r.started)
+            champ = live_stats(rows, r.champion, labels, r.started)
+            verdict, reasons = decide(champ, cand, cfg)
+            if verdict == "continue":
+                return verdict, reasons
+            self.rollouts.finish(r, verdict, reasons)
+            event = "flywheel.model.rolled_back" if verdict == "rollback" else "flywheel.model.promoted"
+            payload = {"version": r.version, "champion": r.champion, "mode": r.mode, "reasons": reasons}
+            _store_call(self.store.enqueue_event, event, workload, payload)
+        log.warning("%s: %s rollout of v%s -> %s: %s", workload, r.mode, r.version, verdict, "; ".join(reasons))
+        self._checked[workload] = -1e9  # the next request re-reads the champion and the rollout
+        if self.relay is not None:
+            self.relay.wake()
+        return verdict, reasons
+
+    def _judge_soon(self, workload: str) -> None:
+        """After feedback: judge the running rollout in the background, at most once a second."""
+        if workload not in self._routes or time.monotonic() - self._judged_at.get(workload, -1e9) < 1.0:
+            return
+        self._judged_at[workload] = time.monotonic()
+
+        def run():
+            try:
+                self.judge_rollout(workload)
+            except Exception:  # noqa: BLE001 - judged again on the next feedback
+                log.exception("%s: could not judge the rollout", workload)
+
+        threading.Thread(target=run, name="judge", daemon=True).start()
 
     # -- requests ----------------------------------------------------------------------------------------------
 
@@ -248,7 +367,7 @@ class GatewayService:
     def complete(self, workload: str, req: GenRequest, tenant: Tenant) -> dict:
         """A whole answer, committed to the store before it is returned."""
         t0 = time.perf_counter()
-        eng = self.engine(workload)
+        eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
         t1 = time.perf_counter()
         gen = eng.generate(req)
@@ -258,13 +377,14 @@ class GatewayService:
         self._capture(iid, workload, eng, req, gen, ms, tenant)
         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
         self.metrics.overhead.labels(workload).observe((t1 - t0) + (time.perf_counter() - t2))
+        self._maybe_shadow(workload, req, iid, tenant)
         return self._result(iid, eng, gen, ms, (t2 - t1) * 1000)
 
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
         after the interaction is committed (a store outage raises :class:`StoreUnavailable` instead)."""
         t0 = time.perf_counter()
-        eng = self.engine(workload)
+        eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
         iid = new_id()
         events = eng.stream(req)
@@ -286,6 +406,7 @@ class GatewayService:
                 return
             ms = (time.perf_counter() - t0) * 1000
             self._capture(iid, workload, eng, req, gen, ms, tenant)
+            self._maybe_shadow(workload, req, iid, tenant)
             yield self._result(iid, eng, gen, ms)
 
         return iid, eng, run()
@@ -304,20 +425,22 @@ class GatewayService:
         self.metrics.feedback.labels(row["workload"], row["model_version"] or "", kind).inc()
         if self.relay is not None and not row.get("duplicate"):
             self.relay.wake()
+        self._judge_soon(row["workload"])
         return row
 
 
 def registry_resolver(
     registry, cache_dir, workloads: dict | None = None, local_files: bool = True
-) -> Callable[[str], Served]:
+) -> Callable[..., Served]:
     """Resolve a workload's champion alias to local base/adapter folders (``local_files`` False: the version
-    only, for an upstream engine that has the weights itself). A workload with no version yet (a fresh home) gets
+    only, for an upstream engine that has the weights itself); ``resolve(workload, version)`` a given version
+    (a canary). A workload with no version yet (a fresh home) gets
     its base model registered as version 1 (``workloads``: name -> WorkloadConfig), so the API can be tried
     before anything is trained."""
     from flywheel.training.models import resolve_base_model
 
-    def resolve(workload: str) -> Served:
-        ref = registry.champion(workload)
+    def resolve(workload: str, version: str | None = None) -> Served:
+        ref = registry.version(workload, version) if version else registry.champion(workload)
         if ref is None and workloads and workload in workloads:
             from flywheel.evaluation.promotion import ensure_champion
 

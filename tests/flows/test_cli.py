@@ -24,6 +24,7 @@ STAGES = [
     "lineage",
     "serve",
     "keys",
+    "deploy-model",
     "demo",
 ]
 

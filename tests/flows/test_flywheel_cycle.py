@@ -9,6 +9,7 @@ The real SmolLM2 runs the same flow in tests/integration (marker `integration`).
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -301,3 +302,76 @@ def test_evaluate_command_prints_the_four_rows_with_intervals(cycle, cli, tmp_pa
     assert res["evaluation"]["golden"]["digest"] == reg.golden_set("fraud")["digest"]
     assert [v.version for v in reg.versions("fraud")] == before  # nothing registered
     assert reg.champion("fraud").version == champion  # and nothing moved
+
+
+def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle, cli, tmp_path):
+    """`flywheel deploy-model`: the version answers recent live prompts first (too few well-formed answers: exit
+    3, nothing moves); then a canary rollout the gateway loads beside the champion. vLLM: the adapter is loaded
+    through the runtime LoRA endpoint (a recording fake server); trtllm: its options file. Last in this module:
+    it leaves a finished rollout behind."""
+    import uvicorn
+    import yaml
+
+    from flywheel.feedback.store import FeedbackStore
+    from flywheel.serving import rollout
+    from flywheel.serving.config import GatewaySettings
+    from flywheel.serving.service import GatewayService, registry_resolver
+    from tests.fake_openai import create_fake
+
+    reg, home, cfg = cycle["reg"], cycle["home"], cycle["cfg"].model_copy(deep=True)
+    store = FeedbackStore(f"sqlite:///{home / 'feedback.db'}")
+    for i in range(3):  # live traffic: what the canary prompts are made of
+        store.log_interaction(
+            workload="fraud", model="fraud", model_version="1", response="LEGIT: ok", latency_ms=1.0,
+            messages=[{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": f"${i} coffee"}],
+        )  # fmt: skip
+    version = max(v.version for v in reg.versions("fraud") if not v.is_base)
+    cfg.deploy = cfg.deploy.model_copy(update={"mode": "canary", "share": 0.5, "canary_min_format": 0.0})
+    workload = tmp_path / "fraud.yaml"
+    workload.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+
+    fake = create_fake(answers={f"fraud-v{version}": "maybe, who knows"})
+    server = uvicorn.Server(uvicorn.Config(fake, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.02)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        strict = tmp_path / "strict.yaml"
+        strict.write_text(yaml.safe_dump({**cfg.model_dump(mode="json"), "deploy": {"canary_min_format": 0.9}}))
+        out = cli("deploy-model", version, "-w", strict, "--target", "vllm", "--upstream-url", url, "--json")
+        assert out.returncode == 3, out.stderr[-2000:]
+        res = json.loads(out.stdout)
+        assert (
+            res["canary"]["format_rate"] == 0.0
+            and res["canary"]["prompts"] == 3
+            and rollout.current(reg, "fraud") is None
+        )
+        load = [b for b in fake.state.recorded if b["path"] == "/v1/load_lora_adapter"]
+        assert load[0]["lora_name"] == f"fraud-v{version}" and load[0]["lora_path"].endswith(f"v{version}")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+    out = cli("deploy-model", version, "-w", workload, "--json")  # local: the tiny model answers the canary
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout)
+    assert res["canary"]["answered"] == 3 and res["rollout"]["mode"] == "canary"
+    r = rollout.current(reg, "fraud")
+    assert (r.version, r.share, r.champion) == (version, 0.5, reg.champion("fraud").version)
+    gateway = GatewayService(
+        GatewaySettings(workloads=["fraud"], reload_interval_s=0), store, registry_resolver(reg, home / "models"),
+        rollouts=rollout.RegistryRollouts(reg),
+    )  # fmt: skip
+    gateway.engine("fraud")
+    assert gateway._routes["fraud"][1].model_version == version  # loaded beside the champion
+    rollout.finish(reg, r, "rollback", ["test over"])
+    gateway.engine("fraud")
+    assert "fraud" not in gateway._routes
+    gateway.close()
+
+    out = cli("deploy-model", version, "-w", workload, "--target", "trtllm", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    opts = yaml.safe_load(Path(json.loads(out.stdout)["options"]).read_text())
+    assert opts["lora_config"]["lora_dir"][0].endswith(f"v{version}") and opts["kv_cache_config"]["enable_block_reuse"]
