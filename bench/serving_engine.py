@@ -105,9 +105,6 @@ def main() -> None:
         f"prompt lookup ({a.lookup_tokens})": DecodeOptions(
             speculative="prompt_lookup", num_speculative_tokens=a.lookup_tokens
         ),
-        "prefix cache + prompt lookup": DecodeOptions(
-            prefix_cache=True, speculative="prompt_lookup", num_speculative_tokens=a.lookup_tokens
-        ),
     }
     reference, plain_latency = None, None
     for name, opts in variants.items():

@@ -329,10 +329,16 @@ class FeedbackStore:
             raise UnknownInteraction(interaction_id)
         return _decode(dict(row))
 
-    def list(self, workload: str | None = None, with_feedback: bool = False, limit: int | None = None) -> list[dict]:
+    def list(
+        self, workload: str | None = None, with_feedback: bool = False, limit: int | None = None, since=None
+    ) -> list[dict]:
+        """Interactions oldest first; ``since``: logged at or after this time (ISO string or datetime, UTC)."""
         q = select(interactions).order_by(interactions.c.ts)
         if workload:
             q = q.where(interactions.c.workload == workload)
+        if since is not None:
+            t = datetime.fromisoformat(since) if isinstance(since, str) else since
+            q = q.where(interactions.c.ts >= (t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)))
         if with_feedback:
             q = q.where(interactions.c.feedback_ts.is_not(None))
         if limit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flywheel.core.config import ConfigModel
 
@@ -62,6 +62,16 @@ class GatewaySettings(ConfigModel):
     api_keys: list[ConfiguredKey] = Field(default_factory=list, description="Keys in config (hashed).")
     default_rpm: int | None = Field(None, ge=1, description="Requests per minute of a tenant without its own.")
     default_tpm: int | None = Field(None, ge=1, description="Tokens per minute of a tenant without its own.")
+
+    @model_validator(mode="after")
+    def _one_speed_up(self):
+        # Measured (bench/serving_engine.py): assisted generation over a reused prefix cache changed greedy
+        # answers; the two are not combined.
+        if self.prefix_cache and self.speculative != "none":
+            raise ValueError("prefix_cache: cannot be combined with speculative decoding (it changes answers)")
+        if self.speculative == "draft" and not self.draft_model:
+            raise ValueError("draft_model: speculative: draft needs a draft model folder")
+        return self
 
 
 class RolloutConfig(ConfigModel):

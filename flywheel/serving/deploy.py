@@ -82,5 +82,9 @@ def trtllm_options(adapter: str | Path, settings, max_lora_rank: int = 64) -> di
             "speculative_model_dir": settings.draft_model,
         }
     elif settings.speculative == "prompt_lookup":
-        opts["speculative_config"] = {"decoding_type": "NGram", "max_draft_len": settings.num_speculative_tokens}
+        opts["speculative_config"] = {
+            "decoding_type": "NGram",
+            "max_draft_len": settings.num_speculative_tokens,
+            "max_matching_ngram_size": 4,
+        }
     return opts

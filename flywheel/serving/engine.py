@@ -98,7 +98,8 @@ class DecodeOptions:
     """What a lone request (a batch of one) may use: the system prompt's KV cache computed once and reused
     (``prefix_cache``), and speculative decoding through transformers' assisted generation — ``prompt_lookup``
     (candidate tokens copied from the prompt's n-grams) or ``draft`` (a small model with the same tokenizer
-    proposes them) — verified by the model, so greedy answers do not change. Batches of several run plainly
+    proposes them) — verified by the model, so greedy answers do not change. Not both: assisted generation
+    over a reused prefix cache changed answers when measured. Batches of several run plainly
     (left padding breaks a shared prefix, and assisted generation takes one sequence)."""
 
     prefix_cache: bool = False
@@ -238,7 +239,8 @@ def run_batch(model, tok, jobs, options: DecodeOptions | None = None) -> None:
         if r0.top_p is not None:
             kwargs["top_p"] = r0.top_p
     if options is not None and len(jobs) == 1:
-        if (cache := options.prefix_for(model, tok, r0, enc["input_ids"])) is not None:
+        cache = options.prefix_for(model, tok, r0, enc["input_ids"]) if options.speculative == "none" else None
+        if cache is not None:  # never with assisted generation: together they changed answers (measured)
             kwargs["cache"] = cache
         if options.speculative == "prompt_lookup":
             kwargs["prompt_lookup_num_tokens"] = options.num_speculative_tokens

@@ -197,7 +197,17 @@ class GatewayService:
                 and time.monotonic() - self._checked.get(workload, -1e9) < self.settings.reload_interval_s
             ):
                 return eng
-            served = self.resolve(workload)
+            try:
+                served = self.resolve(workload)
+            except Exception:
+                if eng is None:
+                    raise
+                # the registry is unreachable: keep serving what is loaded, look again after the interval
+                log.warning(
+                    "%s: could not re-read the champion; serving v%s", workload, eng.model_version, exc_info=True
+                )
+                self._checked[workload] = time.monotonic()
+                return eng
             self._checked[workload] = time.monotonic()
             if eng is None or eng.model_version != served.version:
                 log.info("serving %s version %s", workload, served.version)
@@ -287,7 +297,7 @@ class GatewayService:
             wl = self.workloads.get(workload)
             cfg = wl.deploy if wl is not None else RolloutConfig()
             labels = wl.labels if wl is not None else []
-            rows = _store_call(self.store.list, workload)
+            rows = _store_call(self.store.list, workload, since=r.started)
             cand = live_stats(rows, r.version, labels, r.started)
             champ = live_stats(rows, r.champion, labels, r.started)
             verdict, reasons = decide(champ, cand, cfg)

@@ -457,3 +457,12 @@ def test_engine_speed_ups_do_not_change_greedy_answers(tiny_model, options):
         assert list(opts._prefixes) == [sp["content"]]  # computed once, reused for both prompts
     plain.close()
     fast.close()
+
+
+def test_speed_up_settings_that_would_change_answers_are_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="prefix_cache: cannot be combined with speculative decoding"):
+        GatewaySettings(prefix_cache=True, speculative="prompt_lookup")
+    with pytest.raises(ValidationError, match="draft_model: speculative: draft needs a draft model"):
+        GatewaySettings(speculative="draft")
