@@ -540,71 +540,35 @@ def deploy_model(
 ):
     """Canary prompts first, then the rollout: direct (champion now), canary (a share of live requests) or
     shadow (answers in the background); the gateway promotes or rolls back from live feedback."""
-    home = _setup()
+    _flow_env()
     from blocks.environment import apply_blocks
+    from flows.deploy import deploy_model as deploy_flow
     from flywheel.core.config import load_config
     from flywheel.core.errors import ConfigError
-    from flywheel.evaluation.promotion import promote as do_promote
-    from flywheel.feedback.store import FeedbackStore
-    from flywheel.registry.mlflow_registry import Registry
-    from flywheel.serving import deploy, rollout
     from flywheel.serving.config import GatewaySettings
-    from flywheel.serving.engine import LocalEngine, UpstreamEngine
-    from flywheel.training.models import resolve_base_model
 
     apply_blocks()
     cfg = _workload(workload)
-    policy = cfg.deploy.model_copy(update={k: v for k, v in (("mode", mode), ("share", share)) if v is not None})
-    policy = type(policy).model_validate(policy.model_dump())  # bounds and choices checked, field names in errors
+    changes = {k: v for k, v in (("mode", mode), ("share", share)) if v is not None}
+    policy = type(cfg.deploy).model_validate({**cfg.deploy.model_dump(), **changes})  # bounds, with field names
     if target not in ("local", "vllm", "trtllm"):
         raise ConfigError(f"target: {target!r} is not one of local, vllm, trtllm")
     settings = load_config(gateway_config, GatewaySettings) if gateway_config else GatewaySettings()
-    reg, store = Registry(home.tracking_uri(), home.artifact_root()), FeedbackStore(home.database_url())
-    ref = reg.version(cfg.name, version)
-    adapter = None if ref.is_base else reg.local_path(ref, home.models / "registry")
-    out: dict = {"workload": cfg.name, "version": ref.version, "target": target, "mode": policy.mode}
+    out = deploy_flow(cfg, version, policy, target, settings, upstream_url)
     if target == "trtllm":
-        import yaml
-
-        if adapter is None:
-            raise ConfigError("target: trtllm serves a LoRA version; the base model needs no options file")
-        path = home.root / "deploy" / f"trtllm-{cfg.name}-v{ref.version}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(deploy.trtllm_options(adapter, settings), sort_keys=False))
-        out.update(
-            options=str(path),
-            command=f"trtllm-serve <base model folder> --backend pytorch --extra_llm_api_options {path}",
-        )
-        _out(out, as_json, f"wrote {path}\nserve it on the GPU pool: {out['command']}")
+        _out(out, as_json, f"wrote {out['options']}\nserve it on the GPU pool: {out['command']}")
         return
-    if target == "vllm":
-        if not upstream_url:
-            raise ConfigError("upstream_url: target vllm needs the server's URL")
-        name = f"{cfg.name}-v{ref.version}"
-        if adapter is not None:
-            deploy.load_vllm_lora(upstream_url, name, adapter)
-        engine = UpstreamEngine(upstream_url, name if adapter is not None else settings.upstream_model.format(
-            workload=cfg.name, version=ref.version), ref.version)  # fmt: skip
-    else:
-        base = resolve_base_model(cfg.sft.base_model, home.models)
-        engine = LocalEngine(base, adapter, ref.version, settings.device, max_batch_size=8)
-    prompts = deploy.canary_prompts(store, cfg.name, policy.canary_prompts)
-    out["canary"] = deploy.run_canary(engine, prompts, cfg.labels, policy)
-    engine.close()
     if not out["canary"]["passed"]:
-        _out(out, as_json, f"v{ref.version}: canary prompts FAILED {out['canary']}; nothing moved")
+        _out(out, as_json, f"v{version}: canary prompts FAILED {out['canary']}; nothing moved")
         raise typer.Exit(3)
+    r = out["rollout"]
     if policy.mode == "direct":
-        do_promote(reg, cfg.name, ref.version, "deploy", f"canary format {out['canary']['format_rate']}")
-        out["champion"] = ref.version
-        human = f"v{ref.version}: canary prompts passed; champion now (the gateway serves it on its next reload)"
+        human = f"v{version}: canary prompts passed; champion now (the gateway serves it on its next reload)"
     else:
-        r = rollout.start(reg, cfg.name, ref.version, policy.mode, policy.share)
-        out["rollout"] = r.__dict__
         human = (
-            f"v{ref.version}: canary prompts passed ({out['canary']['format_rate']:.0%} well-formed); {policy.mode} "
-            f"rollout on {policy.share:.0%} of live traffic against champion v{r.champion}; the gateway promotes or "
-            f"rolls it back after {policy.min_rated} judged answers"
+            f"v{version}: canary prompts passed ({out['canary']['format_rate']:.0%} well-formed); {policy.mode} "
+            f"rollout on {policy.share:.0%} of live traffic against champion v{r['champion']}; the gateway "
+            f"promotes or rolls it back after {policy.min_rated} judged answers"
         )
     _out(out, as_json, human)
 

@@ -88,3 +88,43 @@ def trtllm_options(adapter: str | Path, settings, max_lora_rank: int = 64) -> di
             "max_matching_ngram_size": 4,
         }
     return opts
+
+
+def engine_for(reg, ref, workload, home_models, target: str, settings, upstream_url: str | None = None):
+    """The engine that answers as ``ref`` would in production: local (base + adapter here), or the vLLM
+    server with the adapter loaded under ``<workload>-v<version>``."""
+    from flywheel.core.errors import ConfigError
+    from flywheel.serving.engine import LocalEngine, UpstreamEngine
+    from flywheel.training.models import resolve_base_model
+
+    adapter = None if ref.is_base else reg.local_path(ref, Path(home_models) / "registry")
+    if target == "vllm":
+        if not upstream_url:
+            raise ConfigError("upstream_url: target vllm needs the server's URL")
+        if adapter is None:
+            return UpstreamEngine(
+                upstream_url, settings.upstream_model.format(workload=workload.name, version=ref.version), ref.version
+            )
+        name = f"{workload.name}-v{ref.version}"
+        load_vllm_lora(upstream_url, name, adapter)
+        return UpstreamEngine(upstream_url, name, ref.version)
+    base = resolve_base_model(workload.sft.base_model, home_models)
+    return LocalEngine(base, adapter, ref.version, settings.device, max_batch_size=8)
+
+
+def write_trtllm_options(reg, ref, workload, home, settings) -> dict:
+    """``--target trtllm``: the options file for ``trtllm-serve`` and the command that serves it."""
+    import yaml
+
+    from flywheel.core.errors import ConfigError
+
+    if ref.is_base:
+        raise ConfigError("target: trtllm serves a LoRA version; the base model needs no options file")
+    adapter = reg.local_path(ref, Path(home.models) / "registry")
+    path = Path(home.root) / "deploy" / f"trtllm-{workload.name}-v{ref.version}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(trtllm_options(adapter, settings), sort_keys=False))
+    return {
+        "options": str(path),
+        "command": f"trtllm-serve <base model folder> --backend pytorch --extra_llm_api_options {path}",
+    }

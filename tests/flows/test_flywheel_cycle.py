@@ -311,6 +311,7 @@ def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle
     it leaves a finished rollout behind."""
     import uvicorn
     import yaml
+    from prefect.settings import PREFECT_API_URL
 
     from flywheel.feedback.store import FeedbackStore
     from flywheel.serving import rollout
@@ -319,6 +320,7 @@ def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle
     from tests.fake_openai import create_fake
 
     reg, home, cfg = cycle["reg"], cycle["home"], cycle["cfg"].model_copy(deep=True)
+    api = {"PREFECT_API_URL": PREFECT_API_URL.value()}  # deploy-model is a flow
     store = FeedbackStore(f"sqlite:///{home / 'feedback.db'}")
     for i in range(3):  # live traffic: what the canary prompts are made of
         store.log_interaction(
@@ -340,7 +342,7 @@ def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle
     try:
         strict = tmp_path / "strict.yaml"
         strict.write_text(yaml.safe_dump({**cfg.model_dump(mode="json"), "deploy": {"canary_min_format": 0.9}}))
-        out = cli("deploy-model", version, "-w", strict, "--target", "vllm", "--upstream-url", url, "--json")
+        out = cli("deploy-model", version, "-w", strict, "--target", "vllm", "--upstream-url", url, "--json", env=api)
         assert out.returncode == 3, out.stderr[-2000:]
         res = json.loads(out.stdout)
         assert (
@@ -354,7 +356,7 @@ def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle
         server.should_exit = True
         thread.join(10)
 
-    out = cli("deploy-model", version, "-w", workload, "--json")  # local: the tiny model answers the canary
+    out = cli("deploy-model", version, "-w", workload, "--json", env=api)  # local: the tiny model answers the canary
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout)
     assert res["canary"]["answered"] == 3 and res["rollout"]["mode"] == "canary"
@@ -371,7 +373,7 @@ def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle
     assert "fraud" not in gateway._routes
     gateway.close()
 
-    out = cli("deploy-model", version, "-w", workload, "--target", "trtllm", "--json")
+    out = cli("deploy-model", version, "-w", workload, "--target", "trtllm", "--json", env=api)
     assert out.returncode == 0, out.stderr[-2000:]
     opts = yaml.safe_load(Path(json.loads(out.stdout)["options"]).read_text())
     assert opts["lora_config"]["lora_dir"][0].endswith(f"v{version}") and opts["kv_cache_config"]["enable_block_reuse"]
