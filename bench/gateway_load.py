@@ -61,11 +61,12 @@ def serve(port: int, db: str) -> None:
     import uvicorn
 
     from flywheel.feedback.store import FeedbackStore
-    from flywheel.serving.config import GatewaySettings
+    from flywheel.serving.config import CacheConfig, GatewaySettings
     from flywheel.serving.router import create_app
     from flywheel.serving.service import GatewayService, Served
 
-    settings = GatewaySettings(workloads=["fraud"], reload_interval_s=3600)
+    # without the response cache (and rails): the gateway's own path to the engine
+    settings = GatewaySettings(workloads=["fraud"], reload_interval_s=3600, cache=CacheConfig(mode="off"))
     service = GatewayService(
         settings,
         FeedbackStore(f"sqlite:///{db}"),

@@ -16,6 +16,22 @@ class ConfiguredKey(ConfigModel):
     tpm: int | None = Field(None, ge=1)
 
 
+class CacheConfig(ConfigModel):
+    """The response cache (``flywheel.serving.cache``)."""
+
+    mode: Literal["off", "exact", "semantic"] = Field(
+        "semantic", description="off; exact (the same user message); semantic (MiniLM cosine + near-miss guard)."
+    )
+    threshold: float = Field(
+        0.9, ge=0, le=1, description="Semantic: least cosine similarity of a hit (chosen on a validation set)."
+    )
+    near_miss_guard: bool = Field(
+        True, description="Semantic: a hit must state the same numbers, amounts, times and names."
+    )
+    ttl_s: float = Field(3600, gt=0, description="Seconds an answer stays reusable.")
+    max_entries: int = Field(10_000, ge=1, description="Entries kept (least recently used go first).")
+
+
 class GatewaySettings(ConfigModel):
     host: str = Field("127.0.0.1", description="Loopback by default; bind 0.0.0.0 only behind an auth proxy.")
     port: int = Field(8088, ge=1, le=65535)
@@ -55,6 +71,10 @@ class GatewaySettings(ConfigModel):
     )
     num_speculative_tokens: int = Field(10, ge=1, le=64, description="Tokens proposed per verification step.")
     draft_model: str | None = Field(None, description="speculative: draft — a smaller model with the same tokenizer.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="The response cache of every workload.")
+    cache_per_workload: dict[str, CacheConfig] = Field(
+        default_factory=dict, description="A workload's own cache settings (mode off / exact / semantic...)."
+    )
     auth: Literal["auto", "required", "off"] = Field(
         "auto",
         description="API keys: required; off (the tenant is X-Tenant or user); auto: required once a key was created.",

@@ -37,6 +37,7 @@ class GenRequest:
     top_p: float | None = None
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    use_cache: bool = True  # False: the request bypasses the gateway's response cache
 
     @property
     def sampled(self) -> bool:

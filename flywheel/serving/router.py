@@ -141,6 +141,8 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
             else:
                 gen = GenRequest(prompt=req.prompt_text(), max_tokens=req.max_tokens or 0)
             gen.temperature, gen.top_p, gen.seed, gen.stop = req.temperature, req.top_p, req.seed, stops
+            bypass = request.headers.get("x-flywheel-cache", "").lower() == "bypass"
+            gen.use_cache = not (bypass or "no-cache" in request.headers.get("cache-control", "").lower())
             if not req.stream:
                 out = await run_in_threadpool(service.complete, req.model, gen, tenant)
             else:
@@ -151,7 +153,7 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
             text = out["text"]
             if not chat and req.echo:
                 text = gen.prompt + text
-            extra = {k: out[k] for k in ("model_version", "latency_ms", "engine_ms")}
+            extra = {k: out[k] for k in ("model_version", "latency_ms", "engine_ms", "cache")}
             observe(endpoint, 200, t0, req.model, out["model_version"], tenant.name)
             return completion_response(
                 out["id"], req.model, text, out["prompt_tokens"], out["completion_tokens"], out["finish_reason"],

@@ -18,6 +18,7 @@ delivered by an :class:`~flywheel.feedback.outbox.OutboxRelay`). A store outage 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -41,6 +42,11 @@ class Served:
     base_path: str
     adapter: str | None
     version: str | None
+
+
+def _cache_info(look) -> dict:
+    sim = None if look.similarity is None else round(look.similarity, 4)
+    return {"result": look.result, "similarity": sim}
 
 
 def _store_call(fn, *args, **kwargs):
@@ -94,6 +100,7 @@ class GatewayService:
         self._judging = threading.Lock()
         self._judged_at: dict[str, float] = {}
         self._rng = random.Random(seed)
+        self._caches: dict = {}  # workload -> cache.ResponseCache
         self.metrics.watch(
             "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
         )
@@ -340,8 +347,45 @@ class GatewayService:
             raise
         return tenant
 
+    def cache(self, workload: str):
+        """The workload's response cache (``cache_per_workload`` or ``cache`` settings)."""
+        from flywheel.serving.cache import ResponseCache
+
+        if workload not in self._caches:
+            self._caches[workload] = ResponseCache(self.settings.cache_per_workload.get(workload, self.settings.cache))
+        return self._caches[workload]
+
+    def _cache_lookup(self, workload: str, eng: Engine, req: GenRequest):
+        """(partition key and query text, or None when the request is not cacheable; the lookup)."""
+        from flywheel.serving.cache import Lookup, partition, query_text
+
+        cache = self.cache(workload)
+        if cache.cfg.mode == "off":
+            return None, Lookup("skip")
+        text = query_text(req.messages) if req.messages is not None else None
+        if not req.use_cache or req.sampled or text is None:
+            result = "bypass" if not req.use_cache else "skip"
+            self.metrics.cache.labels(workload, result).inc()
+            return None, Lookup(result)
+        key = partition(workload, eng.model_version, req.messages, req.max_tokens, req.stop)
+        look = cache.lookup(key, text)
+        self.metrics.cache.labels(workload, look.result).inc()
+        if look.result == "near_miss":
+            log.info(
+                "%s: cache near miss (cosine %.3f) refused: %r vs %r", workload, look.similarity, text, look.matched
+            )
+        return (key, text), look
+
     def _capture(
-        self, iid: str, workload: str, eng: Engine, req: GenRequest, gen: Generation, ms: float, tenant: Tenant
+        self,
+        iid: str,
+        workload: str,
+        eng: Engine,
+        req: GenRequest,
+        gen: Generation,
+        ms: float,
+        tenant: Tenant,
+        cache_hit: bool = False,
     ):
         messages = req.messages if req.messages is not None else [{"role": "prompt", "content": req.prompt or ""}]
         _store_call(
@@ -356,6 +400,7 @@ class GatewayService:
             tenant=tenant.name,
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
+            cache_hit=cache_hit,
         )
         labels = (workload, eng.model_version or "", tenant.name)
         self.metrics.prompt_tokens.labels(*labels).inc(gen.prompt_tokens)
@@ -375,20 +420,29 @@ class GatewayService:
         }
 
     def complete(self, workload: str, req: GenRequest, tenant: Tenant) -> dict:
-        """A whole answer, committed to the store before it is returned."""
+        """A whole answer — from the response cache when a cached one fits, else from the engine — committed to
+        the store before it is returned."""
         t0 = time.perf_counter()
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
+        ckey, look = self._cache_lookup(workload, eng, req)
+        iid = new_id()
+        if look.result == "hit":
+            gen = Generation(**look.answer)
+            ms = (time.perf_counter() - t0) * 1000
+            self._capture(iid, workload, eng, req, gen, ms, tenant, cache_hit=True)
+            return self._result(iid, eng, gen, ms, 0.0) | {"cache": _cache_info(look)}
         t1 = time.perf_counter()
         gen = eng.generate(req)
         t2 = time.perf_counter()
         ms = (t2 - t0) * 1000
-        iid = new_id()
         self._capture(iid, workload, eng, req, gen, ms, tenant)
+        if ckey is not None:
+            self.cache(workload).store(*ckey, dataclasses.asdict(gen))
         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
         self.metrics.overhead.labels(workload).observe((t1 - t0) + (time.perf_counter() - t2))
         self._maybe_shadow(workload, req, iid, tenant)
-        return self._result(iid, eng, gen, ms, (t2 - t1) * 1000)
+        return self._result(iid, eng, gen, ms, (t2 - t1) * 1000) | {"cache": _cache_info(look)}
 
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
@@ -397,6 +451,17 @@ class GatewayService:
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
         iid = new_id()
+        ckey, look = self._cache_lookup(workload, eng, req)
+        if look.result == "hit":
+
+            def cached() -> Iterator[str | dict]:
+                gen = Generation(**look.answer)
+                yield gen.text
+                ms = (time.perf_counter() - t0) * 1000
+                self._capture(iid, workload, eng, req, gen, ms, tenant, cache_hit=True)
+                yield self._result(iid, eng, gen, ms, 0.0) | {"cache": _cache_info(look)}
+
+            return iid, eng, cached()
         events = eng.stream(req)
 
         def run() -> Iterator[str | dict]:
@@ -416,8 +481,10 @@ class GatewayService:
                 return
             ms = (time.perf_counter() - t0) * 1000
             self._capture(iid, workload, eng, req, gen, ms, tenant)
+            if ckey is not None:
+                self.cache(workload).store(*ckey, dataclasses.asdict(gen))
             self._maybe_shadow(workload, req, iid, tenant)
-            yield self._result(iid, eng, gen, ms)
+            yield self._result(iid, eng, gen, ms) | {"cache": _cache_info(look)}
 
         return iid, eng, run()
 

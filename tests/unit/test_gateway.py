@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from flywheel.feedback.store import FeedbackStore
-from flywheel.serving.config import GatewaySettings
+from flywheel.serving.config import CacheConfig, GatewaySettings
 from flywheel.serving.engine import Generation
 from flywheel.serving.router import create_app
 from flywheel.serving.service import GatewayService, Served
@@ -66,7 +66,9 @@ def gateway(tiny_model, tmp_path_factory):
     sink = RecordingSink()
     served = {"version": "1"}
     resolve = lambda w: Served(str(tiny_model), None, served["version"])  # noqa: E731
-    settings = GatewaySettings(workloads=["fraud"], max_new_tokens=8, reload_interval_s=0, batch_wait_ms=20)
+    settings = GatewaySettings(
+        workloads=["fraud"], max_new_tokens=8, reload_interval_s=0, batch_wait_ms=20, cache=CacheConfig(mode="off")
+    )  # the engine answers every request here; the cache has its own tests (test_cache.py)
     service = GatewayService(settings, store, resolve, sink).start()
     with serving(create_app(settings, service)) as url:
         yield {"url": url, "store": store, "sink": sink, "served": served, "service": service}

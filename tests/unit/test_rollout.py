@@ -10,7 +10,7 @@ import pytest
 from flywheel.feedback.store import FeedbackStore
 from flywheel.registry.mlflow_registry import Registry
 from flywheel.serving import rollout
-from flywheel.serving.config import GatewaySettings, RolloutConfig
+from flywheel.serving.config import CacheConfig, GatewaySettings, RolloutConfig
 from flywheel.serving.engine import Generation, GenRequest
 from flywheel.serving.service import GatewayService, Served
 from flywheel.serving.tenants import Tenant
@@ -103,7 +103,7 @@ def setup(tmp_path):
 
         wl = load_workload("configs/workloads/fraud.yaml").model_copy(deep=True)
         wl.deploy = RolloutConfig(mode=mode, share=share, min_rated=10)
-        settings = GatewaySettings(workloads=["fraud"], reload_interval_s=0)
+        settings = GatewaySettings(workloads=["fraud"], reload_interval_s=0, cache=CacheConfig(mode="off"))
         return GatewayService(
             settings, store, lambda w, v=None: Served("", None, v or reg.champion(w).version),
             engine_factory=lambda w, s: FakeEngine(s.version, labels[s.version]),

