@@ -1,4 +1,4 @@
-"""Prefect events: the one place that emits them (the domain gets an EventSink instead)."""
+"""Prefect events: the one place that sends them (the gateway's outbox relay gets a sink from here)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,9 @@ class GatewaySettings(ConfigModel):
         "there (vLLM --lora-modules, trtllm-serve, SGLang --lora-paths).",
     )
     max_new_tokens: int = Field(32, ge=1, le=32_768)
-    emit_events: bool = Field(True, description="Emit flywheel.feedback.received events for every feedback.")
+    emit_events: bool = Field(
+        True, description="Send flywheel.feedback.received for every feedback (through the store's outbox)."
+    )
     reload_interval_s: float = Field(
         10.0,
         ge=0,
