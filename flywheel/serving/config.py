@@ -23,7 +23,11 @@ class CacheConfig(ConfigModel):
         "semantic", description="off; exact (the same user message); semantic (MiniLM cosine + near-miss guard)."
     )
     threshold: float = Field(
-        0.9, ge=0, le=1, description="Semantic: least cosine similarity of a hit (chosen on a validation set)."
+        0.75,
+        ge=0,
+        le=1,
+        description="Semantic: least cosine similarity of a hit (0.75: chosen on the validation pairs, "
+        "bench/cache_pairs.py).",
     )
     near_miss_guard: bool = Field(
         True, description="Semantic: a hit must state the same numbers, amounts, times and names."
