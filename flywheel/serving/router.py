@@ -85,7 +85,8 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
     def fail(endpoint: str, t0: float, exc: BaseException, model=None, tenant="") -> JSONResponse:
         resp = error_response(exc, model)
         m.errors.labels(endpoint, json.loads(resp.body)["error"]["type"]).inc()
-        observe(endpoint, resp.status_code, t0, model or "", "", tenant)
+        served = model if model in settings.workloads else "unknown"  # a client's made-up name is no label
+        observe(endpoint, resp.status_code, t0, served if model else "", "", tenant)
         return resp
 
     @app.exception_handler(RequestValidationError)
