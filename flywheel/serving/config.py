@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flywheel.core.config import ConfigModel
+from flywheel.curation.config import PiiConfig
 
 
 class ConfiguredKey(ConfigModel):
@@ -81,6 +82,12 @@ class GatewaySettings(ConfigModel):
     cache_per_workload: dict[str, CacheConfig] = Field(
         default_factory=dict, description="A workload's own cache settings (mode off / exact / semantic...)."
     )
+    pii: PiiConfig = Field(
+        default_factory=PiiConfig,
+        description="PII rail: Presidio masking of requests and answers before the engine, the store, the logs and "
+        "the user (enabled: true to turn it on; the same recognisers as curation).",
+    )
+    pii_per_workload: dict[str, PiiConfig] = Field(default_factory=dict, description="A workload's own pii settings.")
     auth: Literal["auto", "required", "off"] = Field(
         "auto",
         description="API keys: required; off (the tenant is X-Tenant or user); auto: required once a key was created.",

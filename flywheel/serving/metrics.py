@@ -56,6 +56,9 @@ class GatewayMetrics:
             ["workload", "version", "kind"],
             registry=r,
         )
+        self.pii = Counter(
+            "flywheel_pii_masked", "PII findings masked by the PII rail.", ["workload", "where", "entity"], registry=r
+        )
         self.rate_limited = Counter(
             "flywheel_rate_limited", "Requests refused with 429.", ["tenant", "limit"], registry=r
         )

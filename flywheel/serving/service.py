@@ -101,6 +101,7 @@ class GatewayService:
         self._judged_at: dict[str, float] = {}
         self._rng = random.Random(seed)
         self._caches: dict = {}  # workload -> cache.ResponseCache
+        self._rails: dict = {}  # workload -> guard.pii.PiiRail
         self.metrics.watch(
             "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
         )
@@ -141,10 +142,11 @@ class GatewayService:
         }
 
     def warm_up(self) -> None:
-        """Load every workload's engine now (not on the first request); errors are logged, not raised."""
+        """Load every workload's engine (and PII rail) now, not on the first request; errors are logged."""
         for w in self.settings.workloads:
             try:
                 self.engine(w)
+                self.pii(w)
             except Exception:  # noqa: BLE001 - /readyz reports it; the gateway still serves the others
                 log.exception("could not load the engine of %s", w)
 
@@ -347,6 +349,40 @@ class GatewayService:
             raise
         return tenant
 
+    def pii(self, workload: str):
+        """The workload's PII rail (``pii_per_workload`` or ``pii`` settings)."""
+        from flywheel.guard.pii import PiiRail
+
+        if workload not in self._rails:
+            self._rails[workload] = PiiRail(self.settings.pii_per_workload.get(workload, self.settings.pii))
+        return self._rails[workload]
+
+    def _mask_request(self, workload: str, req: GenRequest) -> list[str]:
+        """Mask PII in the request in place (before the cache, the engine and the log); its guard flags."""
+        from flywheel.guard.pii import flags
+
+        rail = self.pii(workload)
+        if not rail.enabled:
+            return []
+        if req.messages is not None:
+            req.messages, found = rail.mask_messages(req.messages)
+        else:
+            req.prompt, found = rail.mask(req.prompt or "")
+        for entity, n in found.items():
+            self.metrics.pii.labels(workload, "prompt", entity).inc(n)
+        return flags(found, "prompt")
+
+    def _mask_answer(self, workload: str, gen: Generation) -> tuple[Generation, list[str]]:
+        from flywheel.guard.pii import flags
+
+        rail = self.pii(workload)
+        if not rail.enabled:
+            return gen, []
+        text, found = rail.mask(gen.text)
+        for entity, n in found.items():
+            self.metrics.pii.labels(workload, "answer", entity).inc(n)
+        return dataclasses.replace(gen, text=text), flags(found, "answer")
+
     def cache(self, workload: str):
         """The workload's response cache (``cache_per_workload`` or ``cache`` settings)."""
         from flywheel.serving.cache import ResponseCache
@@ -386,6 +422,7 @@ class GatewayService:
         ms: float,
         tenant: Tenant,
         cache_hit: bool = False,
+        guard_flags: list[str] | None = None,
     ):
         messages = req.messages if req.messages is not None else [{"role": "prompt", "content": req.prompt or ""}]
         _store_call(
@@ -401,6 +438,7 @@ class GatewayService:
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
             cache_hit=cache_hit,
+            guard_flags=guard_flags or [],
         )
         labels = (workload, eng.model_version or "", tenant.name)
         self.metrics.prompt_tokens.labels(*labels).inc(gen.prompt_tokens)
@@ -419,24 +457,27 @@ class GatewayService:
             "latency_ms": round(ms, 1),
         }
 
-    def complete(self, workload: str, req: GenRequest, tenant: Tenant) -> dict:
+    def complete(self, workload: str, req: GenRequest, tenant: Tenant, iid: str | None = None) -> dict:
         """A whole answer — from the response cache when a cached one fits, else from the engine — committed to
-        the store before it is returned."""
+        the store before it is returned. With the PII rail on, the request is masked before anything sees it and
+        the answer before anyone does."""
         t0 = time.perf_counter()
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
+        guard = self._mask_request(workload, req)
         ckey, look = self._cache_lookup(workload, eng, req)
-        iid = new_id()
+        iid = iid or new_id()
         if look.result == "hit":
             gen = Generation(**look.answer)
             ms = (time.perf_counter() - t0) * 1000
-            self._capture(iid, workload, eng, req, gen, ms, tenant, cache_hit=True)
+            self._capture(iid, workload, eng, req, gen, ms, tenant, cache_hit=True, guard_flags=guard)
             return self._result(iid, eng, gen, ms, 0.0) | {"cache": _cache_info(look)}
         t1 = time.perf_counter()
         gen = eng.generate(req)
         t2 = time.perf_counter()
+        gen, answer_flags = self._mask_answer(workload, gen)
         ms = (t2 - t0) * 1000
-        self._capture(iid, workload, eng, req, gen, ms, tenant)
+        self._capture(iid, workload, eng, req, gen, ms, tenant, guard_flags=guard + answer_flags)
         if ckey is not None:
             self.cache(workload).store(*ckey, dataclasses.asdict(gen))
         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
@@ -447,6 +488,15 @@ class GatewayService:
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
         after the interaction is committed (a store outage raises :class:`StoreUnavailable` instead)."""
+        if self.pii(workload).enabled:  # an answer is masked whole: it streams as one piece
+            iid = new_id()
+
+            def masked() -> Iterator[str | dict]:
+                out = self.complete(workload, req, tenant, iid)
+                yield out["text"]
+                yield out
+
+            return iid, self._pick(workload), masked()
         t0 = time.perf_counter()
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens

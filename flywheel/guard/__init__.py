@@ -1,0 +1,1 @@
+"""Guardrails of the gateway (issue 15): PII masking so far."""
