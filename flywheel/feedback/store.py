@@ -118,25 +118,12 @@ class FeedbackStoreProtocol(Protocol):
         comment: str | None = None,
         emit: bool = False,
     ) -> dict: ...
-    def enqueue_event(self, event: str, workload: str, payload: dict) -> None:
-        """An event for the outbox relay (e.g. ``flywheel.model.rolled_back``), resource ``flywheel.workload.<w>``."""
-        resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
-        with self.engine.begin() as c:
-            c.execute(
-                outbox.insert().values(
-                    event=event,
-                    event_id=str(uuid.uuid4()),
-                    resource=json.dumps(resource),
-                    payload=json.dumps(payload),
-                    created=datetime.now(UTC),
-                    attempts=0,
-                )
-            )
-
+    def enqueue_event(self, event: str, workload: str, payload: dict) -> None: ...
     def pending_events(self, limit: int = 100) -> list[dict]: ...
     def mark_delivered(self, seqs: list[int]) -> None: ...
     def mark_failed(self, seqs: list[int], error: str) -> None: ...
     def outbox_counts(self) -> dict: ...
+    def ping(self) -> None: ...
     def counts(self, workload: str | None = None) -> dict: ...
     def training_rows(self, workload: str) -> list[dict]: ...
 
@@ -252,33 +239,20 @@ class FeedbackStore:
                     "feedback_seq": seq,  # the watermark a retrain fired by this event reads up to
                     "model_version": cur["model_version"],
                 }
-                resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
-                c.execute(
-                    outbox.insert().values(
-                        event=FEEDBACK_EVENT,
-                        event_id=str(uuid.uuid4()),  # fixed here: every re-delivery sends this id
-                        resource=json.dumps(resource),
-                        payload=json.dumps(payload),
-                        created=now,
-                        attempts=0,
-                    )
-                )
+                _write_event(c, FEEDBACK_EVENT, workload, payload, now)
         return {**self.get(interaction_id), "feedback_seq": seq, "duplicate": False}
 
     def enqueue_event(self, event: str, workload: str, payload: dict) -> None:
         """An event for the outbox relay (e.g. ``flywheel.model.rolled_back``), resource ``flywheel.workload.<w>``."""
-        resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
         with self.engine.begin() as c:
-            c.execute(
-                outbox.insert().values(
-                    event=event,
-                    event_id=str(uuid.uuid4()),
-                    resource=json.dumps(resource),
-                    payload=json.dumps(payload),
-                    created=datetime.now(UTC),
-                    attempts=0,
-                )
-            )
+            _write_event(c, event, workload, payload, datetime.now(UTC))
+
+    def ping(self) -> None:
+        """A cheap round trip to the database (readiness); raises when it cannot be reached."""
+        from sqlalchemy import text
+
+        with self.engine.connect() as c:
+            c.execute(text("SELECT 1"))
 
     def pending_events(self, limit: int = 100) -> list[dict]:
         """Outbox events not delivered yet, oldest first."""
@@ -470,6 +444,21 @@ class FeedbackStore:
                 }
             )
         return out
+
+
+def _write_event(c, event: str, workload: str, payload: dict, created) -> None:
+    """An outbox row in the caller's transaction; its id is fixed here, so every re-delivery sends the same one."""
+    resource = {"prefect.resource.id": f"flywheel.workload.{workload}", "flywheel.workload": workload}
+    c.execute(
+        outbox.insert().values(
+            event=event,
+            event_id=str(uuid.uuid4()),
+            resource=json.dumps(resource),
+            payload=json.dumps(payload),
+            created=created,
+            attempts=0,
+        )
+    )
 
 
 def _decode(row: dict) -> dict:

@@ -131,7 +131,7 @@ class GatewayService:
         """Whether every workload has an engine loaded and the store answers (``/readyz``)."""
         store_ok = True
         try:
-            _store_call(self.store.counts)
+            _store_call(self.store.ping)  # one round trip, not a scan of the log
         except StoreUnavailable:
             store_ok = False
         engines = {w: (self._engines[w].model_version if w in self._engines else None) for w in self.settings.workloads}
@@ -496,7 +496,7 @@ class GatewayService:
                 yield out["text"]
                 yield out
 
-            return iid, self._pick(workload), masked()
+            return iid, self.engine(workload), masked()  # complete() draws the canary share itself
         t0 = time.perf_counter()
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens

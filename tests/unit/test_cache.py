@@ -11,6 +11,7 @@ from flywheel.serving.config import CacheConfig, GatewaySettings
 from flywheel.serving.engine import Generation, GenRequest
 from flywheel.serving.service import GatewayService, Served
 from flywheel.serving.tenants import Tenant
+from tests.fake_engine import FakeEngine
 
 
 def test_facts_are_numbers_times_and_names():
@@ -63,26 +64,13 @@ def test_partitions_and_what_is_cached():
     assert query_text(turns) is None  # a multi-turn answer depends on the turns before
 
 
-class CountingEngine:
-    model_version = "1"
-
+class CountingEngine(FakeEngine):
     def __init__(self):
         self.calls = 0
 
     def generate(self, req):
         self.calls += 1
         return Generation(f"FRAUD: answer {self.calls}", 20, 4, "stop")
-
-    def stream(self, req):
-        g = self.generate(req)
-        yield g.text
-        yield g
-
-    def queue_depth(self):
-        return 0
-
-    def close(self):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from flywheel.serving.config import CacheConfig, GatewaySettings
 from flywheel.serving.engine import Generation
 from flywheel.serving.router import create_app
 from flywheel.serving.service import GatewayService, Served
+from tests.fake_engine import FakeEngine
 
 
 class RecordingSink:
@@ -276,7 +277,7 @@ def test_a_new_champion_is_served_without_restart(gateway):
     assert {m["id"]: m["version"] for m in httpx.get(gateway["url"] + "/v1/models").json()["data"]} == {"fraud": "2"}
 
 
-class GatedEngine:
+class GatedEngine(FakeEngine):
     """A fake engine whose tokens come only when the test lets them (``release``)."""
 
     model_version = "7"
@@ -292,12 +293,6 @@ class GatedEngine:
         self.gate.wait(10)
         yield ": fine"
         yield Generation("LEGIT: fine", 3, 2, "stop")
-
-    def queue_depth(self):
-        return 0
-
-    def close(self):
-        pass
 
 
 def test_the_first_token_arrives_before_the_answer_is_done(tmp_path):

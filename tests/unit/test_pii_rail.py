@@ -12,6 +12,7 @@ from flywheel.serving.config import CacheConfig, GatewaySettings
 from flywheel.serving.engine import Generation, GenRequest
 from flywheel.serving.service import GatewayService, Served
 from flywheel.serving.tenants import Tenant
+from tests.fake_engine import FakeEngine
 
 SEEDED = {
     "PERSON": "Noah Dubois",
@@ -30,9 +31,7 @@ PROMPT = (
 LEAK = "Call Maria Lopez at maria.lopez@example.org about it."  # PII the model makes up on its own
 
 
-class RecordingEngine:
-    model_version = "1"
-
+class RecordingEngine(FakeEngine):
     def __init__(self):
         self.seen = []
 
@@ -40,17 +39,6 @@ class RecordingEngine:
         self.seen.append(str(req.messages) + str(req.prompt))
         user = (req.messages or [{"content": req.prompt}])[-1]["content"]
         return Generation(f"FRAUD: {user} {LEAK}", 40, 20, "stop")  # echoes what it got, and leaks
-
-    def stream(self, req):
-        g = self.generate(req)
-        yield g.text
-        yield g
-
-    def queue_depth(self):
-        return 0
-
-    def close(self):
-        pass
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from flywheel.serving.config import CacheConfig, GatewaySettings, RolloutConfig
 from flywheel.serving.engine import Generation, GenRequest
 from flywheel.serving.service import GatewayService, Served
 from flywheel.serving.tenants import Tenant
+from tests.fake_engine import FakeEngine
 
 LABELS = ["FRAUD", "LEGIT"]
 
@@ -68,7 +69,7 @@ def test_shadow_answers_are_judged_by_the_feedback_on_the_live_answer():
     assert (live["judged"], live["correct"]) == (4, 2)
 
 
-class FakeEngine:
+class FixedLabelEngine(FakeEngine):
     """Answers every request with its version's fixed label."""
 
     def __init__(self, version, label):
@@ -76,15 +77,6 @@ class FakeEngine:
 
     def generate(self, req):
         return Generation(f"{self.label}: fixed", 5, 3, "stop")
-
-    def stream(self, req):
-        yield self.generate(req)
-
-    def queue_depth(self):
-        return 0
-
-    def close(self):
-        pass
 
 
 @pytest.fixture
@@ -106,7 +98,7 @@ def setup(tmp_path):
         settings = GatewaySettings(workloads=["fraud"], reload_interval_s=0, cache=CacheConfig(mode="off"))
         return GatewayService(
             settings, store, lambda w, v=None: Served("", None, v or reg.champion(w).version),
-            engine_factory=lambda w, s: FakeEngine(s.version, labels[s.version]),
+            engine_factory=lambda w, s: FixedLabelEngine(s.version, labels[s.version]),
             rollouts=rollout.RegistryRollouts(reg), workloads={"fraud": wl}, seed=0,
         )  # fmt: skip
 
