@@ -13,6 +13,7 @@ retry rule both read it from here (:func:`exit_code`, :func:`is_bad_input`), so 
         ├── ServiceUnavailable           a service or program the command needs is missing
         │   ├── NoPrefectAPI             no PREFECT_API_URL and no embedded server
         │   └── OcrUnavailable           no tesseract binary
+        ├── ContentFiltered              a rail blocked the request (HTTP 400 content_filter, with on_block: error)
         ├── Unauthorized                 the gateway got no valid API key (HTTP 401)
         └── RateLimited                  a tenant over its requests or tokens per minute (HTTP 429, retry_after)
     StoreUnavailable                     the feedback store cannot be reached (an outage: HTTP 503, retried)
@@ -108,3 +109,11 @@ def is_bad_input(exc: BaseException) -> bool:
 def exit_code(exc: BaseException) -> int:
     """2 for bad input, 1 for anything else (see the module docstring)."""
     return 2 if is_bad_input(exc) else 1
+
+
+class ContentFiltered(BadInput):
+    """A guard rail blocked the request or its answer (``on_block: error``): HTTP 400, code ``content_filter``."""
+
+    def __init__(self, rail: str, reason: str, interaction_id: str):
+        super().__init__(f"the request was blocked by the {rail} rail ({reason}); interaction {interaction_id}")
+        self.rail, self.reason, self.interaction_id = rail, reason, interaction_id

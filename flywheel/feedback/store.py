@@ -390,8 +390,8 @@ class FeedbackStore:
             if not (seq > after or legacy) or (upto is not None and seq > upto):
                 continue
             user = next((m["content"] for m in reversed(r["messages"]) if m.get("role") == "user"), None)
-            if not user:
-                continue
+            if not user or any(f.startswith("blocked") for f in r["guard_flags"]):
+                continue  # a refusal (or a correction of one) is not a label of the workload
             answer = r["correction"] or (r["response"] if r["rating"] == 1 else None)
             if answer:
                 label = answer.split(":", 1)[0].strip().upper()
@@ -428,7 +428,7 @@ class FeedbackStore:
         for r in rows:
             seq = seqs.get(r["id"], 0)
             in_window = (seq > after or (seq == 0 and after == 0)) and (upto is None or seq <= upto)
-            if r["rating"] != -1 or not in_window:
+            if r["rating"] != -1 or not in_window or any(f.startswith("blocked") for f in r["guard_flags"]):
                 continue
             key = json.dumps(r["messages"], sort_keys=True)
             chosen = r["correction"] or liked.get(key)

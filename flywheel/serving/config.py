@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from flywheel.core.config import ConfigModel
 from flywheel.curation.config import PiiConfig
+from flywheel.guard.config import GuardConfig
 
 
 class ConfiguredKey(ConfigModel):
@@ -88,6 +89,13 @@ class GatewaySettings(ConfigModel):
         "the user (enabled: true to turn it on; the same recognisers as curation).",
     )
     pii_per_workload: dict[str, PiiConfig] = Field(default_factory=dict, description="A workload's own pii settings.")
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig,
+        description="Rails of every workload: injection (on), topic (off), moderation (on), fact_check (off).",
+    )
+    guard_per_workload: dict[str, GuardConfig] = Field(
+        default_factory=dict, description="A workload's own rails (topic exemplars, refusal text...)."
+    )
     auth: Literal["auto", "required", "off"] = Field(
         "auto",
         description="API keys: required; off (the tenant is X-Tenant or user); auto: required once a key was created.",

@@ -38,6 +38,7 @@ class GenRequest:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     use_cache: bool = True  # False: the request bypasses the gateway's response cache
+    contexts: list[str] | None = None  # retrieved knowledge the answer must be consistent with (fact-check rail)
 
     @property
     def sampled(self) -> bool:

@@ -50,6 +50,13 @@ class GatewayMetrics:
         self.guard_blocks = Counter(
             "flywheel_guard_blocks", "Requests or answers a rail blocked.", ["workload", "rail"], registry=r
         )
+        self.guard_seconds = Histogram(
+            "flywheel_guard_seconds",
+            "Time each rail takes per request (injection, topic, moderation, fact_check).",
+            ["workload", "rail"],
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+            registry=r,
+        )
         self.feedback = Counter(
             "flywheel_feedback",
             "Feedback by kind (positive, negative, correction, duplicate).",

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flywheel.core.errors import (
+    ContentFiltered,
     DataError,
     RateLimited,
     StoreUnavailable,
@@ -65,6 +66,8 @@ def error_response(exc: BaseException, model: str | None = None) -> JSONResponse
         return JSONResponse(error_body(str(exc), "rate_limit_error", None, "rate_limit_exceeded"), 429, headers=headers)
     if isinstance(exc, StoreUnavailable):
         return JSONResponse(error_body(str(exc), "service_unavailable", None, "store_unavailable"), 503)
+    if isinstance(exc, ContentFiltered):
+        return JSONResponse(error_body(str(exc), "invalid_request_error", "messages", "content_filter"), 400)
     if isinstance(exc, (DataError, ValueError)):
         param = str(exc).split(":", 1)[0] if ":" in str(exc) else None
         return JSONResponse(error_body(str(exc), param=param), 400)
@@ -154,7 +157,7 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
             text = out["text"]
             if not chat and req.echo:
                 text = gen.prompt + text
-            extra = {k: out[k] for k in ("model_version", "latency_ms", "engine_ms", "cache")}
+            extra = {k: out[k] for k in ("model_version", "latency_ms", "engine_ms", "cache", "guard") if k in out}
             observe(endpoint, 200, t0, req.model, out["model_version"], tenant.name)
             return completion_response(
                 out["id"], req.model, text, out["prompt_tokens"], out["completion_tokens"], out["finish_reason"],

@@ -1,7 +1,9 @@
 """The gateway's service layer: tenant -> rate limit -> engine -> capture -> response.
 
-The pipeline order is cache -> guardrails -> RAG -> engine; the cache, the rails and RAG plug in before the
-engine call (issues 15 and 16).
+The pipeline: PII masking -> input rails (injection, topic) -> cache -> engine -> output rails (moderation,
+fact check) -> PII masking (``flywheel.guard.rails``); RAG (issue 16) plugs in before the engine and fills the
+fact check's contexts. A blocked request is answered with the rail's refusal (``finish_reason:
+content_filter``) and logged with its reason in ``guard_flags``.
 
 Each workload is served under its own name as an OpenAI model id. The engine serves the registry's
 ``champion`` alias — on a fresh home the base model, registered as version 1 — and the alias is re-read every
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flywheel.core.errors import StoreUnavailable, UnknownModel
+from flywheel.core.errors import ContentFiltered, StoreUnavailable, UnknownModel
 from flywheel.feedback.store import FeedbackStoreProtocol
 from flywheel.serving.config import GatewaySettings
 from flywheel.serving.engine import DecodeOptions, Engine, Generation, GenRequest, LocalEngine, UpstreamEngine
@@ -102,6 +104,7 @@ class GatewayService:
         self._rng = random.Random(seed)
         self._caches: dict = {}  # workload -> cache.ResponseCache
         self._rails: dict = {}  # workload -> guard.pii.PiiRail
+        self._guards: dict = {}  # workload -> guard.rails.Rails
         self.metrics.watch(
             "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
         )
@@ -142,11 +145,12 @@ class GatewayService:
         }
 
     def warm_up(self) -> None:
-        """Load every workload's engine (and PII rail) now, not on the first request; errors are logged."""
+        """Load every workload's engine and rails now, not on the first request; errors are logged."""
         for w in self.settings.workloads:
             try:
                 self.engine(w)
                 self.pii(w)
+                self.rails(w).warm_up()
             except Exception:  # noqa: BLE001 - /readyz reports it; the gateway still serves the others
                 log.exception("could not load the engine of %s", w)
 
@@ -383,6 +387,42 @@ class GatewayService:
             self.metrics.pii.labels(workload, "answer", entity).inc(n)
         return dataclasses.replace(gen, text=text), flags(found, "answer")
 
+    def rails(self, workload: str):
+        """The workload's input and output rails (``guard_per_workload`` or ``guard`` settings)."""
+        from flywheel.guard.rails import Rails
+
+        if workload not in self._guards:
+            seconds = self.metrics.guard_seconds
+            self._guards[workload] = Rails(
+                self.settings.guard_per_workload.get(workload, self.settings.guard),
+                lambda rail, t: seconds.labels(workload, rail).observe(t),
+            )
+        return self._guards[workload]
+
+    def _check_input(self, workload: str, req: GenRequest):
+        """The first input rail that blocks the request (or None)."""
+        messages = req.messages if req.messages is not None else [{"role": "user", "content": req.prompt or ""}]
+        return self.rails(workload).check_input(messages)
+
+    def _refuse(self, workload, eng, req, tenant, iid, verdict, t0, flags, gen=None, where="input") -> dict:
+        """Answer (and log) a blocked request or answer: the refusal, ``finish_reason: content_filter``."""
+        from flywheel.guard.rails import block_flag
+
+        rails = self.rails(workload)
+        self.metrics.guard_blocks.labels(workload, verdict.rail).inc()
+        log.info("%s: %s rail blocked %s %s (%s, score %.3f)", workload, verdict.rail, where, iid, verdict.reason,
+                 verdict.score)  # fmt: skip
+        refusal = Generation(
+            rails.refusal(verdict), gen.prompt_tokens if gen else 0, gen.completion_tokens if gen else 0,
+            "content_filter",
+        )  # fmt: skip
+        ms = (time.perf_counter() - t0) * 1000
+        self._capture(iid, workload, eng, req, refusal, ms, tenant, guard_flags=[*flags, block_flag(verdict)])
+        if rails.cfg.on_block == "error":
+            raise ContentFiltered(verdict.rail, verdict.reason, iid)
+        guard = {"blocked": verdict.rail, "reason": verdict.reason, "score": round(verdict.score, 4)}
+        return self._result(iid, eng, refusal, ms, None) | {"cache": None, "guard": guard}
+
     def cache(self, workload: str):
         """The workload's response cache (``cache_per_workload`` or ``cache`` settings)."""
         from flywheel.serving.cache import ResponseCache
@@ -465,8 +505,11 @@ class GatewayService:
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
         guard = self._mask_request(workload, req)
-        ckey, look = self._cache_lookup(workload, eng, req)
         iid = iid or new_id()
+        verdict = self._check_input(workload, req)
+        if verdict is not None:
+            return self._refuse(workload, eng, req, tenant, iid, verdict, t0, guard)
+        ckey, look = self._cache_lookup(workload, eng, req)
         if look.result == "hit":
             gen = Generation(**look.answer)
             ms = (time.perf_counter() - t0) * 1000
@@ -475,9 +518,12 @@ class GatewayService:
         t1 = time.perf_counter()
         gen = eng.generate(req)
         t2 = time.perf_counter()
-        gen, answer_flags = self._mask_answer(workload, gen)
+        text, verdict, out_flags = self.rails(workload).check_output(gen.text, req.contexts)
+        if verdict is not None:
+            return self._refuse(workload, eng, req, tenant, iid, verdict, t0, guard + out_flags, gen, "answer")
+        gen, answer_flags = self._mask_answer(workload, dataclasses.replace(gen, text=text))
         ms = (t2 - t0) * 1000
-        self._capture(iid, workload, eng, req, gen, ms, tenant, guard_flags=guard + answer_flags)
+        self._capture(iid, workload, eng, req, gen, ms, tenant, guard_flags=guard + out_flags + answer_flags)
         if ckey is not None:
             self.cache(workload).store(*ckey, dataclasses.asdict(gen))
         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
@@ -488,7 +534,7 @@ class GatewayService:
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
         after the interaction is committed (a store outage raises :class:`StoreUnavailable` instead)."""
-        if self.pii(workload).enabled:  # an answer is masked whole: it streams as one piece
+        if self.pii(workload).enabled or self.rails(workload).whole_answer:  # masked whole: streams as one piece
             iid = new_id()
 
             def masked() -> Iterator[str | dict]:
@@ -501,6 +547,15 @@ class GatewayService:
         eng = self._pick(workload)
         req.max_tokens = req.max_tokens or self.settings.max_new_tokens
         iid = new_id()
+        verdict = self._check_input(workload, req)
+        if verdict is not None:
+            out = self._refuse(workload, eng, req, tenant, iid, verdict, t0, [])
+
+            def refused() -> Iterator[str | dict]:
+                yield out["text"]
+                yield out
+
+            return iid, eng, refused()
         ckey, look = self._cache_lookup(workload, eng, req)
         if look.result == "hit":
 
@@ -514,13 +569,27 @@ class GatewayService:
             return iid, eng, cached()
         events = eng.stream(req)
 
+        rails = self.rails(workload)
+
         def run() -> Iterator[str | dict]:
-            first, gen = None, None
+            first, gen, sent = None, None, ""
             try:
                 for ev in events:
                     if isinstance(ev, Generation):
                         gen = ev
                         break
+                    if not rails.stream_ok(sent, ev):  # the piece would complete a blocked term: end here
+                        from flywheel.guard.injection import Verdict
+
+                        term = rails.moderation.find(sent[-200:] + ev)[0]
+                        partial = Generation(sent, 0, 0, "content_filter")
+                        out = self._refuse(
+                            workload, eng, req, tenant, iid, Verdict(True, "moderation", f"term:{term}"), t0, [],
+                            partial, "answer",
+                        )  # fmt: skip
+                        yield out | {"text": sent}
+                        return
+                    sent += ev
                     if first is None:
                         first = time.perf_counter()
                         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(first - t0)
