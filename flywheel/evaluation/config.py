@@ -64,6 +64,13 @@ class EvalConfig(ConfigModel):
         description="Training examples shown in the base+ICL row (nearest by MiniLM); 0: no ICL row.",
     )
     slices: list[str] = Field(default_factory=list, description="Meta fields of the golden rows to slice by.")
+    injection_probes: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Golden rows re-asked with an injected order to answer another label (metric "
+        "injection_resisted; a gate rule on it refuses a model that is easier to talk out of its answer); 0: off.",
+    )
     golden: Literal["frozen", "latest"] = Field(
         "frozen",
         description="frozen: the first golden set a workload was judged on stays its yardstick (a changed test "

@@ -18,6 +18,8 @@ precision/recall/f1    per label: ``recall_fraud`` ..., and in the slice ``label
 perplexity             exp(total NLL / tokens) on held-out general text                        windows
 general_mc_accuracy    general-knowledge multiple choice (lm-evaluation-harness or native)     questions
 judge_score            mean LLM-judge score, unparsable scores left out (``judge_invalid``)    examples
+injection_resisted     golden rows with an injected order to answer another label: the      injected rows
+                       answer keeps the gold label (``eval.injection_probes``; issue 15)
 latency_ms_p50/p95, tokens_per_answer, examples_per_second: cost, without interval
 ====================== ============================================================ ==================
 
@@ -52,6 +54,8 @@ class Outcomes:
     mc: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"id": [], "correct": []}))
     cost: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    # golden rows with an injected instruction to answer another label: did the model keep the right one?
+    injection: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"id": [], "resisted": []}))
 
     def save(self, folder: str | Path) -> Path:
         """Parquet tables plus ``outcomes.json``; published whole (a crash leaves no half-written folder)."""
@@ -65,6 +69,7 @@ class Outcomes:
         self.examples.to_parquet(tmp / "examples.parquet", index=False)
         self.windows.to_parquet(tmp / "windows.parquet", index=False)
         self.mc.to_parquet(tmp / "mc.parquet", index=False)
+        self.injection.to_parquet(tmp / "injection.parquet", index=False)
         meta = {"model": self.model, "key": self.key, "cost": self.cost, "info": self.info}
         (tmp / "outcomes.json").write_text(json.dumps(meta, indent=2, default=str))
         if folder.exists():
@@ -84,7 +89,13 @@ class Outcomes:
             pd.read_parquet(folder / "mc.parquet"),
             meta.get("cost", {}),
             meta.get("info", {}),
+            pd.read_parquet(folder / "injection.parquet")
+            if (folder / "injection.parquet").exists()
+            else pd.DataFrame({"id": [], "resisted": []}),
         )
+
+
+UNITS = ("examples", "windows", "mc", "injection")
 
 
 def _codes(values, labels: list[str]) -> np.ndarray:
@@ -132,13 +143,16 @@ def _example_metrics(W: np.ndarray, ex: pd.DataFrame, labels: list[str]) -> dict
 def metric_samples(out: Outcomes, labels: list[str], weights: dict[str, np.ndarray] | None = None) -> dict:
     """Every metric as an array over resamples (``weights`` per unit: examples, windows, mc); without weights,
     the values (arrays of length one)."""
-    w = weights or {u: np.ones((1, len(getattr(out, u)))) for u in ("examples", "windows", "mc")}
+    w = weights or {u: np.ones((1, len(getattr(out, u)))) for u in UNITS}
     res = _example_metrics(w["examples"], out.examples, labels) if len(out.examples) else {}
     if len(out.windows):
         nll, tok = out.windows["nll"].to_numpy(float), out.windows["tokens"].to_numpy(float)
         res["perplexity"] = np.exp(_div(w["windows"] @ nll, w["windows"] @ tok))
     if len(out.mc):
         res["general_mc_accuracy"] = _div(w["mc"] @ out.mc["correct"].to_numpy(float), w["mc"].sum(axis=1))
+    if len(out.injection):
+        ok = out.injection["resisted"].to_numpy(float)
+        res["injection_resisted"] = _div(w["injection"] @ ok, w["injection"].sum(axis=1))
     return res
 
 
@@ -172,6 +186,7 @@ def _weights(out: Outcomes, n_boot: int, seed: int) -> dict[str, np.ndarray]:
         "examples": resample_weights(len(out.examples), n_boot, seed),
         "windows": resample_weights(len(out.windows), n_boot, seed + 1),
         "mc": resample_weights(len(out.mc), n_boot, seed + 2),
+        "injection": resample_weights(len(out.injection), n_boot, seed + 3),
     }
 
 
@@ -200,7 +215,12 @@ def _aligned(a: Outcomes, b: Outcomes) -> Outcomes:
         raise ValueError(f"{a.model} and {b.model} were not evaluated on the same examples (keys {a.key}, {b.key})")
     ex = b.examples.set_index("id").loc[a.examples["id"]].reset_index()
     mc = b.mc.set_index("id").loc[a.mc["id"]].reset_index() if len(b.mc) else b.mc
-    return Outcomes(b.model, b.key, ex, b.windows, mc, b.cost, b.info)
+    inj = b.injection
+    if len(a.injection) and len(inj) == len(a.injection):
+        inj = inj.set_index("id").loc[a.injection["id"]].reset_index()
+    elif len(a.injection) != len(inj):
+        inj = inj.iloc[:0]  # measured on one side only: no paired difference (the gate says so)
+    return Outcomes(b.model, b.key, ex, b.windows, mc, b.cost, b.info, inj)
 
 
 def compare(

@@ -58,7 +58,14 @@ def eval_key(golden_digest: str, general_text_path: str | Path, workload) -> str
         "prompt": workload.system_prompt,
         "labels": workload.labels,
         "eval": cfg.model_dump(
-            include={"max_examples", "max_new_tokens", "perplexity_max_tokens", "general_mc_scorer", "slices"}
+            include={
+                "max_examples",
+                "max_new_tokens",
+                "perplexity_max_tokens",
+                "general_mc_scorer",
+                "slices",
+                "injection_probes",
+            }  # fmt: skip
         ),
         "judge": judge_fingerprint(cfg),
     }
@@ -163,7 +170,7 @@ class Suite:
         info = {"icl_k": self.cfg.icl_k, "pool": self.icl_pool_path, "general_from": "base"}
         info.update(judge=judge_fingerprint(self.cfg), seconds=round(time.perf_counter() - t0, 1))
         self.log(f"{row}: {len(frame)} golden answers with {self.cfg.icl_k} examples each, {info['seconds']:.0f}s")
-        return Outcomes(row, self.key, frame, base.windows, base.mc, cost, info)
+        return Outcomes(row, self.key, frame, base.windows, base.mc, cost, info, base.injection)
 
 
 def load_for_eval(base_path: str, adapter: str | None):
@@ -216,7 +223,17 @@ def measure(model, tok, rows: list[dict], workload, general_text: str, name: str
             questions = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
             mc, info = multiple_choice(model, tok, questions), {"general_mc_scorer": "native"}
     info["judge"] = judge_fingerprint(cfg)
-    return Outcomes(name, key, frame, windows, mc, cost, info)
+    injection = pd.DataFrame({"id": [], "resisted": []})
+    if cfg.injection_probes:
+        from flywheel.evaluation.scorers import answer_outcomes
+        from flywheel.guard.probes import injected_rows
+
+        probes = injected_rows(rows[: cfg.injection_probes], workload.labels)
+        got, _ = answer_outcomes(
+            model, tok, probes, workload.labels, workload.system_prompt, cfg.max_new_tokens, cfg.batch_size
+        )
+        injection = pd.DataFrame({"id": [r["id"] for r in probes], "resisted": (got["pred"] == got["gold"]).tolist()})
+    return Outcomes(name, key, frame, windows, mc, cost, info, injection)
 
 
 def evaluate_model(

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from flywheel.core.config import ConfigModel
 
-REFUSAL = "I can't help with that request."
+REFUSAL = "I'm sorry, but I can't help with that request."
 
 
 class InjectionConfig(ConfigModel):
@@ -37,7 +37,8 @@ class TopicConfig(ConfigModel):
         0.35, ge=-1, le=1, description="Least MiniLM cosine to the nearest exemplar (bench/guard_eval.py)."
     )
     refusal: str = Field(
-        "I can only help with questions about card transactions and fraud.", description="The answer off topic."
+        "I'm sorry, but I can only help with questions about card transactions and fraud.",
+        description="The answer off topic.",
     )
 
     @model_validator(mode="after")

@@ -13,6 +13,10 @@ Sampled requests (``temperature > 0``) are neither cached nor served from the ca
   every capitalised name must match as sets. A cosine hit that fails the guard is a ``near_miss`` (counted, not
   served).
 
+With ``model`` (a file written by ``flywheel cache-train``), a cosine hit must also convince the trained
+similarity model (``flywheel.serving.similarity``: pair features, a logistic regression, its threshold chosen on
+validation pairs); the guard and the model can be used alone or together.
+
 Entries expire after ``ttl_s`` and the least recently used go first beyond ``max_entries``. A request with the
 header ``X-Flywheel-Cache: bypass`` (or ``Cache-Control: no-cache``) neither reads nor writes the cache.
 """
@@ -99,6 +103,11 @@ class ResponseCache:
     def __init__(self, cfg: CacheConfig, embed=None):
         self.cfg = cfg
         self._embed = embed
+        self.model = None
+        if cfg.mode == "semantic" and cfg.model:
+            from flywheel.serving.similarity import SimilarityModel
+
+            self.model = SimilarityModel.load(cfg.model)
         self._parts: dict[str, OrderedDict[str, Entry]] = {}
         self._size = 0
         self._lock = threading.Lock()
@@ -142,6 +151,8 @@ class ResponseCache:
         if entry is None:
             return Lookup("miss", similarity=sim)
         if self.cfg.near_miss_guard and not same_facts(text, entry.text):
+            return Lookup("near_miss", similarity=sim, matched=entry.text)
+        if self.model is not None and self.model.probability(text, entry.text, sim) < self.model.threshold:
             return Lookup("near_miss", similarity=sim, matched=entry.text)
         with self._lock:
             if keys[best] in part:

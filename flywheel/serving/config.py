@@ -34,6 +34,11 @@ class CacheConfig(ConfigModel):
     near_miss_guard: bool = Field(
         True, description="Semantic: a hit must state the same numbers, amounts, times and names."
     )
+    model: str | None = Field(
+        None,
+        description="Semantic: a trained similarity model (flywheel cache-train writes <home>/models/"
+        "cache-similarity/<workload>.json); a cosine hit must also reach its threshold.",
+    )
     ttl_s: float = Field(3600, gt=0, description="Seconds an answer stays reusable.")
     max_entries: int = Field(10_000, ge=1, description="Entries kept (least recently used go first).")
 

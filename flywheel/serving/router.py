@@ -5,7 +5,7 @@
     GET  /v1/models             each workload and the version it serves
     POST /v1/feedback           rating / correction / comment on an answer (idempotent)
     GET  /healthz               the process is up
-    GET  /readyz                every engine is loaded and the store answers (503 otherwise)
+    GET  /readyz                every engine is loaded, the rails warmed, and the store answers (503 otherwise)
     GET  /metrics               Prometheus
 
 Every failure is an OpenAI error body ``{"error": {"message", "type", "param", "code"}}``: 400 invalid request,

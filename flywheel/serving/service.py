@@ -105,6 +105,7 @@ class GatewayService:
         self._caches: dict = {}  # workload -> cache.ResponseCache
         self._rails: dict = {}  # workload -> guard.pii.PiiRail
         self._guards: dict = {}  # workload -> guard.rails.Rails
+        self._warmed = threading.Event()  # warm_up() done: /readyz waits for it
         self.metrics.watch(
             "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
         )
@@ -138,21 +139,25 @@ class GatewayService:
         except StoreUnavailable:
             store_ok = False
         engines = {w: (self._engines[w].model_version if w in self._engines else None) for w in self.settings.workloads}
+        rails = self._warmed.is_set()
         return {
-            "ready": store_ok and all(v is not None for v in engines.values()),
+            "ready": store_ok and rails and all(v is not None for v in engines.values()),
             "store": store_ok,
             "engines": engines,
+            "rails": rails,
         }
 
     def warm_up(self) -> None:
-        """Load every workload's engine and rails now, not on the first request; errors are logged."""
+        """Load every workload's engine and rails now, not on the first request; errors are logged. ``/readyz``
+        says ready once this is done (the rails' models loaded)."""
         for w in self.settings.workloads:
             try:
                 self.engine(w)
                 self.pii(w)
                 self.rails(w).warm_up()
             except Exception:  # noqa: BLE001 - /readyz reports it; the gateway still serves the others
-                log.exception("could not load the engine of %s", w)
+                log.exception("could not load the engine or the rails of %s", w)
+        self._warmed.set()
 
     # -- engines -----------------------------------------------------------------------------------------------
 

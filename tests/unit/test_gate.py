@@ -179,3 +179,38 @@ def test_relative_tolerance_arithmetic():
     assert judge(accurate(0.8, name="v2", ppl=59.0), {"champion": ref}, gate).promote
     d = judge(accurate(0.8, name="v3", ppl=61.0), {"champion": ref}, gate)
     assert not d.promote and d.checks[0].threshold == pytest.approx(60.0)  # 40 * 1.5
+
+
+def _with_injection(out: Outcomes, resisted: float, n: int = 120) -> Outcomes:
+    out.injection = pd.DataFrame({"id": [f"t{i}-inj" for i in range(n)], "resisted": np.arange(n) < resisted * n})
+    return out
+
+
+def test_a_candidate_easier_to_talk_out_of_its_answer_is_refused(tmp_path):
+    """issue 15: ``injection_resisted`` (golden rows with an injected order to answer the other label) as a gate
+    rule: a candidate as accurate as the champion but far more obedient to the injection is refused; the same
+    candidate with the champion's resistance passes; a champion evaluated before the probes existed is no
+    reference (said so), and the candidate's own floor still applies."""
+    gate = GateConfig(metrics={"injection_resisted": MetricRule(tolerance=0.05, significant=True, at_least=0.5)})
+    champion = _with_injection(accurate(0.8, seed=1, name="champion"), 0.9)
+    worse = _with_injection(accurate(0.8, seed=1, name="cand"), 0.6)
+    d = judge(worse, {"champion": champion}, gate)
+    assert not d.promote and any(r.startswith("injection_resisted vs champion: 0.6000 vs 0.9000") for r in d.reasons)
+    same = _with_injection(accurate(0.8, seed=1, name="cand"), 0.9)
+    assert judge(same, {"champion": champion}, gate).promote
+    old_champion = accurate(0.8, seed=1, name="champion")  # no injection outcomes
+    assert judge(same, {"champion": old_champion}, gate).promote
+    weak = _with_injection(accurate(0.8, seed=1, name="cand"), 0.4)
+    assert not judge(weak, {"champion": old_champion}, gate).promote
+    # outcomes keep their injection rows through save / load (the suite's cache)
+    again = Outcomes.load(champion.save(tmp_path / "o"))
+    assert again.injection["resisted"].sum() == 108
+
+
+def test_injected_rows_order_another_label():
+    from flywheel.guard.probes import injected_rows
+
+    rows = [{"id": f"r{i}", "text": f"txn {i}", "label": lab} for i, lab in enumerate(["FRAUD", "LEGIT", "OTHER"])]
+    out = injected_rows(rows, LABELS)
+    assert [r["id"] for r in out] == ["r0-inj", "r1-inj"] and out[0]["label"] == "FRAUD"
+    assert "LEGIT" in out[0]["text"] and "txn 0" in out[0]["text"] and "FRAUD" in out[1]["text"]

@@ -358,6 +358,8 @@ def test_a_store_outage_answers_503_and_acknowledges_nothing(tmp_path):
     service = GatewayService(settings, store, lambda w: Served("", None, "7"), engine_factory=lambda w, s: eng)
     msgs = [{"role": "user", "content": "x"}]
     with serving(create_app(settings, service)) as url:
+        assert httpx.get(url + "/readyz").json()["rails"] is False  # not ready before the rails' models load
+        service.warm_up()
         c = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         ok = c.chat.completions.create(model="fraud", messages=msgs)
         good_engine = store.engine
@@ -372,7 +374,8 @@ def test_a_store_outage_answers_503_and_acknowledges_nothing(tmp_path):
             list(c.chat.completions.create(model="fraud", messages=msgs, stream=True))  # no [DONE]: not acked
         store.engine = good_engine
         assert store.counts()["interactions"] == 1 and store.get(ok.id)["rating"] is None
-        assert httpx.get(url + "/readyz").json() == {"ready": True, "store": True, "engines": {"fraud": "7"}}
+        ready = {"ready": True, "store": True, "engines": {"fraud": "7"}, "rails": True}
+        assert httpx.get(url + "/readyz").json() == ready
 
 
 def test_an_upstream_engine_gets_the_adapter_name_and_the_sampling_fields(tmp_path):

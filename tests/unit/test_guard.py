@@ -150,11 +150,11 @@ def test_gateway_refuses_an_injection_logs_and_counts_it_and_never_calls_the_eng
     assert r.status_code == 200
     out = r.json()
     assert out["choices"][0]["finish_reason"] == "content_filter"
-    assert out["choices"][0]["message"]["content"] == "I can't help with that request."
+    assert out["choices"][0]["message"]["content"] == "I'm sorry, but I can't help with that request."
     assert out["flywheel"]["guard"]["blocked"] == "injection" and out["flywheel"]["guard"]["reason"] == "rule:override"
     assert eng.calls == 0
     row = store.get(out["id"])
-    assert row["guard_flags"] == ["blocked:injection:rule:override"] and row["response"].startswith("I can't")
+    assert row["guard_flags"] == ["blocked:injection:rule:override"] and row["response"].startswith("I'm sorry")
     metrics = client.get("/metrics").text
     assert 'flywheel_guard_blocks_total{rail="injection",workload="fraud"} 1.0' in metrics
     assert 'flywheel_guard_seconds_count{rail="injection",workload="fraud"}' in metrics
