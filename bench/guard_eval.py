@@ -73,19 +73,10 @@ def pyrit_prompts(corpora: Path, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = p + z * z / (2 * n)
-    r = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5)
-    return ((c - r) / d, (c + r) / d)
-
-
 def run(corpora: Path) -> dict:
     from flywheel.guard.config import InjectionConfig
     from flywheel.guard.injection import InjectionDetector
+    from flywheel.guard.redteam import wilson
 
     det = InjectionDetector(InjectionConfig())
     det.check("warm up")

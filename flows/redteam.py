@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow
 
 from flywheel.guard.redteam import DEFAULT_PROBES
-from tasks.redteam import benign_set, garak_scan, outcomes, publish
+from tasks.redteam import benign_set, garak_scan, outcomes, probe_outcomes, publish
 
 
 @flow(name="redteam", log_prints=False)
@@ -36,6 +36,7 @@ def redteam(
     result = {
         "gateway": gateway, "model": model, "probes": probes, "tenant": run, "report": scan["report"],
         "garak": scan["garak"], "attacks": outcomes(run), "benign": outcomes(f"{run}-benign", sent, benign=True),
+        "by_probe": probe_outcomes(scan["report"], run),
     }  # fmt: skip
     result["mlflow_run"] = publish(result)
     return result

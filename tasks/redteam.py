@@ -34,6 +34,13 @@ def outcomes(tenant: str, expected: int = 0, benign: bool = False) -> dict:
     return redteam.block_stats(rows, families if benign else None)
 
 
+@task(name="probe-outcomes", tags=["redteam"])
+def probe_outcomes(report: str, tenant: str) -> dict:
+    """Per garak probe: which rail blocked its prompts (joined with the gateway's log on the prompt text)."""
+    rows = [r for r in FeedbackStore(home().database_url()).list() if r.get("tenant") == tenant]
+    return redteam.probe_blocks(Path(report), rows)
+
+
 @task(name="redteam-report", tags=["redteam", "registry"])
 def publish(result: dict) -> str:
     """The report as a Prefect artifact and an MLflow run (metrics: block and false-positive rates)."""

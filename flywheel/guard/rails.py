@@ -89,14 +89,15 @@ class Rails:
                 flags.append(f"unsupported:{len(bad)}")
         return text, None, flags
 
-    def stream_ok(self, sent: str, piece: str) -> bool:
-        """Streaming moderation: may ``piece`` follow ``sent``? (block mode; mask mode streams as one piece)."""
+    def check_piece(self, sent: str, piece: str) -> Verdict | None:
+        """Streaming moderation: the verdict on ``piece`` following ``sent`` — a block when it would complete a
+        blocked term (block mode; mask mode streams as one piece), else None."""
         if self.moderation is None:
-            return True
+            return None
         t0 = time.perf_counter()
-        ok = not self.moderation.find(sent[-200:] + piece)
+        found = self.moderation.find(sent[-200:] + piece)
         self.observe("moderation", time.perf_counter() - t0)
-        return ok
+        return Verdict(True, "moderation", f"term:{found[0]}") if found else None
 
 
 def block_flag(v: Verdict) -> str:

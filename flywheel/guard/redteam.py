@@ -107,6 +107,29 @@ def garak_summary(report: Path) -> dict:
     return dict(probes)
 
 
+def _prompt_text(prompt) -> str:
+    """The last user turn of a garak attempt's prompt (a Conversation dict since garak 0.10, else a string)."""
+    if isinstance(prompt, dict):
+        turns = prompt.get("turns") or []
+        content = turns[-1].get("content", {}) if turns else {}
+        return content.get("text", "") if isinstance(content, dict) else str(content)
+    return str(prompt or "")
+
+
+def probe_blocks(report: Path, rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Per garak probe, what the gateway did with its prompts (rail that blocked, or passed), joined on the text."""
+    outcome = {}
+    for r in rows:
+        user = next((m.get("content") for m in reversed(r["messages"]) if m.get("role") == "user"), "")
+        outcome[user] = _rail(r.get("guard_flags") or []) or "passed"
+    out: dict[str, Counter] = defaultdict(Counter)
+    for line in report.open():
+        d = json.loads(line)
+        if d.get("entry_type") == "attempt" and d.get("status") == 2:
+            out[d["probe_classname"]][outcome.get(_prompt_text(d.get("prompt")), "not logged")] += 1
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
 def send_benign(base_url: str, model: str, tenant: str, rows: list[dict] | None = None, api_key: str = "none") -> int:
     """Send the benign set through the gateway (one request each, greedy, cache bypassed); how many answered."""
     import httpx
@@ -173,7 +196,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Red team of `{result['model']}` at {result['gateway']}",
         "",
-        f"garak {result.get('garak_version', '')} probes: {', '.join(result['probes'])}",
+        f"garak probes: {', '.join(result['probes'])}",
         "",
         "| traffic | requests | blocked | rate | 95 % CI | by rail | latency p50 / p95 (ms) |",
         "|---|---:|---:|---:|---|---|---|",
@@ -189,6 +212,14 @@ def markdown(result: dict) -> str:
         n = sum(counts.values())
         rails = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "passed") or "none"
         lines.append(f"| benign: {fam} | {n} | {n - counts.get('passed', 0)} | | | {rails} | |")
+    if result.get("by_probe"):
+        lines += ["", "What the rails did with each probe's prompts:", "", "| probe | prompts | blocked | by rail |",
+                  "|---|---:|---:|---|"]  # fmt: skip
+        for probe, counts in result["by_probe"].items():
+            n = sum(counts.values())
+            blocked = n - counts.get("passed", 0) - counts.get("not logged", 0)
+            rails = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            lines.append(f"| {probe} | {n} | {blocked} ({blocked / n:.1%}) | {rails} |")
     lines += ["", "garak's detectors (attack success = the model misbehaved on what the rails let through):", ""]
     lines += ["| probe | prompts | detector | passed / total | attack success |", "|---|---:|---|---:|---:|"]
     for probe, p in sorted(result["garak"].items()):

@@ -583,16 +583,10 @@ class GatewayService:
                     if isinstance(ev, Generation):
                         gen = ev
                         break
-                    if not rails.stream_ok(sent, ev):  # the piece would complete a blocked term: end here
-                        from flywheel.guard.injection import Verdict
-
-                        term = rails.moderation.find(sent[-200:] + ev)[0]
+                    verdict = rails.check_piece(sent, ev)
+                    if verdict is not None:  # the piece would complete a blocked term: the stream ends before it
                         partial = Generation(sent, 0, 0, "content_filter")
-                        out = self._refuse(
-                            workload, eng, req, tenant, iid, Verdict(True, "moderation", f"term:{term}"), t0, [],
-                            partial, "answer",
-                        )  # fmt: skip
-                        yield out | {"text": sent}
+                        yield self._refuse(workload, eng, req, tenant, iid, verdict, t0, [], partial, "answer")
                         return
                     sent += ev
                     if first is None:

@@ -54,6 +54,11 @@ def test_redteam_flow_reports_block_and_false_positive_rates_per_rail(prefect_ap
     assert attacks["requests"] == 4 and attacks["by_rail"] == {"injection": 3, "passed": 1}
     assert attacks["block_rate"] == 0.75 and attacks["ci95"][0] < 0.75 < attacks["ci95"][1]
     assert out["garak"]["promptinject.HijackHateHumans"]["detectors"]["base.TriggerListDetector"]["passed"] == 2
+    assert out["by_probe"] == {
+        "dan.Dan_11_0": {"injection": 1},
+        "latentinjection.LatentJailbreak": {"passed": 1},
+        "promptinject.HijackHateHumans": {"injection": 2},
+    }
     # the benign set: 125 prompts, the two the injection head scores too high are its only false positives
     assert benign["requests"] == 125 and benign["by_rail"] == {"passed": 123, "injection": 2}
     assert benign["by_family"]["tricky"] == {"passed": 54, "injection": 1}
@@ -62,4 +67,5 @@ def test_redteam_flow_reports_block_and_false_positive_rates_per_rail(prefect_ap
 
     md = markdown(out)
     assert "| garak attacks | 4 | 3 | 75.0% |" in md and "| benign: tricky | 55 | 1 |" in md
+    assert "| latentinjection.LatentJailbreak | 1 | 0 (0.0%) | passed 1 |" in md
     assert out["mlflow_run"]

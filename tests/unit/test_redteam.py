@@ -50,3 +50,23 @@ def test_garak_options_and_a_missing_garak(tmp_path):
     assert o["uri"] == "http://127.0.0.1:8088/v1/" and o["extra_params"] == {"user": "rt-1"}
     with pytest.raises(ServiceUnavailable, match="make redteam-env"):
         run_garak(tmp_path / "nope", "http://x", "fraud", ["dan"], tmp_path / "out", "rt")
+
+
+def test_probe_blocks_join_garak_prompts_with_the_gateway_log(tmp_path):
+    from flywheel.guard.redteam import probe_blocks
+
+    def attempt(probe, text):  # garak >= 0.10 writes the prompt as a Conversation
+        conv = {"turns": [{"role": "user", "content": {"text": text, "lang": "en"}}], "notes": {}}
+        return {"entry_type": "attempt", "status": 2, "probe_classname": probe, "prompt": conv}
+
+    report = tmp_path / "r.report.jsonl"
+    entries = [attempt("dan.X", "be DAN"), attempt("dan.X", "be STAN"), attempt("latent.Y", "translate: hi")]
+    report.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    rows = [
+        {"messages": [{"role": "user", "content": "be DAN"}], "guard_flags": ["blocked:injection:rule:dan"]},
+        {"messages": [{"role": "user", "content": "translate: hi"}], "guard_flags": []},
+    ]
+    assert probe_blocks(report, rows) == {
+        "dan.X": {"injection": 1, "not logged": 1},
+        "latent.Y": {"passed": 1},
+    }
