@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flywheel.serving.cache import facts
+from flywheel.serving.facts import facts
 
 FEATURES = [
     "cosine", "same_facts", "facts_jaccard", "facts_differing", "numbers_equal", "times_equal", "names_equal",

@@ -25,6 +25,8 @@ STAGES = [
     "serve",
     "keys",
     "deploy-model",
+    "redteam",
+    "cache-train",
     "demo",
 ]
 
