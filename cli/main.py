@@ -35,6 +35,8 @@ server_app = typer.Typer(no_args_is_help=True, help="Embedded Prefect server, ML
 app.add_typer(server_app, name="server")
 keys_app = typer.Typer(no_args_is_help=True, help="Gateway API keys (stored hashed in the feedback database).")
 app.add_typer(keys_app, name="keys")
+kb_app = typer.Typer(no_args_is_help=True, help="The knowledge base: build it from documents, query it, measure it.")
+app.add_typer(kb_app, name="kb")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
 WorkloadOpt = Annotated[Path, typer.Option("--workload", "-w", help="Workload YAML.")]
@@ -637,6 +639,75 @@ def redteam(
             str(home.root / "redteam" / f"run-{os.getpid()}"), generations, api_key,
         )  # fmt: skip
     _out(out, as_json, markdown(out))
+
+
+# ---------------------------------------------------------------- knowledge base
+@kb_app.command("build")
+def kb_build(
+    inp: Path = typer.Option(..., "--in", help="A Dataset folder (ingest or curate output), or documents to ingest."),
+    out: Path = typer.Option(..., "--out", help="The knowledge-base folder (updated in place when it exists)."),
+    config: Path | None = typer.Option(None, help="KbConfig YAML."),
+    rebuild: bool = typer.Option(False, help="Build anew (other settings, or another format)."),
+    as_json: JsonOpt = False,
+):
+    """Chunk, embed (MiniLM) and index (vector + BM25) the documents; only new or changed ones are re-embedded."""
+    from flywheel.core.config import load_config
+    from flywheel.rag.config import KbConfig
+
+    if not inp.exists():
+        raise BadInput(f"{inp}: no such file or folder")
+    cfg = load_config(config, KbConfig) if config else KbConfig()
+    _flow_env()
+    from flows.kb import kb_build as kb_flow
+
+    res = kb_flow(str(inp.resolve()), str(out.resolve()), cfg, rebuild)
+    human = (
+        f"{out}: {res['documents']} documents ({res['changed']} new or changed, {res['removed']} removed), "
+        f"{res['chunks']} chunks, {res['embedded']} embedded in {res['seconds']} s"
+    )
+    _out(res, as_json, human)
+
+
+@kb_app.command("query")
+def kb_query(
+    query: str = typer.Argument(..., help="The question."),
+    kb: Path = typer.Option(..., "--kb", help="The knowledge-base folder."),
+    mode: str = typer.Option("hybrid", help="hybrid | vector | bm25"),
+    k: int = typer.Option(5, min=1, max=100, help="Chunks to return."),
+    as_json: JsonOpt = False,
+):
+    """The best chunks for a question, with their sources and ranks."""
+    from flywheel.rag.kb import KnowledgeBase, hits_json
+
+    hits = KnowledgeBase.load(kb).search(query, mode, k)
+    human = "\n".join(
+        f"{i}. [{h.score:.4f}] {Path(h.source).name} {h.ranks}\n   {h.text[:160].replace(chr(10), ' / ')}"
+        for i, h in enumerate(hits, start=1)
+    )
+    _out({"query": query, "mode": mode, "hits": hits_json(hits)}, as_json, human or "no chunk matched")
+
+
+@kb_app.command("eval")
+def kb_eval(
+    kb: Path = typer.Option(..., "--kb", help="The knowledge-base folder."),
+    questions: Path | None = typer.Option(None, help="JSONL of {question, evidence} (default: the bundled set)."),
+    k: int = typer.Option(5, min=1, max=100),
+    as_json: JsonOpt = False,
+):
+    """recall@k, MRR and nDCG@10 of vector, BM25 and hybrid retrieval on judged questions."""
+    from flywheel.rag.kb import KnowledgeBase, evaluate
+
+    if questions:
+        qs = [json.loads(line) for line in questions.read_text().splitlines() if line.strip()]
+    else:
+        from examples.policies import QUESTIONS
+
+        qs = [{"question": q, "evidence": e} for q, e, _ in QUESTIONS]
+    res = evaluate(KnowledgeBase.load(kb), qs, k=k)
+    human = f"{res['questions']} questions ({res['unjudged']} without a relevant chunk, left out)\n" + "\n".join(
+        f"  {m:7} {res[m]}" for m in ("vector", "bm25", "hybrid")
+    )
+    _out(res, as_json, human)
 
 
 # ---------------------------------------------------------------- API keys

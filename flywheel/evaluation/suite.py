@@ -58,15 +58,10 @@ def eval_key(golden_digest: str, general_text_path: str | Path, workload) -> str
         "prompt": workload.system_prompt,
         "labels": workload.labels,
         "eval": cfg.model_dump(
-            include={
-                "max_examples",
-                "max_new_tokens",
-                "perplexity_max_tokens",
-                "general_mc_scorer",
-                "slices",
-                "injection_probes",
-            }  # fmt: skip
-        ),
+            include={"max_examples", "max_new_tokens", "perplexity_max_tokens", "general_mc_scorer", "slices"}
+        )
+        # only when on: homes evaluated before the probes existed keep their cached outcomes
+        | ({"injection_probes": cfg.injection_probes} if cfg.injection_probes else {}),
         "judge": judge_fingerprint(cfg),
     }
     return _sha(json.dumps(parts, sort_keys=True).encode())[:16]

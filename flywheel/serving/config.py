@@ -99,7 +99,8 @@ class GatewaySettings(ConfigModel):
         description="Rails of every workload: injection (on), topic (off), moderation (on), fact_check (off).",
     )
     guard_per_workload: dict[str, GuardConfig] = Field(
-        default_factory=dict, description="A workload's own rails (topic exemplars, refusal text...)."
+        default_factory=dict,
+        description="A workload's own rails (topic exemplars, refusal text...), set field by field over guard.",
     )
     auth: Literal["auto", "required", "off"] = Field(
         "auto",
@@ -108,6 +109,19 @@ class GatewaySettings(ConfigModel):
     api_keys: list[ConfiguredKey] = Field(default_factory=list, description="Keys in config (hashed).")
     default_rpm: int | None = Field(None, ge=1, description="Requests per minute of a tenant without its own.")
     default_tpm: int | None = Field(None, ge=1, description="Tokens per minute of a tenant without its own.")
+
+    def guard_for(self, workload: str) -> GuardConfig:
+        """The workload's rails: ``guard`` with what ``guard_per_workload[workload]`` sets on top (field by field,
+        so a workload that only adds its topic keeps the global refusal, lists and thresholds)."""
+        own = self.guard_per_workload.get(workload)
+        if own is None:
+            return self.guard
+
+        def merge(base: dict, top: dict) -> dict:
+            return {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                    for k, v in {**base, **top}.items()}  # fmt: skip
+
+        return GuardConfig.model_validate(merge(self.guard.model_dump(), own.model_dump(exclude_unset=True)))
 
     @model_validator(mode="after")
     def _one_speed_up(self):

@@ -399,8 +399,7 @@ class GatewayService:
         if workload not in self._guards:
             seconds = self.metrics.guard_seconds
             self._guards[workload] = Rails(
-                self.settings.guard_per_workload.get(workload, self.settings.guard),
-                lambda rail, t: seconds.labels(workload, rail).observe(t),
+                self.settings.guard_for(workload), lambda rail, t: seconds.labels(workload, rail).observe(t)
             )
         return self._guards[workload]
 

@@ -27,6 +27,7 @@ STAGES = [
     "deploy-model",
     "redteam",
     "cache-train",
+    "kb",
     "demo",
 ]
 
@@ -49,7 +50,7 @@ def test_help_lists_every_stage_and_each_has_help_and_json(cli):
     assert sorted(get_command(app).commands) == sorted(STAGES)
     runner = CliRunner()
     for stage in STAGES:
-        sub = {"server": ["server", "start"], "keys": ["keys", "create"]}.get(stage, [stage])
+        sub = {"server": ["server", "start"], "keys": ["keys", "create"], "kb": ["kb", "build"]}.get(stage, [stage])
         h = runner.invoke(app, [*sub, "--help"], env={"COLUMNS": "200"})
         assert h.exit_code == 0, (stage, h.output)
         has_json = "--json" in h.output
@@ -263,3 +264,29 @@ def test_evaluate_takes_any_adapter_that_train_writes(prefect_api, tiny_model, t
     (tmp_path / "empty").mkdir()
     refused = cli(*args, "--adapter", tmp_path / "empty", env=env)
     assert refused.returncode == 2 and "holds no adapter or model" in refused.stderr
+
+
+def test_kb_build_query_eval_from_the_command_line(prefect_api, tmp_path, cli):
+    """`flywheel kb build` runs the kb-build flow on PDFs (ingested first), `kb query --json` answers with sources,
+    `kb eval` measures the three modes; a second build re-embeds nothing."""
+    from prefect.settings import PREFECT_API_URL
+
+    from examples.policies import write_policies
+
+    write_policies(tmp_path / "pdfs")
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    kb = tmp_path / "kb"
+    out = cli("kb", "build", "--in", tmp_path / "pdfs", "--out", kb, "--json", env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    built = json.loads(out.stdout)
+    assert built["documents"] == 6 and built["embedded"] == built["chunks"] > 6
+    again = json.loads(cli("kb", "build", "--in", built["dataset"], "--out", kb, "--json", env=env).stdout)
+    assert again["embedded"] == 0 and again["unchanged"] == 6
+    q = cli("kb", "query", "What is the late payment fee?", "--kb", kb, "--json", env=env)
+    assert q.returncode == 0, q.stderr
+    hits = json.loads(q.stdout)["hits"]
+    assert "late fee of $29" in hits[0]["text"] and hits[0]["source"].endswith("fees-and-limits.pdf")
+    ev = json.loads(cli("kb", "eval", "--kb", kb, "--json", env=env).stdout)
+    assert ev["questions"] == 34 and ev["hybrid"]["recall@5"] >= 0.9
+    missing = cli("kb", "query", "fees", "--kb", tmp_path / "nowhere", env=env)
+    assert missing.returncode == 2 and "not a knowledge base" in missing.stderr

@@ -211,3 +211,19 @@ def test_rails_are_configured_per_workload(tmp_path):
     assert svc.complete("chat", attack, Tenant("t"))["finish_reason"] == "stop"  # injection off for chat
     fc = GuardConfig(fact_check=FactCheckConfig(mode="flag"))
     assert fc.fact_check.mode == "flag" and Path(SHIPPED / "flywheel_classifier.json").exists()
+
+
+def test_a_workloads_rails_are_set_field_by_field_over_the_global_ones(root):
+    from flywheel.core.config import load_config
+
+    settings = GatewaySettings(
+        workloads=["fraud", "chat"],
+        guard=GuardConfig(refusal="No.", moderation=ModerationConfig(action="mask")),
+        guard_per_workload={"fraud": GuardConfig(topic=TopicConfig(enabled=True, exemplars=[FRAUD_TXN]))},
+    )
+    fraud = settings.guard_for("fraud")
+    assert fraud.topic.enabled and fraud.refusal == "No." and fraud.moderation.action == "mask"
+    assert settings.guard_for("chat") == settings.guard
+    shipped = load_config(root / "configs/gateway/default.yaml", GatewaySettings)
+    assert shipped.guard_for("fraud").topic.enabled and shipped.guard_for("fraud").injection.enabled
+    assert not shipped.guard_for("other").topic.enabled

@@ -1,7 +1,7 @@
 """The optional NeMo Guardrails configuration (configs/guardrails): its flows and actions fit together, it talks
-to the gateway's port, and — where nemoguardrails is installed (not by `make test`: `pip install nemoguardrails
-langchain-openai` beside flywheel) — it runs: an injection refused by the flywheel action before any model call,
-a transaction answered by the OpenAI-compatible engine behind it (the fake server here)."""
+to the gateway's port, and — where nemoguardrails is installed (`pip install -e ".[guardrails]"`, not part of
+`make test`) — it runs: an injection refused by the flywheel action before any model call, a transaction
+answered by the OpenAI-compatible engine behind it (the fake server here)."""
 
 import re
 import subprocess

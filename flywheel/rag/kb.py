@@ -1,0 +1,357 @@
+"""Build, update and query a knowledge base: llama-index's ``VectorStoreIndex`` (MiniLM embeddings, the embedder
+curation and the cache use) and its ``BM25Retriever`` over the same chunks, fused by reciprocal rank.
+
+A KB folder holds the persisted vector index (``storage/``), the BM25 index (``bm25/``) and ``kb.json``: the
+format version, the settings, and each source document's digest and chunk ids. Rebuilding from a changed
+Dataset embeds only the chunks of new or changed documents and deletes those of removed ones; unchanged
+documents keep their vectors.
+
+    counts = build_kb(df, "kb/", KbConfig())          # df: ingest rows (text, source, page, kind)
+    kb = KnowledgeBase.load("kb/")
+    hits = kb.search("How long do I have to dispute a charge?")   # [Hit(id, source, text, score, ranks)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flywheel.core.errors import DataError
+from flywheel.rag.config import KbConfig
+
+FORMAT = 1
+MANIFEST = "kb.json"
+_HEADING = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s+\S.{0,80}|[A-Z][A-Za-z ]{2,60})$")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _llama():
+    """llama-index with no LLM (its default is OpenAI): retrieval here never calls one."""
+    from llama_index.core import Settings
+    from llama_index.core.llms import MockLLM
+
+    Settings.llm = MockLLM()  # (Settings.llm = None prints a line to stdout on every build)
+    return Settings
+
+
+@dataclass
+class Chunk:
+    id: str
+    doc: str
+    text: str
+    kind: str
+    title: str = ""
+
+
+def _doc_title(text: str) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first[:120]
+
+
+def _split(text: str, max_chars: int) -> list[str]:
+    if len(text) <= max_chars:
+        return [text]
+    out, cur = [], ""
+    for s in _SENTENCE.split(text):
+        if cur and len(cur) + 1 + len(s) > max_chars:
+            out.append(cur)
+            cur = ""
+        cur = f"{cur} {s}".strip()
+    return [*out, cur] if cur else out
+
+
+def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
+    """Ingest rows -> chunks. ``sections``: a text row is cut at its heading lines (each section titled with
+    the document's title and its heading); a table is one chunk under the document's title."""
+    chunks: list[Chunk] = []
+    titles: dict[str, str] = {}
+    for r in df.itertuples(index=False):
+        if r.kind != "table":
+            titles.setdefault(r.source, _doc_title(r.text))
+    for i, r in enumerate(df.itertuples(index=False)):
+        doc, title = str(r.source), titles.get(r.source, "")
+        base = hashlib.sha1(f"{doc}|{r.page}|{i}".encode()).hexdigest()[:12]
+        if cfg.chunker == "ingest" or r.kind == "table":
+            text = r.text if r.kind != "table" or not title else f"{title}\n{r.text}"
+            chunks.append(Chunk(f"{base}-0", doc, text, r.kind, title))
+            continue
+        n = 0
+        for head, text in _sections(r.text, title):
+            for piece in _split(text, cfg.max_chars):
+                prefix = " — ".join(x for x in (title, head) if x)
+                chunks.append(Chunk(f"{base}-{n}", doc, f"{prefix}\n{piece}" if prefix else piece, "text", title))
+                n += 1
+    return chunks
+
+
+class MiniLMEmbedding:
+    """A llama-index embedding model over ``flywheel.curation.semantic.embed`` (normalised MiniLM vectors)."""
+
+    @staticmethod
+    def create(name: str):
+        from llama_index.core.embeddings import BaseEmbedding
+
+        from flywheel.curation.semantic import embed
+
+        class _Embedding(BaseEmbedding):
+            def _get_query_embedding(self, query: str) -> list[float]:
+                return embed([query], name, device="cpu")[0].tolist()
+
+            async def _aget_query_embedding(self, query: str) -> list[float]:
+                return self._get_query_embedding(query)
+
+            def _get_text_embedding(self, text: str) -> list[float]:
+                return embed([text], name, device="cpu")[0].tolist()
+
+            def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+                return embed(texts, name, device="cpu").tolist()
+
+        return _Embedding(model_name=name, embed_batch_size=64)
+
+
+def _digests(df: pd.DataFrame) -> dict[str, str]:
+    out = {}
+    for doc, g in df.groupby("source", sort=True):
+        h = hashlib.sha256()
+        for t in g.sort_values(["page"]).itertuples(index=False):
+            h.update(f"{t.page}\x00{t.kind}\x00{t.text}\x01".encode())
+        out[str(doc)] = h.hexdigest()
+    return out
+
+
+def read_manifest(kb_dir: str | Path) -> dict:
+    path = Path(kb_dir) / MANIFEST
+    if not path.exists():
+        raise DataError(f"{kb_dir}: not a knowledge base (no {MANIFEST}); build one with `flywheel kb build`")
+    m = json.loads(path.read_text())
+    if m.get("format") != FORMAT:
+        raise DataError(
+            f"{kb_dir}: a knowledge base of format {m.get('format')}, this version reads format {FORMAT}; "
+            "rebuild it with `flywheel kb build --rebuild`"
+        )
+    return m
+
+
+def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool = False) -> dict:
+    """Create or update the KB in ``kb_dir`` from ingest rows; counts of documents and chunks, and how many
+    chunks were embedded (only those of new or changed documents)."""
+    from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+    t0 = time.perf_counter()
+    _llama()
+    missing = {"text", "source", "page", "kind"} - set(df.columns)
+    if missing:
+        raise DataError(f"kb build: the dataset has no column {sorted(missing)} (an ingest or curate output)")
+    df = df[df["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))]
+    if df.empty:
+        raise DataError("kb build: no text rows in the dataset")
+    kb_dir = Path(kb_dir)
+    embed_model = MiniLMEmbedding.create(cfg.embedder)
+    old = None
+    if (kb_dir / MANIFEST).exists() and not rebuild:
+        old = read_manifest(kb_dir)
+        if old["settings"] != cfg.model_dump():
+            raise DataError(f"{kb_dir}: built with other settings; pass --rebuild to build it anew")
+    digests = _digests(df)
+    old_docs = old["docs"] if old else {}
+    changed = sorted(d for d, h in digests.items() if old_docs.get(d, {}).get("digest") != h)
+    removed = sorted(set(old_docs) - set(digests))
+    chunks = chunk_rows(df[df["source"].astype(str).isin(changed)], cfg)
+
+    def node(c: Chunk) -> TextNode:
+        n = TextNode(id_=c.id, text=c.text, metadata={"source": c.doc, "kind": c.kind, "title": c.title})
+        n.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=c.doc)
+        return n
+
+    nodes = [node(c) for c in chunks]
+    if old:
+        storage = StorageContext.from_defaults(persist_dir=str(kb_dir / "storage"))
+        index = load_index_from_storage(storage, embed_model=embed_model)
+        for d in [*removed, *(d for d in changed if d in old_docs)]:
+            index.delete_ref_doc(d, delete_from_docstore=True)
+        index.insert_nodes(nodes)
+    else:
+        index = VectorStoreIndex(nodes, embed_model=embed_model, show_progress=False)
+    index.storage_context.persist(persist_dir=str(kb_dir / "storage"))
+    all_nodes = list(index.docstore.docs.values())
+    if not all_nodes:
+        raise DataError("kb build: no chunks")
+    _bm25(all_nodes, cfg).persist(str(kb_dir / "bm25"))
+    docs = {d: {"digest": digests[d], "chunks": [c.id for c in chunks if c.doc == d]} for d in changed}
+    docs |= {d: old_docs[d] for d in digests if d not in docs}
+    manifest = {
+        "format": FORMAT, "settings": cfg.model_dump(), "docs": docs, "chunks": len(all_nodes),
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+    (kb_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    seconds = time.perf_counter() - t0
+    return {
+        "documents": len(digests), "changed": len(changed), "unchanged": len(digests) - len(changed),
+        "removed": len(removed), "chunks": len(all_nodes), "embedded": len(nodes), "seconds": round(seconds, 2),
+        "chunks_per_second": round(len(nodes) / seconds, 1) if seconds else None,
+    }  # fmt: skip
+
+
+def _bm25(nodes, cfg: KbConfig):
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    return BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(cfg.candidates, len(nodes)))
+
+
+@dataclass
+class Hit:
+    id: str
+    source: str
+    text: str
+    score: float
+    ranks: dict = field(default_factory=dict)  # retriever -> rank (1-based)
+
+
+class KnowledgeBase:
+    """A loaded KB. Vector search runs as one matrix product over the persisted embeddings (llama-index's
+    ``SimpleVectorStore`` scores node by node in Python: 121 ms p50 at 10,000 chunks, against 20 ms here with the
+    question's embedding included, bench/kb_eval.py); the nodes, their text and metadata stay llama-index's."""
+
+    def __init__(self, kb_dir: Path, cfg: KbConfig, index, bm25, n: int):
+        self.dir, self.cfg, self.index, self.bm25, self.n = kb_dir, cfg, index, bm25, n
+        store = index.vector_store.data.embedding_dict
+        self._ids = list(store)
+        self._matrix = np.asarray([store[i] for i in self._ids], np.float32).reshape(len(self._ids), -1)
+        self._nodes = dict(index.docstore.docs)  # parsed once (the docstore rebuilds a node from JSON per get)
+
+    @classmethod
+    def load(cls, kb_dir: str | Path) -> KnowledgeBase:
+        from llama_index.core import StorageContext, load_index_from_storage
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        _llama()
+        kb_dir = Path(kb_dir)
+        m = read_manifest(kb_dir)
+        cfg = KbConfig.model_validate(m["settings"])
+        storage = StorageContext.from_defaults(persist_dir=str(kb_dir / "storage"))
+        index = load_index_from_storage(storage, embed_model=MiniLMEmbedding.create(cfg.embedder))
+        return cls(kb_dir, cfg, index, BM25Retriever.from_persist_dir(str(kb_dir / "bm25")), m["chunks"])
+
+    def _ranked(self, query: str, mode: str) -> list:
+        k = min(self.cfg.candidates, self.n)
+        if mode == "vector":
+            from llama_index.core.schema import NodeWithScore
+
+            from flywheel.curation.semantic import embed
+
+            sims = self._matrix @ embed([query], self.cfg.embedder, device="cpu")[0]
+            top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
+            top = top[np.argsort(-sims[top], kind="stable")]
+            return [NodeWithScore(node=self._nodes[self._ids[i]], score=float(sims[i])) for i in top]
+        if mode == "bm25":
+            return [r for r in self.bm25.retrieve(query) if r.score and r.score > 0]
+        raise ValueError(f"mode: {mode!r} is not one of hybrid, vector, bm25")
+
+    def search(self, query: str, mode: str = "hybrid", k: int | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query``: one retriever's ranking, or both fused by weighted reciprocal rank
+        (score = (1 - bm25_weight) / (rrf_k + vector rank) + bm25_weight / (rrf_k + BM25 rank))."""
+        if not isinstance(query, str) or not query.strip():
+            raise DataError("query: empty")
+        query = query[: self.cfg.max_query_chars]
+        k = k or self.cfg.top_k
+        modes = ["vector", "bm25"] if mode == "hybrid" else [mode]
+        weight = {"vector": 1.0 - self.cfg.bm25_weight, "bm25": self.cfg.bm25_weight}
+        fused: dict[str, Hit] = {}
+        for m in modes:
+            for rank, r in enumerate(self._ranked(query, m), start=1):
+                node = r.node
+                hit = fused.setdefault(node.node_id, Hit(node.node_id, node.metadata.get("source", ""), node.text, 0.0))
+                hit.ranks[m] = rank
+                hit.score += weight[m] / (self.cfg.rrf_k + rank) if mode == "hybrid" else float(r.score or 0.0)
+        return sorted(fused.values(), key=lambda h: -h.score)[:k]
+
+
+# ---------------------------------------------------------------- evaluation
+def judged(chunks_text: dict[str, str], evidence: str) -> set[str]:
+    """The chunks relevant to a question: those containing its evidence (whitespace and case normalised)."""
+    ev = " ".join(evidence.split()).lower()
+    return {cid for cid, t in chunks_text.items() if ev in " ".join(t.split()).lower()}
+
+
+def ranking_metrics(ranked: list[str], relevant: set[str], k: int = 5) -> dict[str, float]:
+    """recall@k, reciprocal rank and nDCG@10 (binary relevance) of one ranking."""
+    rr = next((1.0 / i for i, d in enumerate(ranked, start=1) if d in relevant), 0.0)
+    dcg = sum(1.0 / np.log2(i + 1) for i, d in enumerate(ranked[:10], start=1) if d in relevant)
+    ideal = sum(1.0 / np.log2(i + 1) for i in range(1, min(len(relevant), 10) + 1))
+    return {
+        f"recall@{k}": len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0,
+        "mrr": rr,
+        "ndcg@10": dcg / ideal if ideal else 0.0,
+    }
+
+
+def evaluate(kb: KnowledgeBase, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: int = 5) -> dict:
+    """Mean metrics per mode over ``questions`` (``question``, ``evidence``); questions whose evidence no chunk
+    contains are counted and left out."""
+    texts = {nid: n.get_content() for nid, n in kb.index.docstore.docs.items()}
+    usable = [(q, judged(texts, q["evidence"])) for q in questions]
+    unjudged = sum(1 for _, rel in usable if not rel)
+    usable = [(q, rel) for q, rel in usable if rel]
+    out = {"questions": len(usable), "unjudged": unjudged}
+    for mode in modes:
+        rows, ms = [], []
+        for q, rel in usable:
+            t0 = time.perf_counter()
+            ranked = [h.id for h in kb.search(q["question"], mode, k=10)]
+            ms.append((time.perf_counter() - t0) * 1000)
+            rows.append(ranking_metrics(ranked, rel, k))
+        out[mode] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]} if rows else {}
+        out[mode]["latency_ms_p50"] = round(float(np.percentile(ms, 50)), 1) if ms else None
+    return out
+
+
+def generated_questions(df: pd.DataFrame) -> list[dict]:
+    """Extractive questions from the documents themselves (no model): one per table row ("In <table>, what are the
+    values for <first cell>?", evidence: the row) and one per headed section ("What does <document> say about
+    <heading>?", evidence: the section's first sentence)."""
+    out = []
+    for r in df.itertuples(index=False):
+        if r.kind == "table":
+            lines = [line for line in r.text.splitlines() if line.startswith("|") and not line.startswith("|---")]
+            header = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
+            for line in lines[1:]:
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if len(cells) == len(header) and cells[0]:
+                    cols = ", ".join(header[1:]).lower()
+                    out.append({"question": f"What is the {cols} for {cells[0]}?", "evidence": line, "kind": "table"})
+        else:
+            title = _doc_title(r.text)
+            for head, text in _sections(r.text, title):
+                first = _SENTENCE.split(text)[0]
+                if head and len(first) > 30:
+                    topic = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", head)
+                    question = f"What does the {title} say about {topic.lower()}?"
+                    out.append({"question": question, "evidence": first, "kind": "section"})
+    return out
+
+
+def _sections(text: str, title: str) -> list[tuple[str, str]]:
+    sections, head, body = [], "", []
+    for line in text.splitlines():
+        s = line.strip()
+        if s and _HEADING.match(s) and s != title and len(s) < 90 and not s.endswith("."):
+            if body:
+                sections.append((head, " ".join(body)))
+            head, body = s, []
+        elif s and s != title:
+            body.append(s)
+    if body:
+        sections.append((head, " ".join(body)))
+    return sections
+
+
+def hits_json(hits: list[Hit]) -> list[dict]:
+    return [asdict(h) | {"score": round(h.score, 5)} for h in hits]
