@@ -290,3 +290,25 @@ def test_kb_build_query_eval_from_the_command_line(prefect_api, tmp_path, cli):
     assert ev["questions"] == 34 and ev["hybrid"]["recall@5"] >= 0.9
     missing = cli("kb", "query", "fees", "--kb", tmp_path / "nowhere", env=env)
     assert missing.returncode == 2 and "not a knowledge base" in missing.stderr
+
+
+def test_cache_train_fits_the_similarity_model_from_logged_traffic(tmp_path, cli):
+    """`flywheel cache-train` on a home whose gateway logged rated transactions: a model file with a threshold
+    chosen on held-out requests; with too little traffic, exit 2 and why."""
+    from examples.fraud import generate
+    from flywheel.feedback.store import FeedbackStore
+
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home")}
+    few = cli("cache-train", "--json", env=env)
+    assert few.returncode == 2 and "at least 20 needed" in few.stderr
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'home' / 'feedback.db'}")  # the home's store, as the gateway's
+    for r in generate(60, seed=5):
+        msgs = [{"role": "user", "content": r["text"]}]
+        iid = store.log_interaction(workload="fraud", model="fraud", model_version="1", messages=msgs,
+                                    response=r["answer"], latency_ms=1.0)  # fmt: skip
+        store.add_feedback(iid, 1, None, None)
+    out = cli("cache-train", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert Path(info["model"]).exists() and 0 < info["threshold"] < 1
+    assert info["validation_hit_rates"]["near_miss"] <= 0.01
