@@ -30,14 +30,16 @@ def outcomes(tenant: str, expected: int = 0, benign: bool = False) -> dict:
     import json
 
     rows = redteam.wait_logged(FeedbackStore(home().database_url()), tenant, expected)
-    families = {json.loads(line)["text"]: json.loads(line)["family"] for line in redteam.BENIGN.open()}
-    return redteam.block_stats(rows, families if benign else None)
+    if not benign:
+        return redteam.block_stats(rows)
+    families = {row["text"]: row["family"] for row in map(json.loads, redteam.BENIGN.open())}
+    return redteam.block_stats(rows, families)
 
 
 @task(name="probe-outcomes", tags=["redteam"])
 def probe_outcomes(report: str, tenant: str) -> dict:
     """Per garak probe: which rail blocked its prompts (joined with the gateway's log on the prompt text)."""
-    rows = [r for r in FeedbackStore(home().database_url()).list() if r.get("tenant") == tenant]
+    rows = FeedbackStore(home().database_url()).list(tenant=tenant)
     return redteam.probe_blocks(Path(report), rows)
 
 

@@ -304,12 +304,19 @@ class FeedbackStore:
         return _decode(dict(row))
 
     def list(
-        self, workload: str | None = None, with_feedback: bool = False, limit: int | None = None, since=None
+        self,
+        workload: str | None = None,
+        with_feedback: bool = False,
+        limit: int | None = None,
+        since=None,
+        tenant: str | None = None,
     ) -> list[dict]:
         """Interactions oldest first; ``since``: logged at or after this time (ISO string or datetime, UTC)."""
         q = select(interactions).order_by(interactions.c.ts)
         if workload:
             q = q.where(interactions.c.workload == workload)
+        if tenant is not None:
+            q = q.where(interactions.c.tenant == tenant)
         if since is not None:
             t = datetime.fromisoformat(since) if isinstance(since, str) else since
             q = q.where(interactions.c.ts >= (t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)))

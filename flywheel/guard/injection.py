@@ -109,28 +109,26 @@ def windows(text: str) -> list[str]:
 
 
 class InjectionDetector:
-    def __init__(self, cfg, embed=None):
+    def __init__(self, cfg):
         self.cfg = cfg
-        self._embed = embed
         self._head = None
         self.threshold = cfg.threshold
 
     def _load(self):
+        """The head (curation's embedding-head loader, cached per process) and the threshold beside it."""
         if self._head is None:
+            from flywheel.curation.quality import load_classifier
+
             path = Path(self.cfg.classifier).expanduser() if self.cfg.classifier != "builtin" else SHIPPED
-            head = json.loads((path / "flywheel_classifier.json").read_text())
-            meta = json.loads((path / META).read_text()) if (path / META).exists() else {}
             if self.threshold is None:
+                meta = json.loads((path / META).read_text()) if (path / META).exists() else {}
                 self.threshold = float(meta.get("threshold", 0.5))
-            pos = head["labels"].index("attack")
-            self._head = (np.asarray(head["coef"], np.float64), np.asarray(head["intercept"], np.float64), pos)
+            self._head = load_classifier(path, device="cpu")
         return self._head
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """The classifier's attack probability of each text (the most suspicious window of a long one)."""
-        from flywheel.curation.quality import linear_head
-
-        coef, intercept, pos = self._load()
+        head = self._load()
         spans, owner = [], []
         for i, t in enumerate(texts):
             for w in windows(t):
@@ -138,11 +136,7 @@ class InjectionDetector:
                 owner.append(i)
         if not spans:
             return np.zeros(0)
-        if self._embed is None:
-            from flywheel.curation.semantic import embed
-
-            self._embed = lambda xs: embed(xs, device="cpu")
-        probs = linear_head("categorical", coef, intercept, np.asarray(self._embed(spans)))[:, pos]
+        probs = head.probabilities(spans)[:, head.labels.index("attack")]
         out = np.zeros(len(texts))
         np.maximum.at(out, np.asarray(owner), probs)
         return out
@@ -165,10 +159,11 @@ def train_head(train: list[dict], validation: list[dict], out: str | Path, max_f
     ``validation``: the highest recall whose false-positive rate on validation's benign rows is ≤ ``max_fp``.
     Writes ``out/flywheel_classifier.json`` and ``out/guard.json``; returns the validation numbers."""
     from flywheel.curation.quality import train_classifier
+    from flywheel.guard.config import InjectionConfig
 
     out = Path(out)
     fit = train_classifier([{"text": r["text"], "label": r["label"]} for r in train], out, holdout=0)
-    det = InjectionDetector(_Cfg(classifier=str(out), threshold=0.5))
+    det = InjectionDetector(InjectionConfig(classifier=str(out), threshold=0.5))
     scores = det.scores([r["text"] for r in validation])
     truth = np.asarray([r["label"] == "attack" for r in validation])
     best = None
@@ -194,10 +189,3 @@ def train_head(train: list[dict], validation: list[dict], out: str | Path, max_f
     }
     (out / META).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-@dataclass
-class _Cfg:
-    classifier: str = "builtin"
-    threshold: float | None = None
-    rules: bool = True

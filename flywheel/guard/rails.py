@@ -22,11 +22,11 @@ from flywheel.guard.topic import TopicRail
 
 
 class Rails:
-    def __init__(self, cfg: GuardConfig, observe: Callable[[str, float], None] | None = None, embed=None):
+    def __init__(self, cfg: GuardConfig, observe: Callable[[str, float], None] | None = None):
         self.cfg = cfg
         self.observe = observe or (lambda rail, seconds: None)
-        self.injection = InjectionDetector(cfg.injection, embed) if cfg.injection.enabled else None
-        self.topic = TopicRail(cfg.topic, embed) if cfg.topic.enabled else None
+        self.injection = InjectionDetector(cfg.injection) if cfg.injection.enabled else None
+        self.topic = TopicRail(cfg.topic) if cfg.topic.enabled else None
         self.moderation = Moderation(cfg.moderation) if cfg.moderation.enabled else None
 
     @property

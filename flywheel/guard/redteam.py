@@ -185,7 +185,7 @@ def wait_logged(store, tenant: str, expected: int, timeout_s: float = 60) -> lis
     answers, so they normally are at once)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [r for r in store.list() if r.get("tenant") == tenant]
+        rows = store.list(tenant=tenant)
         if len(rows) >= expected or time.monotonic() > deadline:
             return rows
         time.sleep(0.5)

@@ -12,17 +12,14 @@ import numpy as np
 
 
 class TopicRail:
-    def __init__(self, cfg, embed=None):
+    def __init__(self, cfg):
         self.cfg = cfg
-        self._embed = embed
         self._exemplars = None
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
-        if self._embed is None:
-            from flywheel.curation.semantic import embed
+        from flywheel.curation.semantic import embed
 
-            self._embed = lambda xs: embed(xs, device="cpu")
-        return np.asarray(self._embed(texts), np.float32)
+        return embed(texts, device="cpu")
 
     def similarity(self, text: str) -> float:
         if self._exemplars is None:

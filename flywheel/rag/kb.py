@@ -91,29 +91,26 @@ def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
     return chunks
 
 
-class MiniLMEmbedding:
+def minilm_embedding(name: str):
     """A llama-index embedding model over ``flywheel.curation.semantic.embed`` (normalised MiniLM vectors)."""
+    from llama_index.core.embeddings import BaseEmbedding
 
-    @staticmethod
-    def create(name: str):
-        from llama_index.core.embeddings import BaseEmbedding
+    from flywheel.curation.semantic import embed
 
-        from flywheel.curation.semantic import embed
+    class _Embedding(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return embed([query], name, device="cpu")[0].tolist()
 
-        class _Embedding(BaseEmbedding):
-            def _get_query_embedding(self, query: str) -> list[float]:
-                return embed([query], name, device="cpu")[0].tolist()
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
 
-            async def _aget_query_embedding(self, query: str) -> list[float]:
-                return self._get_query_embedding(query)
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._get_query_embedding(text)
 
-            def _get_text_embedding(self, text: str) -> list[float]:
-                return embed([text], name, device="cpu")[0].tolist()
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return embed(texts, name, device="cpu").tolist()
 
-            def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-                return embed(texts, name, device="cpu").tolist()
-
-        return _Embedding(model_name=name, embed_batch_size=64)
+    return _Embedding(model_name=name, embed_batch_size=64)
 
 
 def _digests(df: pd.DataFrame) -> dict[str, str]:
@@ -154,7 +151,7 @@ def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool 
     if df.empty:
         raise DataError("kb build: no text rows in the dataset")
     kb_dir = Path(kb_dir)
-    embed_model = MiniLMEmbedding.create(cfg.embedder)
+    embed_model = minilm_embedding(cfg.embedder)
     old = None
     if (kb_dir / MANIFEST).exists() and not rebuild:
         old = read_manifest(kb_dir)
@@ -225,7 +222,7 @@ class KnowledgeBase:
         store = index.vector_store.data.embedding_dict
         self._ids = list(store)
         self._matrix = np.asarray([store[i] for i in self._ids], np.float32).reshape(len(self._ids), -1)
-        self._nodes = dict(index.docstore.docs)  # parsed once (the docstore rebuilds a node from JSON per get)
+        self.nodes = dict(index.docstore.docs)  # parsed once (the docstore rebuilds a node from JSON per get)
 
     @classmethod
     def load(cls, kb_dir: str | Path) -> KnowledgeBase:
@@ -237,7 +234,7 @@ class KnowledgeBase:
         m = read_manifest(kb_dir)
         cfg = KbConfig.model_validate(m["settings"])
         storage = StorageContext.from_defaults(persist_dir=str(kb_dir / "storage"))
-        index = load_index_from_storage(storage, embed_model=MiniLMEmbedding.create(cfg.embedder))
+        index = load_index_from_storage(storage, embed_model=minilm_embedding(cfg.embedder))
         return cls(kb_dir, cfg, index, BM25Retriever.from_persist_dir(str(kb_dir / "bm25")), m["chunks"])
 
     def _ranked(self, query: str, mode: str) -> list:
@@ -250,7 +247,7 @@ class KnowledgeBase:
             sims = self._matrix @ embed([query], self.cfg.embedder, device="cpu")[0]
             top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
             top = top[np.argsort(-sims[top], kind="stable")]
-            return [NodeWithScore(node=self._nodes[self._ids[i]], score=float(sims[i])) for i in top]
+            return [NodeWithScore(node=self.nodes[self._ids[i]], score=float(sims[i])) for i in top]
         if mode == "bm25":
             return [r for r in self.bm25.retrieve(query) if r.score and r.score > 0]
         raise ValueError(f"mode: {mode!r} is not one of hybrid, vector, bm25")
@@ -296,7 +293,7 @@ def ranking_metrics(ranked: list[str], relevant: set[str], k: int = 5) -> dict[s
 def evaluate(kb: KnowledgeBase, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: int = 5) -> dict:
     """Mean metrics per mode over ``questions`` (``question``, ``evidence``); questions whose evidence no chunk
     contains are counted and left out."""
-    texts = {nid: n.get_content() for nid, n in kb.index.docstore.docs.items()}
+    texts = {nid: n.get_content() for nid, n in kb.nodes.items()}
     usable = [(q, judged(texts, q["evidence"])) for q in questions]
     unjudged = sum(1 for _, rel in usable if not rel)
     usable = [(q, rel) for q, rel in usable if rel]

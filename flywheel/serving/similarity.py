@@ -37,6 +37,12 @@ FEATURES = [
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+def _minilm(texts: list[str]) -> np.ndarray:
+    from flywheel.curation.semantic import embed
+
+    return embed(texts, device="cpu")
+
+
 def _jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
@@ -112,12 +118,7 @@ def train(train_pairs: list[dict], val_pairs: list[dict], embed=None, max_false:
     with the most paraphrase hits on ``val_pairs`` while near misses and different requests hit ≤ ``max_false``."""
     from sklearn.linear_model import LogisticRegression
 
-    if embed is None:
-        from flywheel.curation.semantic import embed as minilm
-
-        def embed(xs):
-            return minilm(xs, device="cpu")
-
+    embed = embed or _minilm
     labels = {p["label"] for p in train_pairs}
     if "paraphrase" not in labels or len(labels) < 2:
         raise ValueError("pairs: training needs paraphrases and near misses (or different requests)")
@@ -211,12 +212,7 @@ def pairs_from_traffic(rows: list[dict], seed: int = 0, embed=None, mine_thresho
             out.append({"a": t, "b": nm, "label": "near_miss", "kind": "traffic"})
     judged = [(t, a) for t, a in zip(texts, answers) if a]
     if len(judged) > 1:
-        if embed is None:
-            from flywheel.curation.semantic import embed as minilm
-
-            def embed(xs):
-                return minilm(xs, device="cpu")
-
+        embed = embed or _minilm
         vec = np.asarray(embed([t for t, _ in judged]))
         sims = vec @ vec.T
         for i in range(len(judged)):
