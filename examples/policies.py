@@ -180,6 +180,47 @@ QUESTIONS = [
 ]
 
 
+# Relational questions: the answer joins facts from more than one section, table or manual (written before the
+# graph retriever was built, so it could not be tuned to them): (question, [evidence, ...]) — a chunk is relevant
+# when it contains any of the evidence strings.
+RELATIONAL = [
+    ("Which rules apply to accounts younger than 30 days?",
+     ["card purchases above $500 are reviewed", "blocked for accounts younger than 30 days"]),
+    ("What do Premium accounts get for card replacement and for travel support?",
+     ["| Premium | free | free |", "| Premium | $2,500 | 2 business days |"]),
+    ("How are gift cards treated across the fraud rules?",
+     ["Gift card purchases above $250", "| gift cards | high | $250 |"]),
+    ("What happens to recurring payments when a card is frozen or damaged?",
+     ["recurring payments continue", "so that recurring payments are not interrupted"]),
+    ("Which limits and support apply to a Plus account, at home and abroad?",
+     ["| Plus | $1,000 | $5,000 |", "| Plus | $1,000 | 5 business days |"]),
+    ("How is a lost card handled when the customer is abroad?",
+     ["A customer abroad whose card is lost", "blocked immediately and cannot be unblocked"]),
+    ("Which fees are charged as a percentage of the amount?",
+     ["foreign transaction fee of 2.5 percent", "3 to 7 percent more"]),
+    ("Which thresholds above $10,000 lead to a review of the customer?",
+     ["more than $10,000 in a calendar month", "| Monthly volume | over $10,000 | enhanced due diligence |"]),
+    ("What do the policies require from merchants in a dispute?",
+     ["the merchant has 30 days to answer", "signed receipt"]),
+    ("Which purchases are related to night-time declines or approvals?",
+     ["between 00:00 and 05:00 local time", "approved without review, even at night"]),
+    ("What connects crypto exchanges and the daily purchase limits of accounts?",
+     ["limited to $2,000 per day per card", "| Basic | $500 | $2,000 |"]),
+    ("Which delivery times apply to replacement cards at home and abroad?",
+     ["within 5 to 7 business days", "| Premium | $2,500 | 2 business days |"]),
+]  # fmt: skip
+
+# Summary questions: about a whole manual (evidence: its title, which every chunk of it carries).
+SUMMARY = [
+    ("Summarise the chargeback and dispute policy.", ["Chargeback and Dispute Policy"]),
+    ("Give me an overview of the rules for using a card abroad.", ["Travel and Card Use Abroad"]),
+    ("What does the customer identification manual cover?", ["Customer Identification and Account Opening"]),
+    ("Summarize the fees and limits schedule.", ["Fees and Limits Schedule"]),
+    ("Outline the merchant category risk guide.", ["Merchant Category Risk Guide"]),
+    ("Give an overview of card replacement and blocking.", ["Card Replacement and Blocking Policy"]),
+]  # fmt: skip
+
+
 def write_manual(path: Path, title: str, sections: list, tables: list) -> Path:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
