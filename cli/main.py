@@ -664,6 +664,7 @@ def kb_build(
     human = (
         f"{out}: {res['documents']} documents ({res['changed']} new or changed, {res['removed']} removed), "
         f"{res['chunks']} chunks, {res['embedded']} embedded in {res['seconds']} s"
+        + (f"; graph: {res['entities']} entities, {res['relations']} relations" if "entities" in res else "")
     )
     _out(res, as_json, human)
 
@@ -672,40 +673,73 @@ def kb_build(
 def kb_query(
     query: str = typer.Argument(..., help="The question."),
     kb: Path = typer.Option(..., "--kb", help="The knowledge-base folder."),
-    mode: str = typer.Option("hybrid", help="hybrid | vector | bm25"),
+    mode: str = typer.Option(
+        "routed", help="routed (classify, retrieve by route, rerank, repack) | hybrid | hybrid_graph | vector | bm25 "
+        "| graph"
+    ),
     k: int = typer.Option(5, min=1, max=100, help="Chunks to return."),
+    config: Path | None = typer.Option(None, help="KbConfig YAML (query-time settings: weights, rerank, repack)."),
+    gateway: str | None = typer.Option(None, help="Answer with cited sources through this OpenAI-compatible URL."),
+    model: str = typer.Option("fraud", help="--gateway: the model (workload) that answers."),
+    api_key: str | None = typer.Option(None, envvar="FLYWHEEL_API_KEY", help="--gateway: its API key."),
     as_json: JsonOpt = False,
 ):
-    """The best chunks for a question, with their sources and ranks."""
-    from flywheel.rag.kb import KnowledgeBase, hits_json
+    """The best chunks for a question, with their sources and ranks (or, with --gateway, an answer citing them)."""
+    from flywheel.core.config import load_config
+    from flywheel.rag import pipeline
+    from flywheel.rag.config import KbConfig
+    from flywheel.rag.kb import MODES, KnowledgeBase, hits_json
 
-    hits = KnowledgeBase.load(kb).search(query, mode, k)
-    human = "\n".join(
+    if mode not in ("routed", *MODES):
+        raise BadInput(f"--mode: {mode!r} is not one of routed, {', '.join(MODES)}")
+    kbase = KnowledgeBase.load(kb, load_config(config, KbConfig) if config else None)
+    if gateway:
+        out = pipeline.answer(kbase, query, pipeline.openai_chat(gateway, model, api_key), k)
+        human = f"[{out['route']}] {out['answer']}\n" + "\n".join(
+            f"  [{s['n']}] {Path(s['source']).name}: {s['title']}" for s in out["sources"]
+        )
+        return _out(out, as_json, human)
+    if mode == "routed":
+        r = pipeline.retrieve(kbase, query, k)
+        hits, head = r.hits, f"route {r.route} ({r.mode}, rerank {r.reranked})"
+        extra = {"route": r.route, "retrieval": r.mode, "summary": r.summary}
+    else:
+        hits, head, extra = kbase.search(query, mode, k), f"mode {mode}", {}
+    human = head + (f"\nsummary: {extra['summary']}" if extra.get("summary") else "") + "\n" + "\n".join(
         f"{i}. [{h.score:.4f}] {Path(h.source).name} {h.ranks}\n   {h.text[:160].replace(chr(10), ' / ')}"
         for i, h in enumerate(hits, start=1)
     )
-    _out({"query": query, "mode": mode, "hits": hits_json(hits)}, as_json, human or "no chunk matched")
+    data = {"query": query, "mode": mode, **extra, "hits": hits_json(hits)}
+    _out(data, as_json, human if hits else "no chunk matched")
 
 
 @kb_app.command("eval")
 def kb_eval(
     kb: Path = typer.Option(..., "--kb", help="The knowledge-base folder."),
-    questions: Path | None = typer.Option(None, help="JSONL of {question, evidence} (default: the bundled set)."),
+    questions: Path | None = typer.Option(None, help="JSONL of {question, evidence} (default: the bundled sets)."),
+    config: Path | None = typer.Option(None, help="KbConfig YAML (query-time settings)."),
     k: int = typer.Option(5, min=1, max=100),
     as_json: JsonOpt = False,
 ):
-    """recall@k, MRR and nDCG@10 of vector, BM25 and hybrid retrieval on judged questions."""
-    from flywheel.rag.kb import KnowledgeBase, evaluate
+    """recall@k, MRR, nDCG@10 and context precision of each retriever, the fusions and the routed pipeline."""
+    from flywheel.core.config import load_config
+    from flywheel.rag import pipeline
+    from flywheel.rag.config import KbConfig
+    from flywheel.rag.evaluate import evaluate
+    from flywheel.rag.kb import MODES, KnowledgeBase
 
     if questions:
         qs = [json.loads(line) for line in questions.read_text().splitlines() if line.strip()]
     else:
-        from examples.policies import QUESTIONS
+        from examples.policies import QUESTIONS, RELATIONAL, SUMMARY
 
         qs = [{"question": q, "evidence": e} for q, e, _ in QUESTIONS]
-    res = evaluate(KnowledgeBase.load(kb), qs, k=k)
+        qs += [{"question": q, "evidence": e} for q, e in (*RELATIONAL, *SUMMARY)]
+    kbase = KnowledgeBase.load(kb, load_config(config, KbConfig) if config else None)
+    modes = [m for m in MODES if kbase.graph is not None or "graph" not in m] + ["routed"]
+    res = evaluate(kbase, qs, modes=modes, k=k, search=lambda q, m, k: pipeline.search(kbase, q, m, k))
     human = f"{res['questions']} questions ({res['unjudged']} without a relevant chunk, left out)\n" + "\n".join(
-        f"  {m:7} {res[m]}" for m in ("vector", "bm25", "hybrid")
+        f"  {m:12} {res[m]}" for m in modes
     )
     _out(res, as_json, human)
 

@@ -28,6 +28,11 @@ def _words(text: str) -> set[str]:
     return {w.strip(".,").lower() for w in _WORD.findall(text)} - _STOP - {""}
 
 
+def sentences(text: str) -> list[str]:
+    """The text's sentences (split after . ! ?), stripped, empty ones dropped."""
+    return [s.strip() for s in _SENT.split(text) if s.strip()]
+
+
 def lexical_support(sentence: str, contexts: list[str]) -> float:
     """Share of the sentence's content words that the best-matching context contains (1.0: no content words)."""
     words = _words(sentence)
@@ -48,9 +53,8 @@ def unsupported(answer: str, contexts: list[str], min_support: float) -> list[tu
     if not contexts:
         return []
     out = []
-    for sentence in (s.strip() for s in _SENT.split(answer)):
-        if sentence:
-            score = _SCORER[0](sentence, contexts)
-            if score < min_support:
-                out.append((sentence, score))
+    for sentence in sentences(answer):
+        score = _SCORER[0](sentence, contexts)
+        if score < min_support:
+            out.append((sentence, score))
     return out

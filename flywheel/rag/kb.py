@@ -26,7 +26,7 @@ import pandas as pd
 from flywheel.core.errors import DataError
 from flywheel.rag.config import KbConfig
 
-FORMAT = 1
+FORMAT = 2  # 2: the property graph (graph/) and build settings only in the manifest
 MANIFEST = "kb.json"
 _HEADING = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s+\S.{0,80}|[A-Z][A-Za-z ]{2,60})$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -155,7 +155,7 @@ def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool 
     old = None
     if (kb_dir / MANIFEST).exists() and not rebuild:
         old = read_manifest(kb_dir)
-        if old["settings"] != cfg.model_dump():
+        if old["settings"] != cfg.build_settings():
             raise DataError(f"{kb_dir}: built with other settings; pass --rebuild to build it anew")
     digests = _digests(df)
     old_docs = old["docs"] if old else {}
@@ -184,17 +184,36 @@ def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool 
     _bm25(all_nodes, cfg).persist(str(kb_dir / "bm25"))
     docs = {d: {"digest": digests[d], "chunks": [c.id for c in chunks if c.doc == d]} for d in changed}
     docs |= {d: old_docs[d] for d in digests if d not in docs}
+    graph = _build_graph(kb_dir / "graph", chunks, changed, digests, all_nodes, cfg) if cfg.graph else {}
     manifest = {
-        "format": FORMAT, "settings": cfg.model_dump(), "docs": docs, "chunks": len(all_nodes),
+        "format": FORMAT, "settings": cfg.build_settings(), "docs": docs, "chunks": len(all_nodes),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }  # fmt: skip
     (kb_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     seconds = time.perf_counter() - t0
     return {
         "documents": len(digests), "changed": len(changed), "unchanged": len(digests) - len(changed),
-        "removed": len(removed), "chunks": len(all_nodes), "embedded": len(nodes), "seconds": round(seconds, 2),
-        "chunks_per_second": round(len(nodes) / seconds, 1) if seconds else None,
+        "removed": len(removed), "chunks": len(all_nodes), "embedded": len(nodes), **graph,
+        "seconds": round(seconds, 2), "chunks_per_second": round(len(nodes) / seconds, 1) if seconds else None,
     }  # fmt: skip
+
+
+def _build_graph(folder: Path, chunks: list[Chunk], changed: list[str], digests: dict, all_nodes, cfg) -> dict:
+    """Extract entities and relations from the chunks of changed documents only; keep the others' extractions."""
+    from flywheel.rag import graph
+
+    path = folder / "extractions.json"
+    old = json.loads(path.read_text())["docs"] if path.exists() else {}
+    fallback = 0
+    if cfg.graph_extractor == "llm":
+        new, fallback = graph.llm_extract(chunks, cfg.llm_url, cfg.llm_model)
+    else:
+        new = graph.spacy_extract(chunks)
+    docs = {d: old[d] for d in digests if d in old and d not in changed}
+    for c in chunks:
+        docs.setdefault(c.doc, {"digest": digests[c.doc], "chunks": {}})["chunks"][c.id] = new[c.id]
+    counts = graph.write_graph(folder, docs, {n.node_id: n.get_content() for n in all_nodes}, cfg.embedder)
+    return {**counts, "chunks_extracted": len(chunks), "llm_fallbacks": fallback}
 
 
 def _bm25(nodes, cfg: KbConfig):
@@ -217,122 +236,95 @@ class KnowledgeBase:
     ``SimpleVectorStore`` scores node by node in Python: 121 ms p50 at 10,000 chunks, against 20 ms here with the
     question's embedding included, bench/kb_eval.py); the nodes, their text and metadata stay llama-index's."""
 
-    def __init__(self, kb_dir: Path, cfg: KbConfig, index, bm25, n: int):
-        self.dir, self.cfg, self.index, self.bm25, self.n = kb_dir, cfg, index, bm25, n
+    def __init__(self, kb_dir: Path, cfg: KbConfig, index, bm25, n: int, graph=None):
+        self.dir, self.cfg, self.index, self.bm25, self.n, self.graph = kb_dir, cfg, index, bm25, n, graph
         store = index.vector_store.data.embedding_dict
         self._ids = list(store)
         self._matrix = np.asarray([store[i] for i in self._ids], np.float32).reshape(len(self._ids), -1)
+        self.row_of = {nid: r for r, nid in enumerate(self._ids)}
         self.nodes = dict(index.docstore.docs)  # parsed once (the docstore rebuilds a node from JSON per get)
+        self._idf = None  # word -> idf, for the overlap reranker (flywheel.rag.pipeline)
 
     @classmethod
-    def load(cls, kb_dir: str | Path) -> KnowledgeBase:
+    def load(cls, kb_dir: str | Path, config: KbConfig | None = None) -> KnowledgeBase:
+        """The KB in ``kb_dir``; ``config``: query-time settings (weights, graph search, pipeline) over the
+        defaults — the build settings are the manifest's."""
         from llama_index.core import StorageContext, load_index_from_storage
         from llama_index.retrievers.bm25 import BM25Retriever
 
         _llama()
         kb_dir = Path(kb_dir)
         m = read_manifest(kb_dir)
-        cfg = KbConfig.model_validate(m["settings"])
+        cfg = (config or KbConfig()).model_copy(update=m["settings"])
         storage = StorageContext.from_defaults(persist_dir=str(kb_dir / "storage"))
         index = load_index_from_storage(storage, embed_model=minilm_embedding(cfg.embedder))
-        return cls(kb_dir, cfg, index, BM25Retriever.from_persist_dir(str(kb_dir / "bm25")), m["chunks"])
+        graph = None
+        if cfg.graph:
+            from flywheel.rag.graph import Graph
 
-    def _ranked(self, query: str, mode: str) -> list:
+            graph = Graph.load(kb_dir / "graph")
+        return cls(kb_dir, cfg, index, BM25Retriever.from_persist_dir(str(kb_dir / "bm25")), m["chunks"], graph)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        from flywheel.curation.semantic import embed
+
+        return embed([query], self.cfg.embedder, device="cpu")[0]
+
+    def ranked(self, query: str, mode: str, qvec: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """One retriever's ranking: (chunk id, its score), best first (``qvec``: the query's embedding)."""
         k = min(self.cfg.candidates, self.n)
         if mode == "vector":
-            from llama_index.core.schema import NodeWithScore
-
-            from flywheel.curation.semantic import embed
-
-            sims = self._matrix @ embed([query], self.cfg.embedder, device="cpu")[0]
+            sims = self._matrix @ (self.embed_query(query) if qvec is None else qvec)
             top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
             top = top[np.argsort(-sims[top], kind="stable")]
-            return [NodeWithScore(node=self.nodes[self._ids[i]], score=float(sims[i])) for i in top]
+            return [(self._ids[i], float(sims[i])) for i in top]
         if mode == "bm25":
-            return [r for r in self.bm25.retrieve(query) if r.score and r.score > 0]
-        raise ValueError(f"mode: {mode!r} is not one of hybrid, vector, bm25")
+            return [(r.node.node_id, float(r.score)) for r in self.bm25.retrieve(query) if r.score and r.score > 0]
+        if mode == "graph":
+            if self.graph is None:
+                raise DataError(f"{self.dir}: built without the graph (graph: false); rebuild it with graph: true")
+            from flywheel.curation.semantic import embed
+            from flywheel.rag.graph import query_phrases
+
+            c = self.cfg
+            phrases = query_phrases(query)
+            qvec = self.embed_query(query) if qvec is None else qvec
+            qvecs = np.vstack([qvec, embed(phrases, c.embedder, device="cpu")]) if phrases else qvec[None]
+            return self.graph.rank(qvecs, c.graph_seeds, c.graph_hops, c.graph_min_sim, c.pagerank_weight, k)
+        raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+
+    def weights(self, mode: str) -> dict[str, float]:
+        """Each retriever's share of a fused mode's score."""
+        b, g = self.cfg.bm25_weight, self.cfg.graph_weight
+        if mode == "hybrid":
+            return {"vector": 1.0 - b, "bm25": b}
+        if mode == "hybrid_graph":
+            return {"vector": (1.0 - b) * (1 - g), "bm25": b * (1 - g), "graph": g}
+        return {mode: 1.0}
 
     def search(self, query: str, mode: str = "hybrid", k: int | None = None) -> list[Hit]:
-        """The ``k`` best chunks for ``query``: one retriever's ranking, or both fused by weighted reciprocal rank
-        (score = (1 - bm25_weight) / (rrf_k + vector rank) + bm25_weight / (rrf_k + BM25 rank))."""
+        """The ``k`` best chunks for ``query``: one retriever's ranking (vector, bm25, graph), or several fused by
+        weighted reciprocal rank — score = sum over retrievers of weight / (rrf_k + rank); hybrid: vector + BM25
+        (weights 1 - bm25_weight, bm25_weight); hybrid_graph: the same x (1 - graph_weight), + the graph's."""
+        if mode not in MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
         if not isinstance(query, str) or not query.strip():
             raise DataError("query: empty")
         query = query[: self.cfg.max_query_chars]
         k = k or self.cfg.top_k
-        modes = ["vector", "bm25"] if mode == "hybrid" else [mode]
-        weight = {"vector": 1.0 - self.cfg.bm25_weight, "bm25": self.cfg.bm25_weight}
+        weight = self.weights(mode)
+        qvec = self.embed_query(query) if {"vector", "graph"} & set(weight) else None
         fused: dict[str, Hit] = {}
-        for m in modes:
-            for rank, r in enumerate(self._ranked(query, m), start=1):
-                node = r.node
-                hit = fused.setdefault(node.node_id, Hit(node.node_id, node.metadata.get("source", ""), node.text, 0.0))
+        for m, w in weight.items():
+            for rank, (nid, score) in enumerate(self.ranked(query, m, qvec), start=1):
+                node = self.nodes[nid]
+                hit = fused.setdefault(nid, Hit(nid, node.metadata.get("source", ""), node.text, 0.0))
                 hit.ranks[m] = rank
-                hit.score += weight[m] / (self.cfg.rrf_k + rank) if mode == "hybrid" else float(r.score or 0.0)
+                hit.score += w / (self.cfg.rrf_k + rank) if len(weight) > 1 else score
         return sorted(fused.values(), key=lambda h: -h.score)[:k]
 
 
-# ---------------------------------------------------------------- evaluation
-def judged(chunks_text: dict[str, str], evidence: str) -> set[str]:
-    """The chunks relevant to a question: those containing its evidence (whitespace and case normalised)."""
-    ev = " ".join(evidence.split()).lower()
-    return {cid for cid, t in chunks_text.items() if ev in " ".join(t.split()).lower()}
-
-
-def ranking_metrics(ranked: list[str], relevant: set[str], k: int = 5) -> dict[str, float]:
-    """recall@k, reciprocal rank and nDCG@10 (binary relevance) of one ranking."""
-    rr = next((1.0 / i for i, d in enumerate(ranked, start=1) if d in relevant), 0.0)
-    dcg = sum(1.0 / np.log2(i + 1) for i, d in enumerate(ranked[:10], start=1) if d in relevant)
-    ideal = sum(1.0 / np.log2(i + 1) for i in range(1, min(len(relevant), 10) + 1))
-    return {
-        f"recall@{k}": len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0,
-        "mrr": rr,
-        "ndcg@10": dcg / ideal if ideal else 0.0,
-    }
-
-
-def evaluate(kb: KnowledgeBase, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: int = 5) -> dict:
-    """Mean metrics per mode over ``questions`` (``question``, ``evidence``); questions whose evidence no chunk
-    contains are counted and left out."""
-    texts = {nid: n.get_content() for nid, n in kb.nodes.items()}
-    usable = [(q, judged(texts, q["evidence"])) for q in questions]
-    unjudged = sum(1 for _, rel in usable if not rel)
-    usable = [(q, rel) for q, rel in usable if rel]
-    out = {"questions": len(usable), "unjudged": unjudged}
-    for mode in modes:
-        rows, ms = [], []
-        for q, rel in usable:
-            t0 = time.perf_counter()
-            ranked = [h.id for h in kb.search(q["question"], mode, k=10)]
-            ms.append((time.perf_counter() - t0) * 1000)
-            rows.append(ranking_metrics(ranked, rel, k))
-        out[mode] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]} if rows else {}
-        out[mode]["latency_ms_p50"] = round(float(np.percentile(ms, 50)), 1) if ms else None
-    return out
-
-
-def generated_questions(df: pd.DataFrame) -> list[dict]:
-    """Extractive questions from the documents themselves (no model): one per table row ("In <table>, what are the
-    values for <first cell>?", evidence: the row) and one per headed section ("What does <document> say about
-    <heading>?", evidence: the section's first sentence)."""
-    out = []
-    for r in df.itertuples(index=False):
-        if r.kind == "table":
-            lines = [line for line in r.text.splitlines() if line.startswith("|") and not line.startswith("|---")]
-            header = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
-            for line in lines[1:]:
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if len(cells) == len(header) and cells[0]:
-                    cols = ", ".join(header[1:]).lower()
-                    out.append({"question": f"What is the {cols} for {cells[0]}?", "evidence": line, "kind": "table"})
-        else:
-            title = _doc_title(r.text)
-            for head, text in _sections(r.text, title):
-                first = _SENTENCE.split(text)[0]
-                if head and len(first) > 30:
-                    topic = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", head)
-                    question = f"What does the {title} say about {topic.lower()}?"
-                    out.append({"question": question, "evidence": first, "kind": "section"})
-    return out
+MODES = ("vector", "bm25", "graph", "hybrid", "hybrid_graph")
 
 
 def _sections(text: str, title: str) -> list[tuple[str, str]]:

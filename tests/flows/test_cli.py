@@ -268,7 +268,7 @@ def test_evaluate_takes_any_adapter_that_train_writes(prefect_api, tiny_model, t
 
 def test_kb_build_query_eval_from_the_command_line(prefect_api, tmp_path, cli):
     """`flywheel kb build` runs the kb-build flow on PDFs (ingested first), `kb query --json` answers with sources,
-    `kb eval` measures the three modes; a second build re-embeds nothing."""
+    `kb eval` measures each retriever, the fusions and the routed pipeline; a second build re-embeds nothing."""
     from prefect.settings import PREFECT_API_URL
 
     from examples.policies import write_policies
@@ -280,14 +280,17 @@ def test_kb_build_query_eval_from_the_command_line(prefect_api, tmp_path, cli):
     assert out.returncode == 0, out.stderr
     built = json.loads(out.stdout)
     assert built["documents"] == 6 and built["embedded"] == built["chunks"] > 6
+    assert built["entities"] > 100 and built["chunks_extracted"] == built["chunks"]
     again = json.loads(cli("kb", "build", "--in", built["dataset"], "--out", kb, "--json", env=env).stdout)
-    assert again["embedded"] == 0 and again["unchanged"] == 6
+    assert again["embedded"] == 0 and again["unchanged"] == 6 and again["chunks_extracted"] == 0
     q = cli("kb", "query", "What is the late payment fee?", "--kb", kb, "--json", env=env)
     assert q.returncode == 0, q.stderr
-    hits = json.loads(q.stdout)["hits"]
+    res = json.loads(q.stdout)
+    hits = res["hits"]
+    assert res["route"] == "fact" and res["retrieval"] == "hybrid"
     assert "late fee of $29" in hits[0]["text"] and hits[0]["source"].endswith("fees-and-limits.pdf")
     ev = json.loads(cli("kb", "eval", "--kb", kb, "--json", env=env).stdout)
-    assert ev["questions"] == 34 and ev["hybrid"]["recall@5"] >= 0.9
+    assert ev["questions"] == 52 and ev["routed"]["recall@5"] >= 0.9 and ev["hybrid"]["recall@5"] >= 0.9
     missing = cli("kb", "query", "fees", "--kb", tmp_path / "nowhere", env=env)
     assert missing.returncode == 2 and "not a knowledge base" in missing.stderr
 

@@ -1,0 +1,134 @@
+"""The knowledge base measured: ranking metrics on judged questions, and the answer's faithfulness.
+
+A question carries its evidence — one string or a list; a chunk is relevant when it contains one of them
+(whitespace and case normalised). Judgments come from the hand-checked sets in ``examples/policies.py`` and
+from :func:`generated_questions` / ``flywheel.synth.qa`` (questions drawn from the documents themselves, the
+validation set on which weights are chosen). recall@k, MRR and nDCG@10 with binary relevance, computed here
+and cross-checked against trec_eval (``pytrec_eval``) in ``tests/unit/test_kb.py``.
+
+Answer scorers, without an LLM (ragas' versions need a model that returns valid JSON — DESIGN.md):
+*faithfulness*, the share of the answer's sentences supported by the retrieved chunks (the fact-check rail's
+scorer), and *context precision*, the mean precision at each relevant chunk's rank (ragas' definition, with
+the judged relevance instead of an LLM verdict).
+
+    res = evaluate(kb, [{"question": "...", "evidence": "within 120 days"}], modes=("vector", "hybrid"))
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def evidences(q: dict) -> list[str]:
+    ev = q["evidence"]
+    return [ev] if isinstance(ev, str) else list(ev)
+
+
+def judged(chunks_text: dict[str, str], evidence: str | list[str]) -> set[str]:
+    """The chunks relevant to a question: those containing one of its evidence strings."""
+    evs = [_norm(e) for e in ([evidence] if isinstance(evidence, str) else evidence)]
+    return {cid for cid, t in chunks_text.items() if any(e in _norm(t) for e in evs)}
+
+
+def ranking_metrics(ranked: list[str], relevant: set[str], k: int = 5) -> dict[str, float]:
+    """recall@k, reciprocal rank, nDCG@10 (binary relevance) and context precision@k of one ranking."""
+    rr = next((1.0 / i for i, d in enumerate(ranked, start=1) if d in relevant), 0.0)
+    dcg = sum(1.0 / np.log2(i + 1) for i, d in enumerate(ranked[:10], start=1) if d in relevant)
+    ideal = sum(1.0 / np.log2(i + 1) for i in range(1, min(len(relevant), 10) + 1))
+    return {
+        f"recall@{k}": len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0,
+        "mrr": rr,
+        "ndcg@10": dcg / ideal if ideal else 0.0,
+        "context_precision": context_precision(ranked[:k], relevant),
+    }
+
+
+def context_precision(ranked: list[str], relevant: set[str]) -> float:
+    """ragas' context precision with judged relevance: mean over the relevant positions i of precision@i."""
+    hits, total = 0, 0.0
+    for i, d in enumerate(ranked, start=1):
+        if d in relevant:
+            hits += 1
+            total += hits / i
+    return total / hits if hits else 0.0
+
+
+def faithfulness(answer: str, contexts: list[str], min_support: float = 0.6) -> float:
+    """Share of the answer's sentences whose content words the contexts support (1.0 for an empty answer)."""
+    from flywheel.guard.consistency import lexical_support, sentences
+
+    sents = sentences(answer)
+    if not sents:
+        return 1.0
+    return sum(lexical_support(s, contexts) >= min_support for s in sents) / len(sents)
+
+
+def trec_run(kb, questions: list[dict], mode: str, k: int = 10) -> tuple[dict, dict]:
+    """(qrels, run) in trec_eval's dict form ({qid: {doc: relevance}}, {qid: {doc: score}}) for pytrec_eval."""
+    texts = {nid: n.get_content() for nid, n in kb.nodes.items()}
+    qrels, run = {}, {}
+    for i, q in enumerate(questions):
+        rel = judged(texts, q["evidence"])
+        if rel:
+            qrels[f"q{i}"] = dict.fromkeys(rel, 1)
+            hits = kb.search(q["question"], mode, k=k)
+            # trec_eval orders by score: give strictly decreasing scores in our rank order
+            run[f"q{i}"] = {h.id: float(k - r) for r, h in enumerate(hits)}
+    return qrels, run
+
+
+def evaluate(kb, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: int = 5, search=None) -> dict:
+    """Mean metrics per mode over ``questions`` (``question``, ``evidence``); questions whose evidence no chunk
+    contains are counted and left out. ``search(question, mode, k) -> [Hit]`` replaces ``kb.search`` (the
+    query pipeline: routing and reranking)."""
+    search = search or kb.search
+    texts = {nid: n.get_content() for nid, n in kb.nodes.items()}
+    usable = [(q, judged(texts, q["evidence"])) for q in questions]
+    unjudged = sum(1 for _, rel in usable if not rel)
+    usable = [(q, rel) for q, rel in usable if rel]
+    out = {"questions": len(usable), "unjudged": unjudged}
+    for mode in modes:
+        rows, ms = [], []
+        for q, rel in usable:
+            t0 = time.perf_counter()
+            ranked = [h.id for h in search(q["question"], mode, k=10)]
+            ms.append((time.perf_counter() - t0) * 1000)
+            rows.append(ranking_metrics(ranked, rel, k))
+        out[mode] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]} if rows else {}
+        out[mode]["latency_ms_p50"] = round(float(np.percentile(ms, 50)), 1) if ms else None
+    return out
+
+
+def generated_questions(df: pd.DataFrame) -> list[dict]:
+    """Extractive questions from the documents themselves (no model): one per table row ("What is the <columns>
+    for <first cell>?", evidence: the row) and one per headed section ("What does <document> say about
+    <heading>?", evidence: the section's first sentence)."""
+    from flywheel.rag.kb import _SENTENCE, _doc_title, _sections
+
+    out = []
+    for r in df.itertuples(index=False):
+        if r.kind == "table":
+            lines = [line for line in r.text.splitlines() if line.startswith("|") and not line.startswith("|---")]
+            header = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
+            for line in lines[1:]:
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if len(cells) == len(header) and cells[0]:
+                    cols = ", ".join(header[1:]).lower()
+                    out.append({"question": f"What is the {cols} for {cells[0]}?", "evidence": line, "kind": "table"})
+        else:
+            title = _doc_title(r.text)
+            for head, text in _sections(r.text, title):
+                first = _SENTENCE.split(text)[0]
+                if head and len(first) > 30:
+                    topic = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", head)
+                    question = f"What does the {title} say about {topic.lower()}?"
+                    out.append({"question": question, "evidence": first, "kind": "section"})
+    return out
