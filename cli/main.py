@@ -674,8 +674,8 @@ def kb_query(
     query: str = typer.Argument(..., help="The question."),
     kb: Path = typer.Option(..., "--kb", help="The knowledge-base folder."),
     mode: str = typer.Option(
-        "routed", help="routed (classify, retrieve by route, rerank, repack) | hybrid | hybrid_graph | vector | bm25 "
-        "| graph"
+        "routed",
+        help="routed (classify, retrieve by route, rerank, repack) | hybrid | hybrid_graph | vector | bm25 | graph",
     ),
     k: int = typer.Option(5, min=1, max=100, help="Chunks to return."),
     config: Path | None = typer.Option(None, help="KbConfig YAML (query-time settings: weights, rerank, repack)."),
@@ -705,9 +705,14 @@ def kb_query(
         extra = {"route": r.route, "retrieval": r.mode, "summary": r.summary}
     else:
         hits, head, extra = kbase.search(query, mode, k), f"mode {mode}", {}
-    human = head + (f"\nsummary: {extra['summary']}" if extra.get("summary") else "") + "\n" + "\n".join(
-        f"{i}. [{h.score:.4f}] {Path(h.source).name} {h.ranks}\n   {h.text[:160].replace(chr(10), ' / ')}"
-        for i, h in enumerate(hits, start=1)
+    human = (
+        head
+        + (f"\nsummary: {extra['summary']}" if extra.get("summary") else "")
+        + "\n"
+        + "\n".join(
+            f"{i}. [{h.score:.4f}] {Path(h.source).name} {h.ranks}\n   {h.text[:160].replace(chr(10), ' / ')}"
+            for i, h in enumerate(hits, start=1)
+        )
     )
     data = {"query": query, "mode": mode, **extra, "hits": hits_json(hits)}
     _out(data, as_json, human if hits else "no chunk matched")

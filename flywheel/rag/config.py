@@ -37,7 +37,7 @@ class KbConfig(ConfigModel):
     llm_url: str | None = Field(None, description="graph_extractor llm: the OpenAI-compatible base URL.")
     llm_model: str | None = Field(None, description="graph_extractor llm: the model name sent there.")
     graph_weight: float = Field(
-        0.3,
+        0.2,
         ge=0,
         le=1,
         description="hybrid_graph: the graph ranking's share of the fused score (vector and BM25 share the rest "
@@ -88,3 +88,28 @@ class KbConfig(ConfigModel):
 
 
 BUILD_FIELDS = {"embedder", "chunker", "max_chars", "graph", "graph_extractor", "llm_url", "llm_model"}
+
+
+class GatewayRagConfig(ConfigModel):
+    """RAG in the gateway (``rag:`` / ``rag_per_workload:`` in configs/gateway/*.yaml): the user's question is
+    routed and retrieved from the KB, the numbered sources are put before it, the answer cites them, and the
+    fact-consistency rail (``guard.fact_check``) checks its sentences against them."""
+
+    mode: Literal["off", "on", "request"] = Field(
+        "off",
+        description="off; on: every chat request (a request's `rag: false` opts out); request: only requests that "
+        "ask with `rag: true` (OpenAI clients: extra_body).",
+    )
+    kb: str | None = Field(
+        None, description="The knowledge-base folder (flywheel kb build --out); re-read when rebuilt."
+    )
+    top_k: int = Field(4, ge=1, le=50, description="Sources put before the question.")
+    append_sources: bool = Field(
+        True, description="End the answer with its sources ('Sources: [1] <manual — section>; ...')."
+    )
+
+    @model_validator(mode="after")
+    def _kb_needed(self):
+        if self.mode != "off" and not self.kb:
+            raise ValueError("kb: rag mode on/request needs a knowledge-base folder")
+        return self

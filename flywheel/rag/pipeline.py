@@ -162,9 +162,9 @@ def repack(hits: list[Hit], order: str) -> list[Hit]:
 # ---------------------------------------------------------------- summary route
 def _summary(kb: KnowledgeBase, query: str, k: int) -> Retrieval:
     mode = "hybrid_graph" if kb.graph is not None else "hybrid"
-    votes: dict[str, float] = {}
-    for h in kb.search(query, mode, k=kb.cfg.candidates):
-        votes[h.source] = votes.get(h.source, 0.0) + h.score
+    votes: dict[str, float] = {}  # each manual: the sum of 1 / rank of its chunks (the best chunk weighs most)
+    for rank, h in enumerate(kb.search(query, mode, k=kb.cfg.candidates), start=1):
+        votes[h.source] = votes.get(h.source, 0.0) + 1.0 / rank
     doc = max(votes, key=votes.get) if votes else ""
     chunks = [n for n in kb.nodes.values() if n.metadata.get("source") == doc]
     hits = [Hit(n.node_id, doc, n.get_content(), 1.0, {"summary": i}) for i, n in enumerate(chunks, start=1)]

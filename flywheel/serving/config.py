@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from flywheel.core.config import ConfigModel
 from flywheel.curation.config import PiiConfig
 from flywheel.guard.config import GuardConfig
+from flywheel.rag.config import GatewayRagConfig
 
 
 class ConfiguredKey(ConfigModel):
@@ -102,6 +103,12 @@ class GatewaySettings(ConfigModel):
         default_factory=dict,
         description="A workload's own rails (topic exemplars, refusal text...), set field by field over guard.",
     )
+    rag: GatewayRagConfig = Field(
+        default_factory=GatewayRagConfig, description="RAG of every workload (off by default): the KB's sources."
+    )
+    rag_per_workload: dict[str, GatewayRagConfig] = Field(
+        default_factory=dict, description="A workload's own RAG settings (its knowledge base)."
+    )
     auth: Literal["auto", "required", "off"] = Field(
         "auto",
         description="API keys: required; off (the tenant is X-Tenant or user); auto: required once a key was created.",
@@ -122,6 +129,9 @@ class GatewaySettings(ConfigModel):
                     for k, v in {**base, **top}.items()}  # fmt: skip
 
         return GuardConfig.model_validate(merge(self.guard.model_dump(), own.model_dump(exclude_unset=True)))
+
+    def rag_for(self, workload: str) -> GatewayRagConfig:
+        return self.rag_per_workload.get(workload, self.rag)
 
     @model_validator(mode="after")
     def _one_speed_up(self):

@@ -39,6 +39,7 @@ class GenRequest:
     stop: list[str] = field(default_factory=list)
     use_cache: bool = True  # False: the request bypasses the gateway's response cache
     contexts: list[str] | None = None  # retrieved knowledge the answer must be consistent with (fact-check rail)
+    rag: bool | None = None  # the request's own choice (None: the workload's rag.mode decides)
 
     @property
     def sampled(self) -> bool:

@@ -52,7 +52,7 @@ class GatewayMetrics:
         )
         self.guard_seconds = Histogram(
             "flywheel_guard_seconds",
-            "Time each rail takes per request (injection, topic, moderation, fact_check).",
+            "Time each rail takes per request (injection, topic, moderation, fact_check; rag: the retrieval).",
             ["workload", "rail"],
             buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
             registry=r,

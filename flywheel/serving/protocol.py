@@ -61,6 +61,7 @@ class _Sampling(_Lenient):
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
+    rag: bool | None = Field(None, description="Flywheel: answer from the knowledge base (None: the workload decides).")
 
 
 class CompletionRequest(_Sampling):

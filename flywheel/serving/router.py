@@ -142,6 +142,7 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
                     {"role": "system" if x.role == "developer" else x.role, "content": x.text()} for x in req.messages
                 ]
                 gen = GenRequest(messages=messages, max_tokens=req.max_completion_tokens or req.max_tokens or 0)
+                gen.rag = req.rag
             else:
                 gen = GenRequest(prompt=req.prompt_text(), max_tokens=req.max_tokens or 0)
             gen.temperature, gen.top_p, gen.seed, gen.stop = req.temperature, req.top_p, req.seed, stops
@@ -157,7 +158,8 @@ def create_app(settings: GatewaySettings, service: GatewayService) -> FastAPI:
             text = out["text"]
             if not chat and req.echo:
                 text = gen.prompt + text
-            extra = {k: out[k] for k in ("model_version", "latency_ms", "engine_ms", "cache", "guard") if k in out}
+            keys = ("model_version", "latency_ms", "engine_ms", "cache", "guard", "rag")
+            extra = {k: out[k] for k in keys if k in out}
             observe(endpoint, 200, t0, req.model, out["model_version"], tenant.name)
             return completion_response(
                 out["id"], req.model, text, out["prompt_tokens"], out["completion_tokens"], out["finish_reason"],

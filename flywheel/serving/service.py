@@ -1,9 +1,12 @@
 """The gateway's service layer: tenant -> rate limit -> engine -> capture -> response.
 
 The pipeline: PII masking -> input rails (injection, topic) -> cache -> engine -> output rails (moderation,
-fact check) -> PII masking (``flywheel.guard.rails``); RAG (issue 16) plugs in before the engine and fills the
-fact check's contexts. A blocked request is answered with the rail's refusal (``finish_reason:
-content_filter``) and logged with its reason in ``guard_flags``.
+fact check) -> PII masking (``flywheel.guard.rails``). With RAG on for the workload (``rag:``) or asked by the
+request (``rag: true``), the question is routed and retrieved from the knowledge base after the input rails, the
+numbered sources go before it (the response cache is bypassed: the KB changes under its answers), the fact check
+gets the sources as its contexts, and the answer ends with its sources (streamed as one piece). A blocked request
+is answered with the rail's refusal (``finish_reason: content_filter``) and logged with its reason in
+``guard_flags``.
 
 Each workload is served under its own name as an OpenAI model id. The engine serves the registry's
 ``champion`` alias — on a fresh home the base model, registered as version 1 — and the alias is re-read every
@@ -105,6 +108,8 @@ class GatewayService:
         self._caches: dict = {}  # workload -> cache.ResponseCache
         self._rails: dict = {}  # workload -> guard.pii.PiiRail
         self._guards: dict = {}  # workload -> guard.rails.Rails
+        self._kbs: dict = {}  # kb folder -> (kb.json mtime, rag.kb.KnowledgeBase)
+        self._kb_lock = threading.Lock()
         self._warmed = threading.Event()  # warm_up() done: /readyz waits for it
         self.metrics.watch(
             "flywheel_queue_depth", "Requests waiting for the engine.", lambda: self._gauge(lambda e: e.queue_depth())
@@ -427,6 +432,45 @@ class GatewayService:
         guard = {"blocked": verdict.rail, "reason": verdict.reason, "score": round(verdict.score, 4)}
         return self._result(iid, eng, refusal, ms, None) | {"cache": None, "guard": guard}
 
+    def knowledge_base(self, folder: str):
+        """The KB in ``folder``, loaded once and again whenever a rebuild rewrote its ``kb.json``."""
+        from flywheel.rag.kb import MANIFEST, KnowledgeBase
+
+        mtime = (Path(folder) / MANIFEST).stat().st_mtime if (Path(folder) / MANIFEST).exists() else None
+        with self._kb_lock:
+            held = self._kbs.get(folder)
+            if held is None or held[0] != mtime:
+                held = (mtime, KnowledgeBase.load(folder))
+                self._kbs[folder] = held
+            return held[1]
+
+    def _augment(self, workload: str, req: GenRequest) -> dict | None:
+        """RAG: the numbered sources before the question, the fact check's contexts; what was retrieved."""
+        from flywheel.rag import pipeline
+
+        cfg = self.settings.rag_for(workload)
+        wanted = req.rag if req.rag is not None else cfg.mode == "on"
+        if cfg.mode == "off" or not wanted or req.messages is None:
+            return None
+        question = next((m["content"] for m in reversed(req.messages) if m.get("role") == "user"), "")
+        if not question.strip():
+            return None
+        t0 = time.perf_counter()
+        r = pipeline.retrieve(self.knowledge_base(cfg.kb), question, cfg.top_k)
+        srcs = pipeline.sources(r, cfg.top_k)
+        req.messages = pipeline.messages_with_sources(req.messages, srcs, r.summary)
+        req.contexts = [s["text"] for s in srcs] + ([r.summary] if r.summary else [])
+        req.use_cache = False
+        self.metrics.guard_seconds.labels(workload, "rag").observe(time.perf_counter() - t0)
+        cited = [{"n": s["n"], "id": s["id"], "source": Path(s["source"]).name, "title": s["title"]} for s in srcs]
+        return {"route": r.route, "retrieval": r.mode, "sources": cited, "append": cfg.append_sources}
+
+    @staticmethod
+    def _cite(text: str, rag: dict | None) -> str:
+        if not rag or not rag["append"] or not rag["sources"]:
+            return text
+        return text.rstrip() + "\n\nSources: " + "; ".join(f"[{s['n']}] {s['title']}" for s in rag["sources"])
+
     def cache(self, workload: str):
         """The workload's response cache (``cache_per_workload`` or ``cache`` settings)."""
         from flywheel.serving.cache import ResponseCache
@@ -513,6 +557,7 @@ class GatewayService:
         verdict = self._check_input(workload, req)
         if verdict is not None:
             return self._refuse(workload, eng, req, tenant, iid, verdict, t0, guard)
+        rag = self._augment(workload, req)
         ckey, look = self._cache_lookup(workload, eng, req)
         if look.result == "hit":
             gen = Generation(**look.answer)
@@ -525,7 +570,7 @@ class GatewayService:
         text, verdict, out_flags = self.rails(workload).check_output(gen.text, req.contexts)
         if verdict is not None:
             return self._refuse(workload, eng, req, tenant, iid, verdict, t0, guard + out_flags, gen, "answer")
-        gen, answer_flags = self._mask_answer(workload, dataclasses.replace(gen, text=text))
+        gen, answer_flags = self._mask_answer(workload, dataclasses.replace(gen, text=self._cite(text, rag)))
         ms = (t2 - t0) * 1000
         self._capture(iid, workload, eng, req, gen, ms, tenant, guard_flags=guard + out_flags + answer_flags)
         if ckey is not None:
@@ -533,12 +578,14 @@ class GatewayService:
         self.metrics.ttft.labels(workload, eng.model_version or "", tenant.name).observe(t2 - t0)
         self.metrics.overhead.labels(workload).observe((t1 - t0) + (time.perf_counter() - t2))
         self._maybe_shadow(workload, req, iid, tenant)
-        return self._result(iid, eng, gen, ms, (t2 - t1) * 1000) | {"cache": _cache_info(look)}
+        out = self._result(iid, eng, gen, ms, (t2 - t1) * 1000) | {"cache": _cache_info(look)}
+        return out | ({"rag": {k: v for k, v in rag.items() if k != "append"}} if rag else {})
 
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
         after the interaction is committed (a store outage raises :class:`StoreUnavailable` instead)."""
-        if self.pii(workload).enabled or self.rails(workload).whole_answer:  # masked whole: streams as one piece
+        rag_on = self.settings.rag_for(workload).mode != "off" and req.messages is not None
+        if self.pii(workload).enabled or self.rails(workload).whole_answer or rag_on:  # whole: one piece
             iid = new_id()
 
             def masked() -> Iterator[str | dict]:
