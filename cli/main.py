@@ -669,6 +669,42 @@ def kb_build(
     _out(res, as_json, human)
 
 
+@kb_app.command("synth")
+def kb_synth(
+    inp: Path = typer.Option(..., "--in", help="A Dataset folder (ingest or curate output), or documents to ingest."),
+    out: Path = typer.Option(..., "--out", help="The Dataset folder to write (SFT rows + judgments)."),
+    config: Path | None = typer.Option(None, help="SynthConfig YAML (generator, teacher endpoint, filters)."),
+    holdout: list[Path] = typer.Option(
+        [], help="JSONL of evaluation questions ({question}) no pair may be near (default: the KB's hand-checked set)."
+    ),
+    as_json: JsonOpt = False,
+):
+    """Question -> answer (+ rationale) pairs from the documents: extractive offline, or a teacher model; filtered,
+    deduplicated and leakage-checked; train on them (`flywheel train --data OUT`) or judge the KB with them."""
+    from flywheel.core.config import load_config
+    from flywheel.synth.config import SynthConfig
+
+    if not inp.exists():
+        raise BadInput(f"{inp}: no such file or folder")
+    cfg = load_config(config, SynthConfig) if config else SynthConfig()
+    if holdout:
+        qs = [json.loads(line)["question"] for f in holdout for line in f.read_text().splitlines() if line.strip()]
+    else:
+        from examples.policies import QUESTIONS, RELATIONAL, SUMMARY
+
+        qs = [q[0] for q in (*QUESTIONS, *RELATIONAL, *SUMMARY)]
+    _flow_env()
+    from flows.kb import kb_synth as synth_flow
+
+    res = synth_flow(str(inp.resolve()), str(out.resolve()), cfg, qs)
+    dropped = ", ".join(f"{k[8:]} {v}" for k, v in res.items() if k.startswith("dropped_") and v)
+    _out(
+        res,
+        as_json,
+        f"{out}: {res['kept']} of {res['total']} pairs kept" + (f" (dropped: {dropped})" if dropped else ""),
+    )
+
+
 @kb_app.command("query")
 def kb_query(
     query: str = typer.Argument(..., help="The question."),

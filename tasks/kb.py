@@ -1,4 +1,5 @@
-"""Tasks of the kb-build flow: a Dataset (ingest or curate output) -> the knowledge base, updated in place."""
+"""Tasks of the kb-build and kb-synth flows: a Dataset (ingest or curate output) -> the knowledge base, updated in
+place; -> synthetic question-answer pairs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from prefect import task
 from flywheel.core.dataset import read_table
 from flywheel.rag.config import KbConfig
 from flywheel.rag.kb import build_kb
+from flywheel.synth.config import SynthConfig
 from tasks.common import logger, publish_counts
 
 
@@ -21,3 +23,23 @@ def build(dataset: str, kb_dir: str, config: KbConfig, rebuild: bool = False) ->
     )  # fmt: skip
     publish_counts("kb-build", "Knowledge base build", counts)
     return counts
+
+
+@task(name="synthesize-qa", tags=["kb", "synth"])
+def synthesize_qa(dataset: str, out: str, config: SynthConfig, holdout: list[str]) -> dict:
+    """Question -> answer pairs from the documents, filtered (counts by reason); written as a Dataset at ``out``
+    (SFT rows + judgments) with the removed pairs and their reasons in ``out/removed``."""
+    from pathlib import Path
+
+    from flywheel.core.dataset import read_dataset, write_dataset
+    from flywheel.synth.qa import synthesize
+
+    rows, removed, counts = synthesize(read_table(dataset), config, holdout)
+    parents = [read_dataset(dataset).digest] if Path(dataset, "manifest.json").exists() else []
+    ds = write_dataset(rows, Path(out).parent, Path(out).name, parents=parents, config=config.model_dump(),
+                       path=out)  # fmt: skip
+    if len(removed):
+        write_dataset(removed.astype(str), Path(out), "removed", path=Path(out) / "removed")
+    logger().info("synthetic QA %s: %s", out, counts)
+    publish_counts("kb-synth", "Synthetic question-answer pairs", counts)
+    return {"path": str(ds.path), "digest": ds.digest, **counts}
