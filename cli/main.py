@@ -669,6 +669,29 @@ def kb_build(
     _out(res, as_json, human)
 
 
+@kb_app.command("deploy")
+def kb_deploy(
+    dataset: str = typer.Option(
+        ..., help="The Dataset name whose new versions refresh the KB (an ingest or curate output)."
+    ),
+    kb: Path = typer.Option(..., "--kb", help="The knowledge-base folder to keep up to date."),
+    config: Path | None = typer.Option(None, help="KbConfig YAML."),
+    name: str = typer.Option("kb", help="The deployment is kb-build/kb-<name>-refresh."),
+    as_json: JsonOpt = False,
+):
+    """A deployment that rebuilds the KB incrementally on every `flywheel.dataset.created` of DATASET."""
+    from flywheel.core.config import load_config
+    from flywheel.rag.config import KbConfig
+
+    cfg = load_config(config, KbConfig) if config else KbConfig()
+    _flow_env()
+    from deployments.kb import apply
+
+    dep_id = apply(dataset, kb, cfg, name)
+    _out({"deployment": f"kb-build/kb-{name}-refresh", "id": dep_id, "dataset": dataset, "kb": str(kb.resolve())},
+         as_json, f"kb-build/kb-{name}-refresh ({dep_id}): refreshes {kb} on each new '{dataset}' Dataset")  # fmt: skip
+
+
 @kb_app.command("synth")
 def kb_synth(
     inp: Path = typer.Option(..., "--in", help="A Dataset folder (ingest or curate output), or documents to ingest."),

@@ -8,6 +8,7 @@ from flywheel.core.dataset import read_dataset
 from flywheel.curation.config import CurationConfig
 from flywheel.curation.run import curate_dataset as curate
 from tasks.common import home, logger, publish_counts, registry
+from tasks.events import dataset_created
 
 
 @task(name="curate-dataset", retries=1, tags=["curation"])
@@ -21,6 +22,7 @@ def curate_dataset(dataset_path: str, name: str, cfg: CurationConfig, out: str |
         log.info("  %-15s %s", step, counts)
     publish_counts(f"curate-{name}", f"Curation counts for {name}", stats["summary"])
     run_id = registry().log_curation(cfg, src, ds, stats, name)
+    dataset_created(ds.summary(), "curate")
     return {
         **ds.summary(),
         "removed": gone.summary(),

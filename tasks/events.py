@@ -17,6 +17,19 @@ def emit(event: str, workload: str, payload: dict) -> None:
     )
 
 
+def dataset_created(summary: dict, stage: str) -> None:
+    """``flywheel.dataset.created`` on resource ``flywheel.dataset.<name>`` (what a KB refresh deployment
+    watches): the new Dataset's path, digest and rows. Best effort: Prefect's client sends events in the
+    background and a missed one is caught by the next (every consumer is incremental)."""
+    from prefect.events import emit_event
+
+    emit_event(
+        event="flywheel.dataset.created",
+        resource={"prefect.resource.id": f"flywheel.dataset.{summary['name']}", "flywheel.dataset": summary["name"]},
+        payload={"path": summary["path"], "digest": summary["digest"], "rows": summary["rows"], "stage": stage},
+    )
+
+
 class PrefectEventSink:
     """The gateway outbox's sink (``flywheel.feedback.outbox.BatchSink``): posts events to the Prefect API's
     ``POST /events`` and returns only once the server accepted them (raises otherwise, so the outbox keeps them).

@@ -8,6 +8,7 @@ from flywheel.core.dataset import read_dataset
 from flywheel.ingest.config import ChunkingConfig, IngestConfig
 from flywheel.ingest.run import chunk_dataset, ingest_dataset
 from tasks.common import home, logger, publish_counts
+from tasks.events import dataset_created
 
 
 @task(name="ingest-documents", retries=1, tags=["ingest"])
@@ -49,6 +50,7 @@ def ingest_documents(paths: list[str], name: str, config: IngestConfig | None = 
         f"Ingest counts for {name}",
         {**res.counts, **{k: v for k, v in res.extra.items() if isinstance(v, int)}},
     )
+    dataset_created(res.dataset.summary(), "ingest")
     return res.summary()
 
 
