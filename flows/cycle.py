@@ -1,7 +1,7 @@
 """Flow ``flywheel`` (module ``flows.cycle``): one full cycle of the loop. The body is the plan:
 
-ingest -> golden set -> curate -> SFT data (+ feedback, minus golden leaks) -> train (subflow) ->
-register, evaluate with base, base + ICL and champion, gate, promote (subflow, one transaction)
+ingest -> golden set -> curate -> knowledge base (incremental) -> SFT data (+ feedback, minus golden leaks) ->
+train (subflow) -> register, evaluate with base, base + ICL and champion, gate, promote (subflow, one transaction)
 
 flywheel run --workload configs/workloads/fraud.yaml [--json]
 """
@@ -17,6 +17,7 @@ from tasks.common import home, publish_counts, write_summary
 from tasks.curate import curate_dataset
 from tasks.evaluate import golden_set
 from tasks.ingest import ingest_documents
+from tasks.kb import build as build_kb
 from tasks.train import build_sft_dataset, mark_feedback_consumed, training_start
 
 
@@ -36,6 +37,8 @@ def cycle(
     # 2. curate
     train_set = curate_dataset(raw_train["path"], f"{name}-train", workload.curation)
     docs = curate_dataset(raw_docs["path"], f"{name}-documents", workload.curation) if raw_docs else None
+    # the knowledge base follows the curated documents: only new or changed ones are embedded and extracted
+    kb = build_kb(docs["path"], str(home().kb / name), workload.kb) if docs and workload.kb else None
     # 3. where training starts (the champion's adapter, or the base model), and the SFT data: curated rows, or
     #    the continual policy's mix with the feedback up to the watermark; minus anything leaking into golden
     start = training_start(workload)
@@ -69,6 +72,7 @@ def cycle(
             "ingest_documents": raw_docs["counts"] if raw_docs else None,
             "curate_train": train_set["counts"],
             "curate_documents": docs["counts"] if docs else None,
+            "kb": kb,
             "quarantined": [q for d in (raw_train, test, raw_docs) if d for q in d["quarantine"]],
             "sft_rows": sft["rows"],
             "sft_from_feedback": sft["from_feedback"],

@@ -50,6 +50,11 @@ class Home:
         return self._dir("data")
 
     @property
+    def kb(self) -> Path:
+        """Knowledge bases, one folder per workload (``flywheel run`` builds ``kb/<workload>``)."""
+        return self._dir("kb")
+
+    @property
     def cache(self) -> Path:
         """Derived state that can be rebuilt (the incremental ingest cache)."""
         return self._dir("cache")

@@ -20,7 +20,9 @@ from flywheel.curation.config import CurationConfig
 from flywheel.evaluation.config import EvalConfig, GateConfig
 from flywheel.feedback.config import RetrainConfig
 from flywheel.ingest.config import IngestConfig
+from flywheel.rag.config import KbConfig
 from flywheel.serving.config import GatewaySettings, RolloutConfig
+from flywheel.synth.config import SynthConfig
 from flywheel.training.config import ContinualConfig, SftConfig, TrainConfig
 
 
@@ -83,6 +85,11 @@ class WorkloadConfig(ConfigModel):
     gate: GateConfig = Field(default_factory=GateConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     deploy: RolloutConfig = Field(default_factory=RolloutConfig)
+    kb: KbConfig | None = Field(
+        None,
+        description="Build the workload's knowledge base from its curated documents in every cycle, incrementally "
+        "(<home>/kb/<name>; the gateway's rag.kb points at it); absent: no knowledge base.",
+    )
 
 
 def load_workload(path: str | Path) -> WorkloadConfig:
@@ -97,4 +104,6 @@ SCHEMAS: dict[str, type[ConfigModel]] = {
     "training": TrainConfig,
     "gateway": GatewaySettings,
     "gate": GateConfig,
+    "kb": KbConfig,
+    "synth": SynthConfig,
 }

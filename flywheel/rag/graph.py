@@ -175,27 +175,34 @@ def query_phrases(query: str) -> list[str]:
 
 
 class Graph:
-    """The loaded graph: which chunks mention which entities, the relations between entities, the entity
-    vectors and each chunk's PageRank prior."""
+    """The loaded graph as sparse matrices: which chunks mention which entities (idf-weighted), the relations
+    between entities, the entity vectors and each chunk's PageRank prior."""
 
     def __init__(self, extractions: dict[str, dict], names: list[str], vectors: np.ndarray, pagerank: dict):
-        self.names = names
-        self.vectors = vectors
-        self.index = {n: i for i, n in enumerate(names)}
-        self.mentions: dict[int, list[str]] = {}  # entity -> chunk ids
-        self.neighbours: dict[int, set[int]] = {}
-        for chunk_id, e in extractions.items():
-            for name in e["entities"]:
-                if name in self.index:
-                    self.mentions.setdefault(self.index[name], []).append(chunk_id)
+        from scipy import sparse
+
+        self.names, self.vectors = names, vectors
+        index = {n: i for i, n in enumerate(names)}
+        self.chunks = list(extractions)
+        rows, cols, src, dst = [], [], [], []
+        for c, e in enumerate(extractions.values()):
+            for i in {index[n] for n in e["entities"] if n in index}:
+                rows.append(i)
+                cols.append(c)
             for s, _, o in e["triples"]:
-                if s in self.index and o in self.index:
-                    self.neighbours.setdefault(self.index[s], set()).add(self.index[o])
-                    self.neighbours.setdefault(self.index[o], set()).add(self.index[s])
-        n_chunks = max(len(extractions), 1)
-        self.idf = {i: float(np.log(1 + n_chunks / len(c))) for i, c in self.mentions.items()}
+                if s in index and o in index and s != o:
+                    src += [index[s], index[o]]
+                    dst += [index[o], index[s]]
+        n_ent, n_chunks = len(names), len(self.chunks)
+        mentions = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_ent, n_chunks))
+        df = np.asarray(mentions.sum(axis=1)).ravel()
+        idf = np.log(1 + max(n_chunks, 1) / np.maximum(df, 1))
+        self.mentions = sparse.csr_matrix(mentions.multiply(idf[:, None]))  # entity x chunk: idf where mentioned
+        adj = sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n_ent, n_ent))
+        adj.data[:] = 1.0  # duplicates summed: back to 0/1
+        self.adjacency = adj
         top = max(pagerank.values(), default=1.0) or 1.0
-        self.prior = {k: v / top for k, v in pagerank.items()}
+        self.prior = np.asarray([pagerank.get(c, 0.0) / top for c in self.chunks])
 
     @classmethod
     def load(cls, folder: Path) -> Graph:
@@ -206,30 +213,31 @@ class Graph:
 
     def rank(self, qvecs: np.ndarray, seeds: int, hops: int, min_sim: float, prior_weight: float, k: int):
         """Chunks by graph score: the ``seeds`` entities nearest the query or one of its noun phrases (``qvecs``:
-        one row each; cosine >= ``min_sim``), spread ``hops`` along relations at half weight per hop; a chunk
-        scores the sum of its entities' weight x idf, times (1 + prior_weight x its PageRank / the largest)."""
-        if not len(self.names):
+        one row each; cosine >= ``min_sim``), spread ``hops`` along relations at half weight per hop (an entity
+        keeps the largest weight that reaches it); a chunk scores the sum of its entities' weight x idf, times
+        (1 + prior_weight x its PageRank / the largest)."""
+        if not len(self.names) or not len(self.chunks):
             return []
         sims = (self.vectors @ np.atleast_2d(qvecs).T).max(axis=1)
         m = min(seeds, len(sims))
         top = np.argpartition(-sims, m - 1)[:m]
-        weight = {int(i): float(sims[i]) for i in top if sims[i] >= min_sim}
-        frontier = dict(weight)
+        top = top[sims[top] >= min_sim]
+        weight = np.zeros(len(self.names))
+        weight[top] = sims[top]
+        frontier = top
         for _ in range(hops):
-            nxt = {}
-            for i, w in frontier.items():
-                for j in self.neighbours.get(i, ()):
-                    if j not in weight:
-                        nxt[j] = max(nxt.get(j, 0.0), w / 2)
-            weight |= nxt
-            frontier = nxt
-        scores: dict[str, float] = {}
-        for i, w in weight.items():
-            for cid in self.mentions.get(i, ()):
-                scores[cid] = scores.get(cid, 0.0) + w * self.idf[i]
-        for cid in scores:
-            scores[cid] *= 1 + prior_weight * self.prior.get(cid, 0.0)
-        return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+            if not len(frontier):
+                break
+            # each entity next to the frontier: half the largest frontier weight among its neighbours
+            reach = self.adjacency[:, frontier].multiply(weight[frontier][None, :] / 2).max(axis=1).toarray().ravel()
+            new = np.flatnonzero((reach > 0) & (weight == 0))
+            weight[new] = reach[new]
+            frontier = new
+        scores = self.mentions.T @ weight
+        scores = scores * (1 + prior_weight * self.prior)
+        hit = np.flatnonzero(scores > 0)
+        best = hit[np.argsort(-scores[hit], kind="stable")[:k]]
+        return [(self.chunks[c], float(scores[c])) for c in best]
 
 
 def pagerank(extractions: dict[str, dict]) -> dict[str, float]:

