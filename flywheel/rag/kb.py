@@ -82,6 +82,10 @@ def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
             text = r.text if r.kind != "table" or not title else f"{title}\n{r.text}"
             chunks.append(Chunk(f"{base}-0", doc, text, r.kind, title))
             continue
+        if cfg.chunker == "semantic":
+            for n, piece in enumerate(_semantic(r.text, title, cfg)):
+                chunks.append(Chunk(f"{base}-{n}", doc, f"{title}\n{piece}" if title else piece, "text", title))
+            continue
         n = 0
         for head, text in _sections(r.text, title):
             for piece in _split(text, cfg.max_chars):
@@ -89,6 +93,18 @@ def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
                 chunks.append(Chunk(f"{base}-{n}", doc, f"{prefix}\n{piece}" if prefix else piece, "text", title))
                 n += 1
     return chunks
+
+
+def _semantic(text: str, title: str, cfg: KbConfig) -> list[str]:
+    """llama-index's semantic splitter: a new chunk where the MiniLM distance between neighbouring sentence
+    groups is in its top 5 %; pieces longer than ``max_chars`` are split at sentences."""
+    from llama_index.core import Document
+    from llama_index.core.node_parser import SemanticSplitterNodeParser
+
+    body = "\n".join(line for line in text.splitlines() if line.strip() and line.strip() != title)
+    parser = SemanticSplitterNodeParser.from_defaults(embed_model=minilm_embedding(cfg.embedder))
+    pieces = [n.get_content().strip() for n in parser.get_nodes_from_documents([Document(text=body)])]
+    return [p for piece in pieces if piece for p in _split(piece, cfg.max_chars)]
 
 
 def minilm_embedding(name: str):
@@ -270,11 +286,25 @@ class KnowledgeBase:
 
         return embed([query], self.cfg.embedder, device="cpu")[0]
 
-    def ranked(self, query: str, mode: str, qvec: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """One retriever's ranking: (chunk id, its score), best first (``qvec``: the query's embedding)."""
+    def query_vectors(self, query: str, graph: bool) -> np.ndarray:
+        """The query's embedding (row 0) and, for the graph, its noun phrases' — one MiniLM call."""
+        from flywheel.curation.semantic import embed
+
+        phrases = []
+        if graph:
+            from flywheel.rag.graph import query_phrases
+
+            phrases = query_phrases(query)
+        return embed([query, *phrases], self.cfg.embedder, device="cpu")
+
+    def ranked(self, query: str, mode: str, qvecs: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """One retriever's ranking: (chunk id, its score), best first (``qvecs``: ``query_vectors``)."""
         k = min(self.cfg.candidates, self.n)
         if mode == "vector":
-            sims = self._matrix @ (self.embed_query(query) if qvec is None else qvec)
+            from flywheel.rag.vectors import similarities
+
+            qvec = self.embed_query(query) if qvecs is None else qvecs[0]
+            sims = similarities(self, "_matrix", qvec)
             top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
             top = top[np.argsort(-sims[top], kind="stable")]
             return [(self._ids[i], float(sims[i])) for i in top]
@@ -283,13 +313,8 @@ class KnowledgeBase:
         if mode == "graph":
             if self.graph is None:
                 raise DataError(f"{self.dir}: built without the graph (graph: false); rebuild it with graph: true")
-            from flywheel.curation.semantic import embed
-            from flywheel.rag.graph import query_phrases
-
             c = self.cfg
-            phrases = query_phrases(query)
-            qvec = self.embed_query(query) if qvec is None else qvec
-            qvecs = np.vstack([qvec, embed(phrases, c.embedder, device="cpu")]) if phrases else qvec[None]
+            qvecs = self.query_vectors(query, graph=True) if qvecs is None else qvecs
             return self.graph.rank(qvecs, c.graph_seeds, c.graph_hops, c.graph_min_sim, c.pagerank_weight, k)
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
 
@@ -313,10 +338,10 @@ class KnowledgeBase:
         query = query[: self.cfg.max_query_chars]
         k = k or self.cfg.top_k
         weight = self.weights(mode)
-        qvec = self.embed_query(query) if {"vector", "graph"} & set(weight) else None
+        qvecs = self.query_vectors(query, "graph" in weight) if {"vector", "graph"} & set(weight) else None
         fused: dict[str, Hit] = {}
         for m, w in weight.items():
-            for rank, (nid, score) in enumerate(self.ranked(query, m, qvec), start=1):
+            for rank, (nid, score) in enumerate(self.ranked(query, m, qvecs), start=1):
                 node = self.nodes[nid]
                 hit = fused.setdefault(nid, Hit(nid, node.metadata.get("source", ""), node.text, 0.0))
                 hit.ranks[m] = rank

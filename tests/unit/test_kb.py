@@ -237,3 +237,36 @@ def test_a_cross_encoder_from_a_model_folder_reorders_the_candidates(corpus, tmp
     scores = CrossEncoder(str(tmp_path / "ce"), device="cpu").predict([(query, h.text) for h in fused])
     expected = [h.id for _, h in sorted(zip(scores, fused), key=lambda x: -x[0])][:5]
     assert [h.id for h in hits] == expected
+
+
+def test_semantic_chunks_keep_the_manual_title_and_split_the_page(corpus):
+    _, df, _ = corpus
+    page = df[df["source"].str.endswith("chargebacks.pdf") & (df["kind"] == "text")]
+    chunks = chunk_rows(page, KbConfig(chunker="semantic"))
+    assert len(chunks) >= 2 and all(c.text.startswith("Chargeback and Dispute Policy\n") for c in chunks)
+    assert any("within 120 days of the transaction date" in c.text for c in chunks)
+
+
+def test_llm_extraction_and_answers_go_through_an_openai_endpoint(corpus, tmp_path):
+    """A fake OpenAI server scripted with triples (and, for the second model, an answer that is no triple):
+    the graph holds the model's triples, a chunk whose answer does not parse falls back to spaCy; the answer
+    path sends the numbered sources to the endpoint and returns its text."""
+    from tests.fake_openai import create_fake
+    from tests.unit.test_gateway import serving
+
+    _, df, _ = corpus
+    one = df[df["source"].str.endswith("kyc.pdf")]
+    answers = {"extractor": "young account | reviewed above | $500\nidentification records | kept for | 5 years",
+               "chatty": "Sure! Here are some facts about the text.", "answerer": "Within 120 days [1]."}  # fmt: skip
+    with serving(create_fake(answers=answers)) as url:
+        counts = build_kb(one, tmp_path / "llm", KbConfig(graph_extractor="llm", llm_url=url, llm_model="extractor"))
+        chatty = build_kb(one, tmp_path / "chatty", KbConfig(graph_extractor="llm", llm_url=url, llm_model="chatty"))
+        kb = KnowledgeBase.load(tmp_path / "llm")
+        out = pipeline.answer(kb, "How long are identification records kept?", pipeline.openai_chat(url, "answerer"))
+    assert counts["llm_fallbacks"] == 0 and chatty["llm_fallbacks"] == chatty["chunks_extracted"] > 0
+    from llama_index.core.graph_stores import SimplePropertyGraphStore
+
+    store = SimplePropertyGraphStore.from_persist_path(str(tmp_path / "llm" / "graph" / "graph.json"))
+    triplets = {(s.id, r.label, o.id) for s, r, o in store.get_triplets(entity_names=["identification records"])}
+    assert ("identification records", "kept for", "5 years") in triplets
+    assert out["answer"] == "Within 120 days [1]." and out["sources"][0]["source"].endswith("kyc.pdf")
