@@ -36,7 +36,7 @@ def main() -> None:
     from flywheel.ingest.run import ingest_dataset
     from flywheel.rag import pipeline
     from flywheel.rag.config import KbConfig
-    from flywheel.rag.evaluate import evaluate, generated_questions
+    from flywheel.rag.evaluate import evaluate, generated_questions, paired_difference
     from flywheel.rag.kb import KnowledgeBase, build_kb
 
     tmp = Path(tempfile.mkdtemp(prefix="kb-bench-"))
@@ -53,7 +53,7 @@ def main() -> None:
     # settings chosen on the generated questions (validation), reported on the hand-checked ones (test)
     build_kb(df, tmp / "kb-choose", KbConfig())
     choose = KnowledgeBase.load(tmp / "kb-choose")
-    grid = [round(w, 1) for w in np.arange(0.0, 1.01, 0.1)]
+    grid = [round(float(w), 1) for w in np.arange(0.0, 1.01, 0.1)]
 
     def pick(field: str, values, mode: str, **fixed):
         scores = {}
@@ -89,6 +89,16 @@ def main() -> None:
             allh = res["all hand"][mode]
             tail = f"{allh['recall@5']:10.3f}{allh['context_precision']:9.3f}{allh['latency_ms_p50']:8.1f}"
             print(f"{label:16}" + "".join(f"{res[n][mode]['ndcg@10']:12.3f}" for n in sets) + tail)
+        if chunker == "sections":  # is the fusion's lead over the best single retriever more than noise?
+            per = {}
+            for mode in ("bm25", "hybrid", "hybrid_graph"):
+                kb = KnowledgeBase.load(kb_dir, KbConfig(**chosen))
+                res = evaluate(kb, fact + rel + summ, modes=(mode,), per_question=True,
+                               search=lambda q, m, k, kb=kb: pipeline.search(kb, q, m, k))  # fmt: skip
+                per[mode] = [r["ndcg@10"] for r in res[mode]["per_question"]]
+            for mode in ("hybrid", "hybrid_graph"):
+                d, lo, hi = paired_difference(per[mode], per["bm25"])
+                print(f"  all hand, nDCG@10 {mode} - bm25: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (paired bootstrap 95 %)")
     labels = [("fact", fact), ("relational", rel), ("summary", summ)]
     right = {n: sum(pipeline.classify(q["question"]) == n for q in qs) for n, qs in labels}
     gen_fact = sum(pipeline.classify(q["question"]) == "fact" for q in gen)

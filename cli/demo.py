@@ -241,6 +241,10 @@ def _print_summary(s: dict) -> None:
     t.add_row("ingest (documents)", json.dumps(d["ingest_documents"]))
     t.add_row("quarantined", "; ".join(f"{Path(q['path']).name}: {q['reason']}" for q in d["quarantined"]) or "none")
     t.add_row("curate (train)", json.dumps(d["curate_train"]))
+    if d.get("kb"):
+        kb = d["kb"]
+        t.add_row("knowledge base", f"{kb['documents']} documents, {kb['chunks']} chunks, {kb.get('entities', 0)} "
+                  f"entities ({kb['embedded']} chunks embedded this cycle)")  # fmt: skip
     first = c1["evaluation"]["rows"]
     n = c1["evaluation"]["n_examples"]
     t.add_row(f"base model ({n} golden)", f"accuracy {_ci(first['base'], 'accuracy')}")

@@ -85,10 +85,12 @@ def trec_run(kb, questions: list[dict], mode: str, k: int = 10) -> tuple[dict, d
     return qrels, run
 
 
-def evaluate(kb, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: int = 5, search=None) -> dict:
+def evaluate(
+    kb, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: int = 5, search=None, per_question: bool = False
+) -> dict:
     """Mean metrics per mode over ``questions`` (``question``, ``evidence``); questions whose evidence no chunk
     contains are counted and left out. ``search(question, mode, k) -> [Hit]`` replaces ``kb.search`` (the
-    query pipeline: routing and reranking)."""
+    query pipeline: routing and reranking); ``per_question``: each question's metrics too (for paired tests)."""
     search = search or kb.search
     texts = {nid: n.get_content() for nid, n in kb.nodes.items()}
     usable = [(q, judged(texts, q["evidence"])) for q in questions]
@@ -104,6 +106,8 @@ def evaluate(kb, questions: list[dict], modes=("vector", "bm25", "hybrid"), k: i
             rows.append(ranking_metrics(ranked, rel, k))
         out[mode] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in rows[0]} if rows else {}
         out[mode]["latency_ms_p50"] = round(float(np.percentile(ms, 50)), 1) if ms else None
+        if per_question:
+            out[mode]["per_question"] = rows
     return out
 
 
@@ -132,3 +136,11 @@ def generated_questions(df: pd.DataFrame) -> list[dict]:
                     question = f"What does the {title} say about {topic.lower()}?"
                     out.append({"question": question, "evidence": first, "kind": "section"})
     return out
+
+
+def paired_difference(a: list[float], b: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over the same questions and its 95 % paired-bootstrap interval."""
+    d = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
