@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,6 +174,8 @@ def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool 
         old = read_manifest(kb_dir)
         if old["settings"] != cfg.build_settings():
             raise DataError(f"{kb_dir}: built with other settings; pass --rebuild to build it anew")
+    if old is None and (kb_dir / "graph").exists():  # built anew: no entity vector of another embedder is reused
+        shutil.rmtree(kb_dir / "graph")
     digests = _digests(df)
     old_docs = old["docs"] if old else {}
     changed = sorted(d for d, h in digests.items() if old_docs.get(d, {}).get("digest") != h)
