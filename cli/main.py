@@ -493,16 +493,46 @@ def run(
 def deploy(
     workload: WorkloadOpt = DEFAULT_WORKLOAD, pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False
 ):
-    """Create the retrain deployment whose event trigger fires after N feedback events."""
+    """Register the workload's deployments on the configured Prefect server (idempotent: a re-run updates them):
+    the retrain (feedback and drift triggers, one run at a time), the scheduled drift check, the KB refresh on new
+    curated documents (when the workload has `kb:`), and the one-training-at-a-time concurrency limit."""
     _flow_env()
-    from deployments.retrain import apply
+    from deployments import drift, kb, retrain
 
     cfg = _workload(workload)
-    dep = apply(cfg, str(workload), pool)
-    _out(
-        {"deployment_id": dep, "name": f"retrain/retrain-{cfg.name}", "threshold": cfg.retrain.feedback_threshold},
-        as_json,
-    )
+    created = {f"retrain/retrain-{cfg.name}": retrain.apply(cfg, str(workload), pool)}
+    created[f"drift-check/drift-{cfg.name}"] = drift.apply(cfg, str(workload), pool)
+    if cfg.kb is not None and cfg.inputs.documents:
+        kb_dir = str(_setup().kb / cfg.name)
+        created[f"kb-build/kb-{cfg.name}-refresh"] = kb.apply(f"{cfg.name}-documents", kb_dir, cfg.kb, cfg.name, pool)
+    retrain.ensure_training_slot(1)
+    out = {
+        "deployments": created,
+        "concurrency_limit": {retrain.TRAINING_SLOT: 1},
+        "threshold": cfg.retrain.feedback_threshold,
+        "drift_cron": cfg.drift.cron,
+    }
+    human = "\n".join(f"{name}  {dep_id}" for name, dep_id in created.items())
+    human += f"\nglobal concurrency limit {retrain.TRAINING_SLOT}: 1 training run at a time"
+    _out(out, as_json, human)
+
+
+@app.command()
+def drift(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
+    """Run the drift check now: recent vs earlier live traffic; emits flywheel.drift.detected on drift."""
+    _flow_env()
+    from flows.drift import drift_check
+
+    cfg = _workload(workload)
+    res = drift_check(cfg.name, str(workload.resolve()))
+    lines = [f"{cfg.name}: {'DRIFT' if res['drift'] else 'no drift'}"]
+    for s in res["signals"]:
+        if s["judged"]:
+            lines.append(f"  {s['signal']:17} {s['before']:.3f} -> {s['after']:.3f} (p {s['p_value']})"
+                         + ("  drift" if s["drift"] else ""))  # fmt: skip
+        else:
+            lines.append(f"  {s['signal']:17} not judged: {s['reason']}")
+    _out(res, as_json, "\n".join(lines))
 
 
 @app.command()

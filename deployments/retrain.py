@@ -1,4 +1,5 @@
-"""The retrain deployment: flow ``retrain`` on a work pool, started by a feedback-event trigger.
+"""The retrain deployment: flow ``retrain`` on a work pool, started by a feedback-event trigger or a drift event,
+one run of a workload at a time (``retrain.on_busy``: a trigger while it runs queues or is dropped).
 
 The threshold comes from the workload config (``retrain.feedback_threshold``), so changing N is a
 config edit. ``prefect.yaml`` holds the same deployment for ``prefect deploy --all`` (a test keeps
@@ -13,12 +14,50 @@ from datetime import timedelta
 from pathlib import Path
 
 from flywheel.core.workload import WorkloadConfig
+from tasks.common import TRAINING_SLOT
 
 DEFAULT_POOL = "flywheel-process"
 EVENT = "flywheel.feedback.received"
 # The seq of the feedback whose event fired the trigger (the gateway puts it in the payload): the retrain reads
 # the feedback up to it and no further. Empty for an event without one (the retrain then reads all so far).
 WATERMARK = "{{ event.payload.feedback_seq | default('') | string }}"
+
+
+DRIFT_EVENT = "flywheel.drift.detected"
+
+
+def drift_trigger(cfg: WorkloadConfig, config_path: str):
+    """A retrain on each ``flywheel.drift.detected`` of the workload (the drift-check flow emits it); it reads all
+    the feedback so far (no watermark)."""
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name=f"retrain-{cfg.name}-on-drift",
+        enabled=cfg.drift.enabled,
+        match={"prefect.resource.id": f"flywheel.workload.{cfg.name}"},
+        expect={DRIFT_EVENT},
+        posture="Reactive",
+        threshold=1,
+        parameters={"workload": cfg.name, "config_path": config_path, "trigger_event": "{{ event.id | string }}"},
+    )
+
+
+def concurrency_for(cfg: WorkloadConfig):
+    """One retrain of the workload at a time; a trigger while one runs waits (queue) or is cancelled (drop)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    strategy = (
+        ConcurrencyLimitStrategy.ENQUEUE if cfg.retrain.on_busy == "queue" else ConcurrencyLimitStrategy.CANCEL_NEW
+    )
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=strategy)
+
+
+def ensure_training_slot(limit: int = 1) -> None:
+    """The global concurrency limit the train flows take a slot of (created, or set to ``limit``)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(TRAINING_SLOT, limit)
 
 
 def trigger_for(cfg: WorkloadConfig, config_path: str):
@@ -81,9 +120,10 @@ def apply(cfg: WorkloadConfig, config_path: str, pool: str = DEFAULT_POOL) -> st
     deployment = retrain.to_deployment(
         name=f"retrain-{cfg.name}",
         parameters={"workload": cfg.name, "config_path": config_path},
-        triggers=[trigger_for(cfg, config_path)],
+        triggers=[trigger_for(cfg, config_path), drift_trigger(cfg, config_path)],
         tags=["flywheel", cfg.name],
-        description=f"Retrain {cfg.name} after {cfg.retrain.feedback_threshold} feedback events",
+        description=f"Retrain {cfg.name} after {cfg.retrain.feedback_threshold} feedback events, or on drift",
         entrypoint_type=EntrypointType.MODULE_PATH,
+        concurrency_limit=concurrency_for(cfg),
     )
     return str(deployment.apply(work_pool_name=pool))

@@ -12,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.states import Cancelled
 
 from flows.cycle import cycle
 from flywheel.core.errors import ConfigError
 from flywheel.core.workload import load_workload
+from tasks.budget import retrains_in_last_day
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
 
@@ -32,6 +34,13 @@ def retrain(
     cfg = load_workload(config_path or CONFIG_DIR / f"{workload}.yaml")
     if cfg.name != workload:
         raise ConfigError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
+    budget = cfg.retrain.max_runs_per_day
+    if budget is not None:
+        used = retrains_in_last_day(workload)
+        if used >= budget:
+            msg = f"daily budget: {used} of {budget} retrains of {workload} in the last 24 h; this one is not started"
+            get_run_logger().warning(msg)
+            return Cancelled(message=msg)
     mark = int(watermark) if watermark and watermark.strip().isdigit() else None
     get_run_logger().info(
         "retraining %s (trigger event %s, feedback up to %s)",

@@ -13,6 +13,8 @@ from blocks.environment import apply_blocks
 from flywheel.core.home import Home
 from flywheel.registry.mlflow_registry import Registry
 
+TRAINING_SLOT = "flywheel-training"  # the global concurrency limit training runs take a slot of
+
 
 def home() -> Home:
     """The project home, with the stores and endpoints of any Prefect blocks named in the environment

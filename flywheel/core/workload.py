@@ -18,7 +18,7 @@ from flywheel.core.config import ConfigModel, load_config
 from flywheel.core.errors import ConfigError
 from flywheel.curation.config import CurationConfig
 from flywheel.evaluation.config import EvalConfig, GateConfig
-from flywheel.feedback.config import RetrainConfig
+from flywheel.feedback.config import DriftConfig, RetrainConfig
 from flywheel.ingest.config import IngestConfig
 from flywheel.rag.config import KbConfig
 from flywheel.serving.config import GatewaySettings, RolloutConfig
@@ -84,6 +84,7 @@ class WorkloadConfig(ConfigModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     deploy: RolloutConfig = Field(default_factory=RolloutConfig)
     kb: KbConfig | None = Field(
         None,

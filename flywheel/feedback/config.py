@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from flywheel.core.config import ConfigModel
@@ -22,3 +24,32 @@ class RetrainConfig(ConfigModel):
         "threshold 3 -> 4 runs with 0, 2 with a 5 s window).",
     )
     include_feedback: bool = Field(True, description="Add rated and corrected interactions to the SFT data.")
+    on_busy: Literal["queue", "drop"] = Field(
+        "queue",
+        description="A trigger while this workload's retrain runs: queue (run after it) or drop (cancel the new "
+        "run); across workloads, one training run holds the flywheel-training slot (flywheel deploy sets it to 1).",
+    )
+    max_runs_per_day: int | None = Field(
+        None, ge=0, description="Retrains a day (24 h) for this workload; the next is refused with the reason."
+    )
+
+
+class DriftConfig(ConfigModel):
+    """Drift watch (a workload's ``drift:``): a scheduled flow compares the recent window of live traffic with the
+    window before it and emits ``flywheel.drift.detected`` when a signal moved by more than its bound and more
+    than chance (one-sided two-proportion z-test); the retrain deployment is triggered by that event too."""
+
+    enabled: bool = Field(True, description="Run the drift check for this workload (flywheel deploy schedules it).")
+    cron: str = Field("0 * * * *", description="When the drift-check deployment runs (hourly).")
+    window_hours: float = Field(24, gt=0, le=24 * 90, description="The recent window.")
+    baseline_hours: float = Field(168, gt=0, le=24 * 365, description="The window before it, compared against.")
+    min_rated: int = Field(
+        20, ge=1, description="Rated answers each window needs before the positive rate and live accuracy count."
+    )
+    min_requests: int = Field(50, ge=1, description="Requests each window needs before the block rate counts.")
+    max_positive_drop: float = Field(0.10, ge=0, le=1, description="Drift: the positive-feedback rate fell more.")
+    max_accuracy_drop: float = Field(
+        0.10, ge=0, le=1, description="Drift: live accuracy (rated answers not corrected) fell more."
+    )
+    max_block_rise: float = Field(0.05, ge=0, le=1, description="Drift: the guard-block rate rose more.")
+    significance: float = Field(0.05, gt=0, lt=1, description="The change must also be significant at this level.")

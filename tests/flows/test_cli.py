@@ -18,6 +18,7 @@ STAGES = [
     "evaluate",
     "run",
     "deploy",
+    "drift",
     "retrain",
     "promote",
     "rollback",

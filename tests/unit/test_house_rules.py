@@ -60,9 +60,19 @@ def test_prefect_yaml_retrain_deployment_matches_the_workload_config():
     assert trig["within"] == cfg.retrain.within_seconds
     # The bare form silently creates no run (DESIGN.md §5).
     assert trig["parameters"]["trigger_event"] == "{{ event.id | string }}"
-    from deployments.retrain import WATERMARK
+    from deployments.retrain import DRIFT_EVENT, WATERMARK
 
     assert trig["parameters"]["watermark"] == WATERMARK
+    drift = dep["triggers"][1]
+    assert drift["expect"] == [DRIFT_EVENT] and drift["threshold"] == 1
+    assert drift["parameters"]["trigger_event"] == "{{ event.id | string }}"
+    assert dep["concurrency_limit"]["limit"] == 1
+    assert (
+        dep["concurrency_limit"]["collision_strategy"]
+        == {"queue": "ENQUEUE", "drop": "CANCEL_NEW"}[cfg.retrain.on_busy]
+    )
+    watch = deps["drift-fraud"]
+    assert watch["entrypoint"] == "flows.drift:drift_check" and watch["schedules"][0]["cron"] == cfg.drift.cron
 
 
 def test_kubernetes_work_pool_template_is_valid_json_with_its_variables():

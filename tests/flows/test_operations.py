@@ -1,0 +1,99 @@
+"""Operations on a real Prefect server (the session's test harness, no worker): `flywheel deploy` registers the
+retrain (feedback + drift triggers, one run at a time), the scheduled drift check, the KB refresh and the
+one-training-at-a-time limit, and a second run changes nothing; the drift-check flow emits
+`flywheel.drift.detected` from a store whose traffic drifted; a retrain over its daily budget is refused."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import yaml
+from sqlalchemy import update
+
+
+def _workload_yaml(root, tmp_path, **retrain) -> tuple[str, str]:
+    spec = yaml.safe_load((root / "configs/workloads/fraud.yaml").read_text())
+    name = f"ops{uuid.uuid4().hex[:6]}"  # its own resource: no other test's fraud events reach its triggers
+    spec["name"] = name
+    spec["retrain"] = {**spec.get("retrain", {}), **retrain}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return name, str(path)
+
+
+def test_deploy_registers_every_deployment_and_is_idempotent(prefect_api, root, tmp_path, cli):
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    name, path = _workload_yaml(root, tmp_path, on_busy="drop")
+    env = {"FLYWHEEL_HOME": str(tmp_path / "home"), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    first = cli("deploy", "--workload", path, "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert set(out["deployments"]) == {f"retrain/retrain-{name}", f"drift-check/drift-{name}",
+                                       f"kb-build/kb-{name}-refresh"}  # fmt: skip
+    again = json.loads(cli("deploy", "--workload", path, "--json", env=env).stdout)
+    assert again["deployments"] == out["deployments"]  # the same deployments, updated in place
+    with get_client(sync_client=True) as client:
+        retrain = client.read_deployment(out["deployments"][f"retrain/retrain-{name}"])
+        assert retrain.global_concurrency_limit.limit == 1
+        assert retrain.concurrency_options.collision_strategy.value == "CANCEL_NEW"  # on_busy: drop
+        drift = client.read_deployment(out["deployments"][f"drift-check/drift-{name}"])
+        assert [s.schedule.cron for s in drift.schedules] == ["0 * * * *"]
+        assert drift.parameters["workload"] == name
+        limit = client.read_global_concurrency_limit_by_name("flywheel-training")
+        assert limit.limit == 1
+        automations = [a for a in client.read_automations() if a.name.startswith(f"retrain-{name}-on-")]
+    assert sorted(a.name for a in automations) == [f"retrain-{name}-on-drift", f"retrain-{name}-on-feedback"]
+    expects = sorted(e for a in automations for e in a.trigger.expect)
+    assert expects == ["flywheel.drift.detected", "flywheel.feedback.received"]
+
+
+def test_drift_check_emits_the_event_when_traffic_drifted(prefect_api, tmp_path, monkeypatch, root):
+    import tasks.drift
+    from flows.drift import drift_check
+    from flywheel.core.home import Home
+    from flywheel.feedback.store import FeedbackStore, interactions
+
+    name, path = _workload_yaml(root, tmp_path)
+    monkeypatch.setenv("FLYWHEEL_HOME", str(tmp_path / "home"))
+    store = FeedbackStore(Home.resolve().database_url())
+    now = datetime.now(UTC)
+    for i in range(120):  # the week before: 54 of 60 positive; the last day: 30 of 60
+        iid = store.log_interaction(workload=name, model=name, messages=[{"role": "user", "content": f"t{i}"}],
+                                    response="LEGIT: ok", latency_ms=1.0)  # fmt: skip
+        recent = i >= 60
+        store.add_feedback(iid, 1 if (i % 60) < (30 if recent else 54) else -1)
+        with store.engine.begin() as c:
+            ts = now - timedelta(hours=2 if recent else 48)
+            c.execute(update(interactions).where(interactions.c.id == iid).values(ts=ts))
+    sent = []
+    monkeypatch.setattr(tasks.drift, "emit", lambda event, workload, payload: sent.append((event, workload, payload)))
+    report = drift_check(name, path)
+    assert report["drift"] is True
+    ((event, workload, payload),) = sent
+    assert event == "flywheel.drift.detected" and workload == name
+    assert [s["signal"] for s in payload["signals"]] == ["positive_rate", "live_accuracy"]
+
+
+def test_a_retrain_over_its_daily_budget_is_refused_with_the_reason(prefect_api, tmp_path, root):
+    from flows.retrain import retrain
+
+    name, path = _workload_yaml(root, tmp_path, max_runs_per_day=0)
+    state = retrain(name, path, return_state=True)
+    assert state.is_cancelled()
+    assert state.message == f"daily budget: 0 of 0 retrains of {name} in the last 24 h; this one is not started"
+
+
+def test_the_budget_counts_the_workloads_retrains_of_the_last_day(prefect_api, tmp_path, root):
+    from prefect import get_client
+    from prefect.states import Running
+
+    from flows.retrain import retrain
+
+    name, path = _workload_yaml(root, tmp_path, max_runs_per_day=1)
+    with get_client(sync_client=True) as client:  # a retrain of this workload already running, one of another
+        client.create_flow_run(retrain, parameters={"workload": name}, state=Running())
+        client.create_flow_run(retrain, parameters={"workload": "someone-else"}, state=Running())
+    state = retrain(name, path, return_state=True)
+    assert state.is_cancelled() and state.message.startswith(f"daily budget: 1 of 1 retrains of {name}")
