@@ -518,6 +518,17 @@ def deploy(
 
 
 @app.command()
+def status(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
+    """Where the workload stands: champion and challenger, feedback since the last retrain and the trigger's
+    progress, the last and next run of its deployments, the daily retrain budget."""
+    home = _setup()
+    from cli.status import collect, render
+
+    info = collect(home, _workload(workload))
+    _out(info, as_json, render(info))
+
+
+@app.command()
 def drift(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
     """Run the drift check now: recent vs earlier live traffic; emits flywheel.drift.detected on drift."""
     _flow_env()

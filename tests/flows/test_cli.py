@@ -19,6 +19,7 @@ STAGES = [
     "run",
     "deploy",
     "drift",
+    "status",
     "retrain",
     "promote",
     "rollback",

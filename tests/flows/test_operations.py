@@ -97,3 +97,34 @@ def test_the_budget_counts_the_workloads_retrains_of_the_last_day(prefect_api, t
         client.create_flow_run(retrain, parameters={"workload": "someone-else"}, state=Running())
     state = retrain(name, path, return_state=True)
     assert state.is_cancelled() and state.message.startswith(f"daily budget: 1 of 1 retrains of {name}")
+
+
+def test_status_shows_the_champion_the_trigger_and_the_deployments(prefect_api, root, tmp_path, cli):
+    from prefect.settings import PREFECT_API_URL
+
+    from flywheel.core.home import Home
+    from flywheel.feedback.store import FeedbackStore
+
+    name, path = _workload_yaml(root, tmp_path)
+    home = tmp_path / "home"
+    env = {"FLYWHEEL_HOME": str(home), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    store = FeedbackStore(Home.resolve(home).database_url())
+    for i in range(5):
+        iid = store.log_interaction(workload=name, model=name, messages=[{"role": "user", "content": f"t{i}"}],
+                                    response="LEGIT: ok", latency_ms=1.0)  # fmt: skip
+        store.add_feedback(iid, 1 if i else -1, "FRAUD: velocity" if not i else None)
+    assert cli("deploy", "--workload", path, env=env).returncode == 0
+    out = cli("status", "--workload", path, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["champion"] is None and s["challenger"] is None  # nothing trained or served yet
+    assert s["feedback"]["feedback"] == 5 and s["feedback"]["corrections"] == 1
+    assert s["trigger"] == {"new_feedback": 5, "threshold": 40}
+    deps = {d["deployment"]: d for d in s["deployments"]}
+    assert set(deps) == {f"retrain/retrain-{name}", f"drift-check/drift-{name}", f"kb-build/kb-{name}-refresh"}
+    assert deps[f"retrain/retrain-{name}"]["last_run"] is None
+    assert s["budget"] == {"max_runs_per_day": None, "retrains_last_24h": 0}
+    text = cli("status", "--workload", path, env=env).stdout
+    assert "trigger     5 of 40 new feedback" in text and "champion    none" in text
+    down = cli("status", "--workload", path, "--json", env={**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert down.returncode == 0 and "Prefect unreachable" in json.loads(down.stdout)["deployments"]["error"]
