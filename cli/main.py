@@ -529,6 +529,37 @@ def status(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
 
 
 @app.command()
+def forget(
+    tenant: str | None = typer.Option(None, help="Delete every interaction of this tenant."),
+    ids: list[str] = typer.Option([], "--id", help="Delete these interactions (repeat --id)."),
+    dry_run: bool = typer.Option(False, help="List what would be deleted and what was built from it; delete nothing."),
+    as_json: JsonOpt = False,
+):
+    """Data rights: delete a tenant's (or given) interactions and their feedback from the store, and list the
+    Datasets and model versions built from them, so they can be retrained without them."""
+    if (tenant is None) == (not ids):
+        raise BadInput("forget: give --tenant or --id (one of the two)")
+    home = _setup()
+    from blocks.environment import apply_blocks
+    from flywheel.feedback.store import FeedbackStore
+    from flywheel.registry.lineage import built_from
+    from tasks.common import registry
+
+    apply_blocks()  # the feedback database may be named by a block
+    rows = FeedbackStore(home.database_url()).forget(tenant, ids or None, dry_run)
+    workloads = sorted({r["workload"] for r in rows})
+    built = built_from(registry(home), home.datasets, [r["id"] for r in rows], workloads)
+    out = {"deleted": 0 if dry_run else len(rows), "matched": len(rows), "dry_run": dry_run,
+           "with_feedback": sum(r["had_feedback"] for r in rows), "workloads": workloads, **built}  # fmt: skip
+    human = [f"{'would delete' if dry_run else 'deleted'} {len(rows)} interactions "
+             f"({out['with_feedback']} with feedback) of {', '.join(workloads) or 'no workload'}"]  # fmt: skip
+    human += [f"  built from them: Dataset {d['name']} {d['digest'][:12]} ({d['path']})" for d in built["datasets"]]
+    human += [f"  trained on them: {v['workload']} v{v['version']} -> retrain without them (flywheel retrain)"
+              for v in built["versions"]]  # fmt: skip
+    _out(out, as_json, "\n".join(human))
+
+
+@app.command()
 def drift(workload: WorkloadOpt = DEFAULT_WORKLOAD, as_json: JsonOpt = False):
     """Run the drift check now: recent vs earlier live traffic; emits flywheel.drift.detected on drift."""
     _flow_env()

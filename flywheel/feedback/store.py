@@ -350,6 +350,25 @@ class FeedbackStore:
             "corrections": corr,
         }
 
+    def forget(self, tenant: str | None = None, ids: list[str] | None = None, dry_run: bool = False) -> list[dict]:
+        """Delete a tenant's interactions (or the given ones) with their feedback and feedback-log rows, in one
+        transaction; the rows deleted (id, workload, tenant, whether they carried feedback). ``dry_run``: only
+        list them. The feedback-log's seqs are never reused, so later watermarks stay valid."""
+        if (tenant is None) == (ids is None):
+            raise DataError("forget: give a tenant or interaction ids (one of the two)")
+        cond = interactions.c.tenant == tenant if tenant is not None else interactions.c.id.in_(list(ids))
+        cols = (interactions.c.id, interactions.c.workload, interactions.c.tenant, interactions.c.feedback_ts)
+        with self.engine.begin() as c:
+            rows = [
+                {"id": i, "workload": w, "tenant": t, "had_feedback": ts is not None}
+                for i, w, t, ts in c.execute(select(*cols).where(cond))
+            ]
+            if rows and not dry_run:
+                found = [r["id"] for r in rows]
+                c.execute(feedback_log.delete().where(feedback_log.c.interaction_id.in_(found)))
+                c.execute(interactions.delete().where(interactions.c.id.in_(found)))
+        return rows
+
     def watermark(self, workload: str) -> int:
         """The newest feedback's seq for the workload (0: none yet)."""
         with self.engine.connect() as c:

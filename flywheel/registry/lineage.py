@@ -134,3 +134,40 @@ def render(info: dict) -> str:
     until = info["served_until"] or ("now" if "champion" in info["aliases"] else "-")
     lines.append(f"  served from {info['served_from'] or '-'} until {until}")
     return "\n".join(lines)
+
+
+def built_from(reg: Registry, datasets_root: str | Path, interaction_ids: list[str], workloads: list[str]) -> dict:
+    """What was built from these interactions: the Datasets holding their feedback rows (``fb-<id>``, the SFT
+    data of a cycle) and every Dataset made from those, and the model versions trained on any of them."""
+    import pandas as pd
+
+    wanted = {f"fb-{i}" for i in interaction_ids}
+    index = dataset_index(datasets_root)
+    direct = set()
+    for digest, d in index.items():
+        for part in sorted(Path(d["path"]).glob("part-*.parquet")):
+            try:
+                found = pd.read_parquet(part, columns=["id"])["id"]
+            except (KeyError, ValueError, OSError):
+                break  # a Dataset without an id column holds no feedback row
+            if wanted & set(found.astype(str)):
+                direct.add(digest)
+                break
+    tainted, grew = set(direct), True
+    while grew:  # children of a tainted Dataset are tainted too
+        grew = False
+        for digest, d in index.items():
+            if digest not in tainted and tainted & set(d["parents"]):
+                tainted.add(digest)
+                grew = True
+    versions = []
+    for w in workloads:
+        for v in reg.versions(w):
+            used = {val for key, val in v.tags.items() if key.startswith("data.")}
+            if used & tainted:
+                versions.append({"workload": w, "version": v.version, "datasets": sorted(used & tainted)})
+    return {
+        "datasets": [{k: index[d][k] for k in ("name", "digest", "path")} | {"holds_rows": d in direct}
+                     for d in sorted(tainted)],
+        "versions": versions,
+    }  # fmt: skip

@@ -20,6 +20,7 @@ STAGES = [
     "deploy",
     "drift",
     "status",
+    "forget",
     "retrain",
     "promote",
     "rollback",
