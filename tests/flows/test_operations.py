@@ -128,3 +128,23 @@ def test_status_shows_the_champion_the_trigger_and_the_deployments(prefect_api, 
     assert "trigger     5 of 40 new feedback" in text and "champion    none" in text
     down = cli("status", "--workload", path, "--json", env={**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert down.returncode == 0 and "Prefect unreachable" in json.loads(down.stdout)["deployments"]["error"]
+
+
+def test_the_kubernetes_work_pool_template_passes_the_kubernetes_workers_own_validation(prefect_api, root):
+    """prefect-kubernetes' job configuration renders and validates the template (it refused one without
+    completions/parallelism); the GPU job asks for nvidia.com/gpu, lands on GPU nodes and tolerates their taint.
+    Validated here; no Kubernetes cluster was run."""
+    import asyncio
+
+    from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
+
+    tpl = json.loads((root / "deployments/work-pools/kubernetes.json").read_text())
+    cfg = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(tpl, {"name": "retrain-fraud"}))
+    pod = cfg.job_manifest["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and cfg.namespace == "flywheel"
+    assert cfg.env["MLFLOW_TRACKING_URI"].startswith("http://mlflow")
+    ours = set(tpl["variables"]["properties"])
+    theirs = set(KubernetesWorker.get_default_base_job_template()["variables"]["properties"])
+    assert theirs - ours <= {"backoff_limit", "cpu_limit", "cpu_request", "memory_limit", "memory_request"}
