@@ -491,7 +491,12 @@ def run(
 
 @app.command()
 def deploy(
-    workload: WorkloadOpt = DEFAULT_WORKLOAD, pool: str = typer.Option("flywheel-process"), as_json: JsonOpt = False
+    workload: WorkloadOpt = DEFAULT_WORKLOAD,
+    pool: str = typer.Option("flywheel-process"),
+    notify: str | None = typer.Option(
+        None, help="Webhook URL: post promotions, refusals, rollbacks and failed runs there (a Prefect automation)."
+    ),
+    as_json: JsonOpt = False,
 ):
     """Register the workload's deployments on the configured Prefect server (idempotent: a re-run updates them):
     the retrain (feedback and drift triggers, one run at a time), the scheduled drift check, the KB refresh on new
@@ -506,14 +511,22 @@ def deploy(
         kb_dir = str(_setup().kb / cfg.name)
         created[f"kb-build/kb-{cfg.name}-refresh"] = kb.apply(f"{cfg.name}-documents", kb_dir, cfg.kb, cfg.name, pool)
     retrain.ensure_training_slot(1)
+    notifications = None
+    if notify:
+        from deployments import notify as notifications_
+
+        notifications = notifications_.apply(notify, allow_private_urls=True)
     out = {
         "deployments": created,
+        "notifications": notifications,
         "concurrency_limit": {retrain.TRAINING_SLOT: 1},
         "threshold": cfg.retrain.feedback_threshold,
         "drift_cron": cfg.drift.cron,
     }
     human = "\n".join(f"{name}  {dep_id}" for name, dep_id in created.items())
     human += f"\nglobal concurrency limit {retrain.TRAINING_SLOT}: 1 training run at a time"
+    if notifications:
+        human += f"\nautomation flywheel-notify -> {notify} (block {notifications['block']})"
     _out(out, as_json, human)
 
 

@@ -57,7 +57,8 @@ def promote_candidate(workload: WorkloadConfig, version: str, result: dict, how:
     if how in ("refused", "rejected"):
         why = note or "; ".join(result["decision"]["reasons"])
         log.warning("v%s %s: %s; champion stays v%s", version, how, why, result["champion_version"])
-        return {"promoted": False, "champion_version": result["champion_version"], "how": how}
+        return {"promoted": False, "champion_version": result["champion_version"], "how": how,
+                "candidate_version": version, "reasons": result["decision"]["reasons"]}  # fmt: skip
     previous = reg.champion(workload.name).version
     try:
         promote(reg, workload.name, version, how, note)
@@ -79,10 +80,14 @@ def _unpromote(txn) -> None:
 
 @task(name="announce-promotion", tags=["registry"])
 def announce(workload: WorkloadConfig, served: dict) -> None:
-    """``flywheel.model.promoted`` for whoever listens (the gateway reloads on its own; automations may)."""
+    """``flywheel.model.promoted`` (or ``.refused``) for whoever listens: the notification automation; the gateway
+    reloads on its own."""
     if served["promoted"]:
         payload = {"version": served["champion_version"], "previous": served["previous"], "how": served["how"]}
         emit("flywheel.model.promoted", workload.name, payload)
+    else:  # the gate (or a person) said no: the champion stays
+        payload = {k: served.get(k) for k in ("candidate_version", "champion_version", "how", "reasons")}
+        emit("flywheel.model.refused", workload.name, payload)
 
 
 @task(name="end-training-run", tags=["tracking"])

@@ -148,3 +148,48 @@ def test_the_kubernetes_work_pool_template_passes_the_kubernetes_workers_own_val
     ours = set(tpl["variables"]["properties"])
     theirs = set(KubernetesWorker.get_default_base_job_template()["variables"]["properties"])
     assert theirs - ours <= {"backoff_limit", "cpu_limit", "cpu_request", "memory_limit", "memory_request"}
+
+
+def test_notifications_post_a_refusal_to_the_webhook(prefect_api):
+    """The automation runs on the real server: an event it expects reaches a local webhook as a POST."""
+    import http.server
+    import threading
+    import time
+
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    from deployments.notify import apply
+
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        first = apply(f"http://127.0.0.1:{server.server_port}/hook", allow_private_urls=True)
+        second = apply(f"http://127.0.0.1:{server.server_port}/hook", allow_private_urls=True)  # replaced, not doubled
+        assert first["block"] == second["block"] == "custom-webhook/flywheel-notify"
+        name = f"ops{uuid.uuid4().hex[:6]}"
+        deadline = time.monotonic() + 90
+        while not got and time.monotonic() < deadline:  # the triggers service loads new automations in the background
+            emit_event("flywheel.model.refused", resource={"prefect.resource.id": f"flywheel.workload.{name}"},
+                       payload={"candidate_version": "3", "reasons": ["accuracy below the champion"]})  # fmt: skip
+            EventsWorker.drain_all(timeout=10)
+            for _ in range(20):
+                if got:
+                    break
+                time.sleep(0.5)
+    finally:
+        server.shutdown()
+    assert got, "no notification reached the webhook"
+    assert got[0]["subject"] == f"Flywheel: flywheel.model.refused (flywheel.workload.{name})"
+    assert "accuracy below the champion" in got[0]["body"]
