@@ -499,14 +499,16 @@ def deploy(
     as_json: JsonOpt = False,
 ):
     """Register the workload's deployments on the configured Prefect server (idempotent: a re-run updates them):
-    the retrain (feedback and drift triggers, one run at a time), the scheduled drift check, the KB refresh on new
-    curated documents (when the workload has `kb:`), and the one-training-at-a-time concurrency limit."""
+    the retrain (feedback and drift triggers, one run at a time), the scheduled drift check, the nightly data
+    refresh, the weekly champion evaluation, the KB refresh on new curated documents (when the workload has
+    `kb:`), the one-training-at-a-time concurrency limit, and with --notify the notification automation."""
     _flow_env()
-    from deployments import drift, kb, retrain
+    from deployments import drift, kb, retrain, schedules
 
     cfg = _workload(workload)
     created = {f"retrain/retrain-{cfg.name}": retrain.apply(cfg, str(workload), pool)}
     created[f"drift-check/drift-{cfg.name}"] = drift.apply(cfg, str(workload), pool)
+    created |= schedules.apply(cfg, str(workload), pool)
     if cfg.kb is not None and cfg.inputs.documents:
         kb_dir = str(_setup().kb / cfg.name)
         created[f"kb-build/kb-{cfg.name}-refresh"] = kb.apply(f"{cfg.name}-documents", kb_dir, cfg.kb, cfg.name, pool)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from flywheel.core.errors import ConfigError
-from flywheel.core.workload import load_workload
+from flywheel.core.workload import load_named
 from tasks.drift import check_drift
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
@@ -20,7 +19,5 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
 
 @flow(name="drift-check", log_prints=False)
 def drift_check(workload: str = "fraud", config_path: str | None = None) -> dict:
-    cfg = load_workload(config_path or CONFIG_DIR / f"{workload}.yaml")
-    if cfg.name != workload:
-        raise ConfigError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
+    cfg = load_named(workload, config_path, CONFIG_DIR)
     return check_drift(cfg)

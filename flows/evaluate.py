@@ -8,11 +8,13 @@ flywheel promote VERSION [--force] [--json]
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 
 from flywheel.core.workload import WorkloadConfig
-from tasks.evaluate import evaluate_models, publish_report
+from tasks.evaluate import champion_inputs, evaluate_models, publish_report
 from tasks.registry import announce, end_run, promote_candidate, register_candidate
 
 
@@ -135,3 +137,18 @@ def promote_version(
         served = promote_candidate(workload, version, result, how, comment or note)
         announce(workload, served)
     return _summary(result, served, report)
+
+
+@flow(name="evaluate-champion", log_prints=True)
+def evaluate_champion(workload: str = "fraud", config_path: str | None = None) -> dict:
+    """The champion against base, base + ICL on the frozen golden set (deployment ``evaluate-champion/
+    weekly-<workload>``, on ``schedules.evaluate_cron``): a report and an MLflow record; nothing moves."""
+    from flywheel.core.workload import load_workload
+
+    cfg = load_workload(
+        config_path or Path(__file__).resolve().parents[1] / "configs" / "workloads" / f"{workload}.yaml"
+    )
+    inp = champion_inputs(cfg)
+    return evaluate_version(
+        cfg, inp["version"], inp["base_path"], inp["golden_path"], inp["general_text_path"], inp["icl_pool_path"]
+    )

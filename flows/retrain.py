@@ -15,8 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
 from flows.cycle import cycle
-from flywheel.core.errors import ConfigError
-from flywheel.core.workload import load_workload
+from flywheel.core.workload import load_named
 from tasks.budget import retrains_in_last_day
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
@@ -31,9 +30,7 @@ def retrain(
 ) -> dict:
     """``watermark``: the seq of the feedback whose event fired the trigger (the feedback read stops there);
     empty for a manual run (all the feedback so far)."""
-    cfg = load_workload(config_path or CONFIG_DIR / f"{workload}.yaml")
-    if cfg.name != workload:
-        raise ConfigError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
+    cfg = load_named(workload, config_path, CONFIG_DIR)
     budget = cfg.retrain.max_runs_per_day
     if budget is not None:
         used = retrains_in_last_day(workload)

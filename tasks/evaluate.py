@@ -78,3 +78,28 @@ def publish_loop_report(workload: WorkloadConfig, cycles: list[dict]) -> dict:
         reg.mlflow.log_text(md, "loop/report.md")
         reg.mlflow.log_artifact(str(png), "loop")
     return {"markdown": str(folder / "report.md"), "plot": str(png)}
+
+
+@task(name="champion-inputs", tags=["evaluation"])
+def champion_inputs(workload: WorkloadConfig) -> dict:
+    """What the weekly evaluation judges: the champion's version, the base model folder, the frozen golden set,
+    the general text and the curated set the champion was trained on (its ICL examples)."""
+    from flywheel.core.errors import NotFound
+    from flywheel.registry.lineage import dataset_index
+    from flywheel.training.models import resolve_base_model
+
+    h, reg = home(), registry()
+    ref = reg.champion(workload.name)
+    golden = reg.golden_set(workload.name)
+    if ref is None or golden is None:
+        raise NotFound(f"workload {workload.name} has no champion or golden set yet: run `flywheel run` first")
+    inputs = workload.inputs.resolved(h.root, workload.name, require=("general_text",))
+    index = dataset_index(h.datasets)
+    pool = (index.get(ref.tags.get("data.curated", "")) or {}).get("path")
+    return {
+        "version": ref.version,
+        "base_path": str(resolve_base_model(workload.sft.base_model, h.models)),
+        "golden_path": golden["path"],
+        "general_text_path": inputs.general_text,
+        "icl_pool_path": pool,
+    }

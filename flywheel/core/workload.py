@@ -68,6 +68,17 @@ class InputsConfig(ConfigModel):
         )
 
 
+class SchedulesConfig(ConfigModel):
+    """The workload's scheduled deployments (``flywheel deploy`` creates them; null: none)."""
+
+    refresh_cron: str | None = Field(
+        "0 2 * * *", description="Nightly ingest + curate of the workload's inputs (and its KB): refresh-data."
+    )
+    evaluate_cron: str | None = Field(
+        "0 3 * * 1", description="Weekly evaluation of the champion on the frozen golden set: evaluate-champion."
+    )
+
+
 class WorkloadConfig(ConfigModel):
     """One workload: a task the flywheel improves (e.g. fraud triage)."""
 
@@ -85,6 +96,7 @@ class WorkloadConfig(ConfigModel):
     gate: GateConfig = Field(default_factory=GateConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    schedules: SchedulesConfig = Field(default_factory=SchedulesConfig)
     deploy: RolloutConfig = Field(default_factory=RolloutConfig)
     kb: KbConfig | None = Field(
         None,
@@ -95,6 +107,15 @@ class WorkloadConfig(ConfigModel):
 
 def load_workload(path: str | Path) -> WorkloadConfig:
     return load_config(path, WorkloadConfig)
+
+
+def load_named(workload: str, config_path: str | Path | None, config_dir: str | Path) -> WorkloadConfig:
+    """The workload ``workload`` from ``config_path`` (default ``config_dir/<workload>.yaml``); a file that holds
+    another workload is a ConfigError (a deployment's two parameters must agree)."""
+    cfg = load_workload(config_path or Path(config_dir) / f"{workload}.yaml")
+    if cfg.name != workload:
+        raise ConfigError(f"config {config_path} is workload {cfg.name!r}, not {workload!r}")
+    return cfg
 
 
 # Which model validates which folder of configs/ (used by the test that validates every YAML).

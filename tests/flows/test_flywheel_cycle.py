@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from examples.documents import write_documents
 from examples.fraud import generate, write_jsonl
@@ -380,3 +381,22 @@ def test_deploy_model_canary_prompts_then_rollout_to_local_vllm_and_trtllm(cycle
     assert out.returncode == 0, out.stderr[-2000:]
     opts = yaml.safe_load(Path(json.loads(out.stdout)["options"]).read_text())
     assert opts["lora_config"]["lora_dir"][0].endswith(f"v{version}") and opts["kv_cache_config"]["enable_block_reuse"]
+
+
+def test_scheduled_flows_refresh_the_data_and_evaluate_the_champion(cycle, tmp_path):
+    """The nightly refresh re-reads the inputs from the ingest cache, curates them to the same Datasets and finds
+    the KB up to date; the weekly evaluation judges the champion on the frozen golden set and moves nothing."""
+    from flows.evaluate import evaluate_champion
+    from flows.refresh import refresh_data
+
+    path = tmp_path / "fraud.yaml"
+    path.write_text(yaml.safe_dump(cycle["cfg"].model_dump(mode="json")))
+    d = cycle["summary"]["data"]
+    out = refresh_data("fraud", str(path))
+    assert out["train"]["digest"] == d["digests"]["curated"]  # same inputs, same curated Dataset
+    assert out["kb"]["changed"] == 0 and out["kb"]["embedded"] == 0 and out["kb"]["chunks_extracted"] == 0
+    before = cycle["reg"].champion("fraud").version
+    res = evaluate_champion("fraud", str(path))
+    assert res["evaluation"]["golden"]["digest"] == d["digests"]["evaluation"]
+    assert res["candidate"]["version"] == before and set(res["evaluation"]["rows"]) >= {"base", "candidate"}
+    assert res["promoted"] is False and cycle["reg"].champion("fraud").version == before  # nothing moved

@@ -31,7 +31,8 @@ def test_deploy_registers_every_deployment_and_is_idempotent(prefect_api, root, 
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout)
     assert set(out["deployments"]) == {f"retrain/retrain-{name}", f"drift-check/drift-{name}",
-                                       f"kb-build/kb-{name}-refresh"}  # fmt: skip
+                                       f"kb-build/kb-{name}-refresh", f"refresh-data/nightly-{name}",
+                                       f"evaluate-champion/weekly-{name}"}  # fmt: skip
     again = json.loads(cli("deploy", "--workload", path, "--json", env=env).stdout)
     assert again["deployments"] == out["deployments"]  # the same deployments, updated in place
     with get_client(sync_client=True) as client:
@@ -41,6 +42,12 @@ def test_deploy_registers_every_deployment_and_is_idempotent(prefect_api, root, 
         drift = client.read_deployment(out["deployments"][f"drift-check/drift-{name}"])
         assert [s.schedule.cron for s in drift.schedules] == ["0 * * * *"]
         assert drift.parameters["workload"] == name
+        crons = {d: [s.schedule.cron for s in client.read_deployment(out["deployments"][d]).schedules]
+                 for d in (f"refresh-data/nightly-{name}", f"evaluate-champion/weekly-{name}")}  # fmt: skip
+        assert crons == {
+            f"refresh-data/nightly-{name}": ["0 2 * * *"],
+            f"evaluate-champion/weekly-{name}": ["0 3 * * 1"],
+        }
         limit = client.read_global_concurrency_limit_by_name("flywheel-training")
         assert limit.limit == 1
         automations = [a for a in client.read_automations() if a.name.startswith(f"retrain-{name}-on-")]
@@ -121,7 +128,8 @@ def test_status_shows_the_champion_the_trigger_and_the_deployments(prefect_api, 
     assert s["feedback"]["feedback"] == 5 and s["feedback"]["corrections"] == 1
     assert s["trigger"] == {"new_feedback": 5, "threshold": 40}
     deps = {d["deployment"]: d for d in s["deployments"]}
-    assert set(deps) == {f"retrain/retrain-{name}", f"drift-check/drift-{name}", f"kb-build/kb-{name}-refresh"}
+    assert set(deps) == {f"retrain/retrain-{name}", f"drift-check/drift-{name}", f"kb-build/kb-{name}-refresh",
+                         f"refresh-data/nightly-{name}", f"evaluate-champion/weekly-{name}"}  # fmt: skip
     assert deps[f"retrain/retrain-{name}"]["last_run"] is None
     assert s["budget"] == {"max_runs_per_day": None, "retrains_last_24h": 0}
     text = cli("status", "--workload", path, env=env).stdout
