@@ -73,6 +73,11 @@ def test_prefect_yaml_retrain_deployment_matches_the_workload_config():
     )
     watch = deps["drift-fraud"]
     assert watch["entrypoint"] == "flows.drift:drift_check" and watch["schedules"][0]["cron"] == cfg.drift.cron
+    assert deps["nightly-fraud"]["schedules"][0]["cron"] == cfg.schedules.refresh_cron
+    assert deps["weekly-fraud"]["schedules"][0]["cron"] == cfg.schedules.evaluate_cron
+    for dep in deps.values():  # every entrypoint names a flow that exists
+        module, func = dep["entrypoint"].split(":")
+        assert f"def {func}(" in (ROOT / (module.replace(".", "/") + ".py")).read_text(), dep["name"]
 
 
 def test_kubernetes_work_pool_template_is_valid_json_with_its_variables():
