@@ -83,6 +83,7 @@ def simulate_traffic(base_url: str, cfg, n: int, seed: int = 1234) -> dict:
         r = http.post("/v1/feedback", json=fb)
         r.raise_for_status()
         stats["feedback"] += 1
+        stats.setdefault("feedback_at", []).append(time.time())  # acknowledged: the trigger's clock starts here
         console.print(
             f"  request {stats['requests']:>3}/{n}: model v{version} said {answer[:48]!r:52} "
             f"{'[green]correct[/]' if ok else '[red]wrong -> corrected[/]'}"
@@ -126,6 +127,7 @@ def wait_for_retrain(deployment_name: str, since: float, timeout: float, seen: s
                         "name": run.name,
                         "state": state,
                         "parameters": run.parameters,
+                        "started_at": run.start_time.timestamp() if run.start_time else None,
                         "result": result,
                     }
             time.sleep(3)
@@ -174,6 +176,12 @@ def run_demo(home: Home, workload_path: Path, timeout: int = 1800) -> dict:
             _step(f"waiting for the feedback trigger to start retrain {k + 1}, and for it to finish")
             run = wait_for_retrain(f"retrain-{cfg.name}", since, timeout, seen)
             seen.add(run["flow_run_id"])
+            acked = [t for tr in traffic for t in tr.get("feedback_at", [])]
+            mark = str(run["parameters"].get("watermark") or "")
+            if mark.isdigit() and 0 < int(mark) <= len(acked) and run["started_at"]:
+                # the firing feedback (its seq is the watermark; a fresh home numbers them 1, 2, ...) -> Running
+                run["trigger_to_running_s"] = round(run["started_at"] - acked[int(mark) - 1], 1)
+                console.print(f"  the {mark}th feedback to the retrain Running: {run['trigger_to_running_s']} s")
             retrains.append({k: v for k, v in run.items() if k != "result"})
             if isinstance(run.get("result"), dict):
                 cycles.append({"name": f"cycle {k + 2}", "summary": run["result"]})

@@ -68,6 +68,9 @@ def test_demo_closes_the_loop(demo):
     rr = s["retrain_runs"][0]
     assert rr["state"] == "Completed" and rr["parameters"]["trigger_event"]
     assert rr["parameters"]["watermark"] == "8"  # the 8th feedback fired it: the retrain reads up to it
+    # from the 8th feedback's acknowledgement to the retrain Running: event relay, trigger, worker poll (goal 15 s)
+    print(f"trigger_to_running_s={rr['trigger_to_running_s']}")
+    assert 0 < rr["trigger_to_running_s"] < 120
     r = s["cycles"][0]["summary"]
     assert r["trigger"] == rr["parameters"]["trigger_event"]
     plan = r["data"]["sft_plan"]
