@@ -12,15 +12,16 @@ secret never sits in a job definition or a shell profile.
     FeedbackDatabase (flywheel-feedback-database)   FLYWHEEL_FEEDBACK_BLOCK  FLYWHEEL_DATABASE_URL, password in it
     MlflowServer (flywheel-mlflow-server)           FLYWHEEL_MLFLOW_BLOCK    MLFLOW_TRACKING_URI (+ USERNAME, PASSWORD)
     DaskScheduler (flywheel-dask-scheduler)         FLYWHEEL_DASK_BLOCK      FLYWHEEL_DASK_ADDRESS
+    OpenAIEndpoint (flywheel-openai-endpoint)       block:<name> in a URL    the URL, model and API key of a call
 
 A block named this way takes precedence over the plain variable (:func:`blocks.environment.apply_blocks`,
 called by every task through ``tasks.common.home()`` and by the gateway). The domain package never sees a
 block: it reads the same variables as before (``flywheel.core.home``).
 """
 
-from blocks.endpoints import DaskScheduler
+from blocks.endpoints import DaskScheduler, OpenAIEndpoint
 from blocks.stores import FeedbackDatabase, MlflowServer
 
-BLOCK_TYPES = (FeedbackDatabase, MlflowServer, DaskScheduler)
+BLOCK_TYPES = (FeedbackDatabase, MlflowServer, DaskScheduler, OpenAIEndpoint)
 
-__all__ = ["BLOCK_TYPES", "DaskScheduler", "FeedbackDatabase", "MlflowServer"]
+__all__ = ["BLOCK_TYPES", "DaskScheduler", "FeedbackDatabase", "MlflowServer", "OpenAIEndpoint"]

@@ -513,6 +513,9 @@ def deploy(
         kb_dir = str(_setup().kb / cfg.name)
         created[f"kb-build/kb-{cfg.name}-refresh"] = kb.apply(f"{cfg.name}-documents", kb_dir, cfg.kb, cfg.name, pool)
     retrain.ensure_training_slot(1)
+    from blocks.environment import register_block_types
+
+    register_block_types()  # the UI offers forms for the stores and endpoints (blocks/)
     notifications = None
     if notify:
         from deployments import notify as notifications_

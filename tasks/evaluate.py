@@ -7,6 +7,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
+from blocks.endpoints import resolve_endpoint
 from flywheel.core.workload import WorkloadConfig
 from flywheel.evaluation.promotion import choose_golden_set, evaluate_candidate
 from flywheel.evaluation.report import examples_table, loop_markdown, loop_plot, markdown, plot
@@ -38,6 +39,11 @@ def evaluate_models(
     """The four rows, the paired comparisons and the gate's decision (outcomes cached under the home)."""
     log, h = logger(), home()
     reg = registry(h)
+    judge = workload.eval.judge
+    if judge.enabled and (judge.base_url or "").startswith("block:"):  # an OpenAIEndpoint block by name
+        url, model, key = resolve_endpoint(judge.base_url)
+        judge = judge.model_copy(update={"base_url": f"{url}/v1", "api_key": key or judge.api_key})
+        workload = workload.model_copy(update={"eval": workload.eval.model_copy(update={"judge": judge})})
     suite = Suite(workload, base_path, golden_path, general_text_path, h.root / "evaluations", icl_pool_path, log.info)
     cand = reg.version(workload.name, candidate_version) if candidate_version else None
     return evaluate_candidate(reg, suite, workload, cand, adapter_dir, h.models, log.info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from blocks.endpoints import resolve_endpoint
 from flywheel.core.dataset import read_table
 from flywheel.rag.config import KbConfig
 from flywheel.rag.kb import build_kb
@@ -15,7 +16,11 @@ from tasks.common import logger, publish_counts
 @task(name="kb-build", tags=["kb"])
 def build(dataset: str, kb_dir: str, config: KbConfig, rebuild: bool = False) -> dict:
     """Embed the chunks of new or changed documents, drop those of removed ones, rebuild BM25; the counts."""
-    counts = build_kb(read_table(dataset), kb_dir, config, rebuild)
+    key = None
+    if config.graph_extractor == "llm" and (config.llm_url or "").startswith("block:"):  # an OpenAIEndpoint block
+        url, model, key = resolve_endpoint(config.llm_url)
+        config = config.model_copy(update={"llm_url": url, "llm_model": config.llm_model or model})
+    counts = build_kb(read_table(dataset), kb_dir, config, rebuild, llm_api_key=key)
     logger().info(
         "kb %s: %s documents (%s changed, %s removed), %s chunks, %s embedded in %ss",
         kb_dir, counts["documents"], counts["changed"], counts["removed"], counts["chunks"], counts["embedded"],
@@ -34,7 +39,11 @@ def synthesize_qa(dataset: str, out: str, config: SynthConfig, holdout: list[str
     from flywheel.core.dataset import read_dataset, write_dataset
     from flywheel.synth.qa import synthesize
 
-    rows, removed, counts = synthesize(read_table(dataset), config, holdout)
+    key = None
+    if config.generator == "teacher" and (config.teacher_url or "").startswith("block:"):  # an OpenAIEndpoint block
+        url, model, key = resolve_endpoint(config.teacher_url)
+        config = config.model_copy(update={"teacher_url": url, "teacher_model": config.teacher_model or model})
+    rows, removed, counts = synthesize(read_table(dataset), config, holdout, api_key=key)
     parents = [read_dataset(dataset).digest] if Path(dataset, "manifest.json").exists() else []
     ds = write_dataset(rows, Path(out).parent, Path(out).name, parents=parents, config=config.model_dump(),
                        path=out)  # fmt: skip

