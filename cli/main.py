@@ -516,6 +516,9 @@ def deploy(
     from blocks.environment import register_block_types
 
     register_block_types()  # the UI offers forms for the stores and endpoints (blocks/)
+    from deployments import zombies
+
+    zombie_watch = zombies.apply()  # runs whose worker died end Crashed, with the reason
     notifications = None
     if notify:
         from deployments import notify as notifications_
@@ -524,6 +527,7 @@ def deploy(
     out = {
         "deployments": created,
         "notifications": notifications,
+        "zombie_watch": zombie_watch,
         "concurrency_limit": {retrain.TRAINING_SLOT: 1},
         "threshold": cfg.retrain.feedback_threshold,
         "drift_cron": cfg.drift.cron,

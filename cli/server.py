@@ -98,6 +98,8 @@ def service_env(home: Home, state: dict) -> dict:
             # the worker asks for scheduled runs every 2 s (Prefect's default: 10 s): a triggered retrain starts
             # within seconds of its event (measured by the demo: trigger_to_running_s)
             "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
+            # deployment runs send heartbeats; flywheel deploy's automation crashes a run that stops (dead worker)
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": env.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
         }
     )
     if "prefect" in state:

@@ -50,8 +50,12 @@ def test_deploy_registers_every_deployment_and_is_idempotent(prefect_api, root, 
         }
         limit = client.read_global_concurrency_limit_by_name("flywheel-training")
         assert limit.limit == 1
-        automations = [a for a in client.read_automations() if a.name.startswith(f"retrain-{name}-on-")]
+        everything = client.read_automations()
+        automations = [a for a in everything if a.name.startswith(f"retrain-{name}-on-")]
+        zombie = [a for a in everything if a.name == "flywheel-crash-zombie-runs"]
     assert sorted(a.name for a in automations) == [f"retrain-{name}-on-drift", f"retrain-{name}-on-feedback"]
+    assert len(zombie) == 1 and zombie[0].trigger.posture == "Proactive"  # replaced on the second deploy, not doubled
+    assert zombie[0].actions[0].state == "CRASHED" and "no heartbeat" in zombie[0].actions[0].message
     expects = sorted(e for a in automations for e in a.trigger.expect)
     assert expects == ["flywheel.drift.detected", "flywheel.feedback.received"]
 
