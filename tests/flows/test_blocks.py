@@ -30,10 +30,13 @@ def test_block_types_register_with_the_server(prefect_api):
     from prefect import get_client
 
     slugs = register_block_types()
-    assert slugs == ["flywheel-feedback-database", "flywheel-mlflow-server", "flywheel-dask-scheduler"]
+    assert slugs == [
+        "flywheel-feedback-database", "flywheel-mlflow-server", "flywheel-dask-scheduler", "flywheel-openai-endpoint"
+    ]  # fmt: skip
     with get_client(sync_client=True) as client:
         schema = client.read_block_type_by_slug("flywheel-feedback-database")
         assert schema.name == "Flywheel Feedback Database"
+        assert client.read_block_type_by_slug("flywheel-openai-endpoint").name == "Flywheel OpenAI Endpoint"
     assert register_block_types() == slugs  # idempotent
 
 
