@@ -6,6 +6,7 @@ one-training-at-a-time limit, and a second run changes nothing; the drift-check 
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import yaml
 from sqlalchemy import update
@@ -234,3 +235,57 @@ def test_a_flow_takes_an_endpoint_block_by_name_wherever_it_takes_a_url(prefect_
     with pytest.raises(ValueError):
         kb_synth(str(tmp_path / "pdfs" / "chargebacks.pdf"), str(tmp_path / "qa2"),
                  SynthConfig(generator="teacher", teacher_url="block:nobody", teacher_model="m"), [])  # fmt: skip
+
+
+def test_a_second_burst_waits_for_the_running_retrain(prefect_api, root, tmp_path):
+    """Two triggers in a row on a deployment with the retrain's concurrency settings (a stand-in flow that takes
+    the training slot and sleeps, started by a real process worker): the second run waits in
+    AwaitingConcurrencySlot and starts only after the first ended — never two at once."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    from deployments.retrain import concurrency_for, ensure_training_slot, ensure_work_pool
+    from flywheel.core.workload import load_workload
+    from tests.slot_flow import hold_training_slot
+
+    pool = f"pool{uuid.uuid4().hex[:6]}"
+    ensure_work_pool(pool)
+    ensure_training_slot(1)
+    cfg = load_workload(root / "configs/workloads/fraud.yaml")  # on_busy: queue
+    log = tmp_path / "held.jsonl"
+    from prefect.types.entrypoint import EntrypointType
+
+    dep_id = hold_training_slot.to_deployment(
+        name="standin", parameters={"log": str(log)}, concurrency_limit=concurrency_for(cfg),
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    ).apply(work_pool_name=pool)  # fmt: skip
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_WORKER_QUERY_SECONDS": "1",
+           "PYTHONPATH": str(root)}  # the stand-in lives in tests/, which is not installed  # fmt: skip
+    worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool,
+                               "--type", "process"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        runs = [run_deployment(dep_id, timeout=0) for _ in range(2)]  # the second burst arrives at once
+        states = set()
+        deadline = time.monotonic() + 180
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                now = [client.read_flow_run(r.id).state for r in runs]
+                states |= {s.name for s in now}
+                if all(s.is_final() for s in now):
+                    break
+                time.sleep(0.5)
+            final = [client.read_flow_run(r.id).state for r in runs]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert all(s.is_completed() for s in final), [(s.name, s.message) for s in final]
+    assert "AwaitingConcurrencySlot" in states  # the second one waited
+    held = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda h: h["start"])
+    assert len(held) == 2 and held[1]["start"] >= held[0]["end"]  # never two at once
