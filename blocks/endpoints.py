@@ -56,3 +56,12 @@ def resolve_endpoint(value: str | None) -> tuple[str | None, str | None, str | N
     block = OpenAIEndpoint.load(value.removeprefix("block:"))
     key = block.api_key.get_secret_value() if block.api_key else None
     return block.base_url, block.model, key
+
+
+def resolve_into(cfg, url_field: str, model_field: str):
+    """(``cfg`` with its ``url_field`` resolved when it names a block — and ``model_field`` filled from the block
+    when unset —, the block's API key or None)."""
+    if not (getattr(cfg, url_field) or "").startswith("block:"):
+        return cfg, None
+    url, model, key = resolve_endpoint(getattr(cfg, url_field))
+    return cfg.model_copy(update={url_field: url, model_field: getattr(cfg, model_field) or model}), key

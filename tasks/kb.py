@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from blocks.endpoints import resolve_endpoint
+from blocks.endpoints import resolve_into
 from flywheel.core.dataset import read_table
 from flywheel.rag.config import KbConfig
 from flywheel.rag.kb import build_kb
@@ -17,9 +17,8 @@ from tasks.common import logger, publish_counts
 def build(dataset: str, kb_dir: str, config: KbConfig, rebuild: bool = False) -> dict:
     """Embed the chunks of new or changed documents, drop those of removed ones, rebuild BM25; the counts."""
     key = None
-    if config.graph_extractor == "llm" and (config.llm_url or "").startswith("block:"):  # an OpenAIEndpoint block
-        url, model, key = resolve_endpoint(config.llm_url)
-        config = config.model_copy(update={"llm_url": url, "llm_model": config.llm_model or model})
+    if config.graph_extractor == "llm":  # llm_url may name an OpenAIEndpoint block
+        config, key = resolve_into(config, "llm_url", "llm_model")
     counts = build_kb(read_table(dataset), kb_dir, config, rebuild, llm_api_key=key)
     logger().info(
         "kb %s: %s documents (%s changed, %s removed), %s chunks, %s embedded in %ss",
@@ -40,9 +39,8 @@ def synthesize_qa(dataset: str, out: str, config: SynthConfig, holdout: list[str
     from flywheel.synth.qa import synthesize
 
     key = None
-    if config.generator == "teacher" and (config.teacher_url or "").startswith("block:"):  # an OpenAIEndpoint block
-        url, model, key = resolve_endpoint(config.teacher_url)
-        config = config.model_copy(update={"teacher_url": url, "teacher_model": config.teacher_model or model})
+    if config.generator == "teacher":  # teacher_url may name an OpenAIEndpoint block
+        config, key = resolve_into(config, "teacher_url", "teacher_model")
     rows, removed, counts = synthesize(read_table(dataset), config, holdout, api_key=key)
     parents = [read_dataset(dataset).digest] if Path(dataset, "manifest.json").exists() else []
     ds = write_dataset(rows, Path(out).parent, Path(out).name, parents=parents, config=config.model_dump(),

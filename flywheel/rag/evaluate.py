@@ -16,7 +16,6 @@ the judged relevance instead of an LLM verdict).
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
@@ -115,26 +114,20 @@ def generated_questions(df: pd.DataFrame) -> list[dict]:
     """Extractive questions from the documents themselves (no model): one per table row ("What is the <columns>
     for <first cell>?", evidence: the row) and one per headed section ("What does <document> say about
     <heading>?", evidence: the section's first sentence)."""
-    from flywheel.rag.kb import _SENTENCE, _doc_title, _sections
+    from flywheel.rag.text import doc_title, headed_passages, markdown_table
 
     out = []
     for r in df.itertuples(index=False):
         if r.kind == "table":
-            lines = [line for line in r.text.splitlines() if line.startswith("|") and not line.startswith("|---")]
-            header = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
-            for line in lines[1:]:
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if len(cells) == len(header) and cells[0]:
-                    cols = ", ".join(header[1:]).lower()
-                    out.append({"question": f"What is the {cols} for {cells[0]}?", "evidence": line, "kind": "table"})
+            header, rows = markdown_table(r.text)
+            for line, cells in rows:
+                cols = ", ".join(header[1:]).lower()
+                out.append({"question": f"What is the {cols} for {cells[0]}?", "evidence": line, "kind": "table"})
         else:
-            title = _doc_title(r.text)
-            for head, text in _sections(r.text, title):
-                first = _SENTENCE.split(text)[0]
-                if head and len(first) > 30:
-                    topic = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", head)
-                    question = f"What does the {title} say about {topic.lower()}?"
-                    out.append({"question": question, "evidence": first, "kind": "section"})
+            title = doc_title(r.text)
+            for _, topic, first in headed_passages(r.text, title):
+                question = f"What does the {title} say about {topic.lower()}?"
+                out.append({"question": question, "evidence": first, "kind": "section"})
     return out
 
 

@@ -89,17 +89,19 @@ def extract_text(doc) -> tuple[list[str], list[tuple[str, str, str]]]:
 
 def extract_table(text: str) -> tuple[list[str], list[tuple[str, str, str]]]:
     """A markdown table (ingest's form) as relations: row key -[column header]-> cell, table -[lists]-> row key."""
-    lines = [line for line in text.splitlines() if line.startswith("|") and not line.startswith("|---")]
-    if not lines:
+    from flywheel.rag.text import markdown_table
+
+    raw_header, rows = markdown_table(text)
+    if not raw_header:
         return [], []
-    above = text.split(lines[0], 1)[0].splitlines()
-    title = next((norm(line) for line in reversed(above) if line.strip()), "")  # the table's own title
-    header = [norm(c) for c in lines[0].strip("|").split("|")]
+    above = "" if text.startswith("|") else text.split("\n|", 1)[0]
+    title = next((norm(line) for line in reversed(above.splitlines()) if line.strip()), "")  # the table's own title
+    header = [norm(c) for c in raw_header]
     ents = [*([title] if _ok(title) else []), *(h for h in header if _ok(h))]
     triples = [(title, "has column", h) for h in header if title and _ok(h)]
-    for line in lines[1:]:
-        cells = [norm(c) for c in line.strip("|").split("|")]
-        if len(cells) != len(header) or not cells[0]:
+    for _, raw in rows:
+        cells = [norm(c) for c in raw]
+        if not cells[0]:
             continue
         ents.append(cells[0])
         if title:
@@ -139,30 +141,21 @@ _LLM_PROMPT = (
 def llm_extract(chunks, url: str, model: str, api_key: str | None = None, timeout: float = 60.0) -> tuple[dict, int]:
     """Triples from an OpenAI-compatible endpoint, one chat request per chunk; (extractions, chunks that fell
     back to spaCy because the answer had no parsable triple or the request failed)."""
-    import httpx
+    from flywheel.core.chat import chat_each, pipe_fields
 
     out, fallback = {}, []
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers) as client:
-        for c in chunks:
-            body = {"model": model, "temperature": 0, "max_tokens": 256,
-                    "messages": [{"role": "user", "content": _LLM_PROMPT.format(text=c.text)}]}  # fmt: skip
-            try:
-                r = client.post("/v1/chat/completions", json=body)
-                r.raise_for_status()
-                text = r.json()["choices"][0]["message"]["content"] or ""
-            except (httpx.HTTPError, KeyError, IndexError, ValueError):
-                text = ""
-            triples = []
-            for line in text.splitlines():
-                parts = [norm(p) for p in line.strip("-* ").split("|")]
-                if len(parts) == 3 and all(_ok(p) for p in (parts[0], parts[2])) and parts[1]:
-                    triples.append(tuple(parts))
-            if triples:
-                ents = list(dict.fromkeys(e for s, _, o in triples for e in (s, o)))
-                out[c.id] = _entry(c, ents, triples)
-            else:
-                fallback.append(c)
+    answers = chat_each(url, model, [_LLM_PROMPT.format(text=c.text) for c in chunks], api_key, 256, timeout)
+    for c, text in zip(chunks, answers):
+        triples = []
+        for fields in pipe_fields(text, 3):
+            parts = [norm(p) for p in fields]
+            if all(_ok(p) for p in (parts[0], parts[2])) and parts[1]:
+                triples.append(tuple(parts))
+        if triples:
+            ents = list(dict.fromkeys(e for s, _, o in triples for e in (s, o)))
+            out[c.id] = _entry(c, ents, triples)
+        else:
+            fallback.append(c)
     out |= spacy_extract(fallback)
     return out, len(fallback)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,11 +25,10 @@ import pandas as pd
 
 from flywheel.core.errors import DataError
 from flywheel.rag.config import KbConfig
+from flywheel.rag.text import doc_title, sections, split_sentences
 
 FORMAT = 2  # 2: the property graph (graph/) and build settings only in the manifest
 MANIFEST = "kb.json"
-_HEADING = re.compile(r"^(?:\d+(?:\.\d+)*\.?\s+\S.{0,80}|[A-Z][A-Za-z ]{2,60})$")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def _llama():
@@ -51,23 +49,6 @@ class Chunk:
     title: str = ""
 
 
-def _doc_title(text: str) -> str:
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first[:120]
-
-
-def _split(text: str, max_chars: int) -> list[str]:
-    if len(text) <= max_chars:
-        return [text]
-    out, cur = [], ""
-    for s in _SENTENCE.split(text):
-        if cur and len(cur) + 1 + len(s) > max_chars:
-            out.append(cur)
-            cur = ""
-        cur = f"{cur} {s}".strip()
-    return [*out, cur] if cur else out
-
-
 def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
     """Ingest rows -> chunks. ``sections``: a text row is cut at its heading lines (each section titled with
     the document's title and its heading); a table is one chunk under the document's title."""
@@ -75,7 +56,7 @@ def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
     titles: dict[str, str] = {}
     for r in df.itertuples(index=False):
         if r.kind != "table":
-            titles.setdefault(r.source, _doc_title(r.text))
+            titles.setdefault(r.source, doc_title(r.text))
     for i, r in enumerate(df.itertuples(index=False)):
         doc, title = str(r.source), titles.get(r.source, "")
         base = hashlib.sha1(f"{doc}|{r.page}|{i}".encode()).hexdigest()[:12]
@@ -88,8 +69,8 @@ def chunk_rows(df: pd.DataFrame, cfg: KbConfig) -> list[Chunk]:
                 chunks.append(Chunk(f"{base}-{n}", doc, f"{title}\n{piece}" if title else piece, "text", title))
             continue
         n = 0
-        for head, text in _sections(r.text, title):
-            for piece in _split(text, cfg.max_chars):
+        for head, text in sections(r.text, title):
+            for piece in split_sentences(text, cfg.max_chars):
                 prefix = " — ".join(x for x in (title, head) if x)
                 chunks.append(Chunk(f"{base}-{n}", doc, f"{prefix}\n{piece}" if prefix else piece, "text", title))
                 n += 1
@@ -105,7 +86,7 @@ def _semantic(text: str, title: str, cfg: KbConfig) -> list[str]:
     body = "\n".join(line for line in text.splitlines() if line.strip() and line.strip() != title)
     parser = SemanticSplitterNodeParser.from_defaults(embed_model=minilm_embedding(cfg.embedder))
     pieces = [n.get_content().strip() for n in parser.get_nodes_from_documents([Document(text=body)])]
-    return [p for piece in pieces if piece for p in _split(piece, cfg.max_chars)]
+    return [p for piece in pieces if piece for p in split_sentences(piece, cfg.max_chars)]
 
 
 def minilm_embedding(name: str):
@@ -357,21 +338,6 @@ class KnowledgeBase:
 
 
 MODES = ("vector", "bm25", "graph", "hybrid", "hybrid_graph")
-
-
-def _sections(text: str, title: str) -> list[tuple[str, str]]:
-    sections, head, body = [], "", []
-    for line in text.splitlines():
-        s = line.strip()
-        if s and _HEADING.match(s) and s != title and len(s) < 90 and not s.endswith("."):
-            if body:
-                sections.append((head, " ".join(body)))
-            head, body = s, []
-        elif s and s != title:
-            body.append(s)
-    if body:
-        sections.append((head, " ".join(body)))
-    return sections
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from flywheel.guard.consistency import _words
 from flywheel.rag.kb import Hit, KnowledgeBase
 
 ROUTES = ("fact", "relational", "summary")
@@ -89,15 +90,8 @@ def search(kb: KnowledgeBase, query: str, mode: str, k: int = 10) -> list[Hit]:
 
 
 # ---------------------------------------------------------------- rerank and repack
-_WORD = re.compile(r"[a-z0-9][a-z0-9.,%$-]*", re.I)
 _CE: dict = {}
 _CE_LOCK = threading.Lock()
-
-
-def _words(text: str) -> set[str]:
-    from flywheel.guard.consistency import _STOP
-
-    return {w.strip(".,").lower() for w in _WORD.findall(text)} - _STOP - {""}
 
 
 def _idf(kb: KnowledgeBase) -> dict[str, float]:

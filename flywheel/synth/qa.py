@@ -34,33 +34,25 @@ def _pair(question, answer, rationale, evidence, source, kind, origin) -> dict:
 
 def extractive_pairs(df: pd.DataFrame) -> list[dict]:
     """Pairs from table cells and headed passages (ingest rows: text, source, kind)."""
-    from flywheel.rag.kb import _SENTENCE, _doc_title, _sections
+    from flywheel.rag.text import doc_title, headed_passages, markdown_table
 
-    titles = {r.source: _doc_title(r.text) for r in df.itertuples(index=False) if r.kind != "table"}
+    titles = {r.source: doc_title(r.text) for r in df.itertuples(index=False) if r.kind != "table"}
     out = []
     for r in df.itertuples(index=False):
         title = titles.get(r.source, "the document")
         if r.kind == "table":
-            lines = [x for x in r.text.splitlines() if x.startswith("|") and not x.startswith("|---")]
-            header = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
-            for line in lines[1:]:
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if len(cells) != len(header) or not cells[0]:
-                    continue
+            header, rows = markdown_table(r.text)
+            for line, cells in rows:
                 for col, cell in zip(header[1:], cells[1:]):
                     if cell:
                         q = f"According to the {title}, what is the {col.lower()} for {cells[0]}?"
                         why = f"The {title} lists {cells[0]} with {col.lower()} {cell}."
                         out.append(_pair(q, cell, why, line, r.source, "table", "extractive"))
             continue
-        for head, text in _sections(r.text, title):
-            sents = _SENTENCE.split(text)
-            if not head or len(sents[0]) <= 30:
-                continue
-            topic = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", head).lower()
-            q = f"What does the {title} say about {topic}?"
+        for head, topic, first in headed_passages(r.text, title):
+            q = f"What does the {title} say about {topic.lower()}?"
             why = f"Section '{head}' of the {title} states it."
-            out.append(_pair(q, sents[0], why, sents[0], r.source, "section", "extractive"))
+            out.append(_pair(q, first, why, first, r.source, "section", "extractive"))
     return out
 
 
@@ -73,33 +65,22 @@ _TEACHER = (
 
 def teacher_pairs(df: pd.DataFrame, cfg: SynthConfig, api_key: str | None = None) -> tuple[list[dict], int]:
     """Pairs from the teacher model, one request per passage; (pairs, passages whose answer did not parse)."""
-    import httpx
-
+    from flywheel.core.chat import chat_each, pipe_fields
     from flywheel.guard.consistency import lexical_support, sentences
 
     out, failed = [], 0
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    with httpx.Client(base_url=cfg.teacher_url.rstrip("/"), timeout=120, headers=headers) as client:
-        for r in df.itertuples(index=False):
-            ask = _TEACHER.format(n=cfg.per_chunk, text=r.text)
-            body = {"model": cfg.teacher_model, "temperature": 0, "max_tokens": 512,
-                    "messages": [{"role": "user", "content": ask}]}  # fmt: skip
-            try:
-                resp = client.post("/v1/chat/completions", json=body)
-                resp.raise_for_status()
-                text = resp.json()["choices"][0]["message"]["content"] or ""
-            except (httpx.HTTPError, KeyError, IndexError, ValueError):
-                text = ""
-            got = 0
-            for line in text.splitlines():
-                parts = [p.strip() for p in line.strip("-* ").split("|")]
-                if len(parts) == 3 and all(parts):
-                    # evidence: the passage's sentence that best supports the answer (the judgment's span)
-                    cands = sentences(r.text) or [r.text]
-                    ev = max(cands, key=lambda s, a=parts[1]: lexical_support(a, [s]))
-                    out.append(_pair(*parts, ev, r.source, r.kind, "teacher") | {"passage": r.text})
-                    got += 1
-            failed += got == 0
+    rows = list(df.itertuples(index=False))
+    prompts = [_TEACHER.format(n=cfg.per_chunk, text=r.text) for r in rows]
+    for r, text in zip(rows, chat_each(cfg.teacher_url, cfg.teacher_model, prompts, api_key, 512, 120)):
+        got = 0
+        for parts in pipe_fields(text, 3):
+            if all(parts):
+                # evidence: the passage's sentence that best supports the answer (the judgment's span)
+                cands = sentences(r.text) or [r.text]
+                ev = max(cands, key=lambda s, a=parts[1]: lexical_support(a, [s]))
+                out.append(_pair(*parts, ev, r.source, r.kind, "teacher") | {"passage": r.text})
+                got += 1
+        failed += got == 0
     return out, failed
 
 
