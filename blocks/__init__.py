@@ -12,7 +12,10 @@ secret never sits in a job definition or a shell profile.
     FeedbackDatabase (flywheel-feedback-database)   FLYWHEEL_FEEDBACK_BLOCK  FLYWHEEL_DATABASE_URL, password in it
     MlflowServer (flywheel-mlflow-server)           FLYWHEEL_MLFLOW_BLOCK    MLFLOW_TRACKING_URI (+ USERNAME, PASSWORD)
     DaskScheduler (flywheel-dask-scheduler)         FLYWHEEL_DASK_BLOCK      FLYWHEEL_DASK_ADDRESS
+    DatasetStore (flywheel-dataset-store)           FLYWHEEL_DATASETS_BLOCK  FLYWHEEL_DATASETS_DIR (a shared folder)
     OpenAIEndpoint (flywheel-openai-endpoint)       block:<name> in a URL    the URL, model and API key of a call
+                                                                             (teacher, judge, KB extractor, upstream
+                                                                             engine, the gateway for redteam)
 
 A block named this way takes precedence over the plain variable (:func:`blocks.environment.apply_blocks`,
 called by every task through ``tasks.common.home()`` and by the gateway). The domain package never sees a
@@ -20,8 +23,8 @@ block: it reads the same variables as before (``flywheel.core.home``).
 """
 
 from blocks.endpoints import DaskScheduler, OpenAIEndpoint
-from blocks.stores import FeedbackDatabase, MlflowServer
+from blocks.stores import DatasetStore, FeedbackDatabase, MlflowServer
 
-BLOCK_TYPES = (FeedbackDatabase, MlflowServer, DaskScheduler, OpenAIEndpoint)
+BLOCK_TYPES = (FeedbackDatabase, MlflowServer, DaskScheduler, OpenAIEndpoint, DatasetStore)
 
-__all__ = ["BLOCK_TYPES", "DaskScheduler", "FeedbackDatabase", "MlflowServer", "OpenAIEndpoint"]
+__all__ = ["BLOCK_TYPES", "DaskScheduler", "DatasetStore", "FeedbackDatabase", "MlflowServer", "OpenAIEndpoint"]

@@ -13,13 +13,14 @@ import os
 from collections.abc import MutableMapping
 
 from blocks.endpoints import DaskScheduler
-from blocks.stores import FeedbackDatabase, MlflowServer
+from blocks.stores import DatasetStore, FeedbackDatabase, MlflowServer
 from flywheel.core.errors import ConfigError
 
 NAMED_BY = {
     "FLYWHEEL_FEEDBACK_BLOCK": FeedbackDatabase,
     "FLYWHEEL_MLFLOW_BLOCK": MlflowServer,
     "FLYWHEEL_DASK_BLOCK": DaskScheduler,
+    "FLYWHEEL_DATASETS_BLOCK": DatasetStore,
 }
 _loaded: dict[tuple[str, str], dict[str, str]] = {}
 

@@ -1,10 +1,11 @@
-"""Blocks for the stores: the feedback database (SQLite on a laptop, PostgreSQL in production) and the MLflow
-tracking server. Secrets are ``SecretStr`` fields: write-only in the Prefect UI, masked in reprs and logs."""
+"""Blocks for the stores: the feedback database (SQLite on a laptop, PostgreSQL in production), the dataset store
+(a folder every worker mounts) and the MLflow tracking server. Secrets are ``SecretStr`` fields: write-only in the
+Prefect UI, masked in reprs and logs."""
 
 from __future__ import annotations
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from sqlalchemy.engine import make_url
 
 
@@ -49,3 +50,26 @@ class MlflowServer(Block):
         if self.password is not None:
             env["MLFLOW_TRACKING_PASSWORD"] = self.password.get_secret_value()
         return env
+
+
+class DatasetStore(Block):
+    """Where the Datasets live (ingested, curated, SFT, golden): a folder that every worker mounts at the same path
+    (an NFS export, a Kubernetes PersistentVolumeClaim), so a Dataset written by one stage is read by the next."""
+
+    _block_type_name = "Flywheel Dataset Store"
+    _block_type_slug = "flywheel-dataset-store"
+    _description = "The shared folder Flywheel's content-addressed Datasets are written to and read from."
+
+    path: str = Field(..., description="Absolute path, the same on every worker, e.g. /mnt/flywheel/datasets.")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if "://" in path:
+            raise ValueError("path must be a mounted folder (object-store URLs are not supported): mount it")
+        if not path.startswith("/"):
+            raise ValueError("path must be absolute: every worker resolves it alike")
+        return path
+
+    def environment(self) -> dict[str, str]:
+        return {"FLYWHEEL_DATASETS_DIR": self.path}

@@ -32,8 +32,25 @@ def workload_configs(names: list[str], folder: Path = WORKLOADS) -> dict:
     return {n: load_workload(folder / f"{n}.yaml") for n in names if (folder / f"{n}.yaml").exists()}
 
 
+def upstream_from_block(settings: GatewaySettings) -> GatewaySettings:
+    """``upstream_url: block:<name>``: the OpenAI endpoint block's URL (and its model name and API key, where
+    the settings have none)."""
+    if not (settings.upstream_url or "").startswith("block:"):
+        return settings
+    from pydantic import SecretStr
+
+    from blocks.endpoints import resolve_endpoint
+
+    url, model, key = resolve_endpoint(settings.upstream_url)
+    update = {"upstream_url": url, "upstream_api_key": settings.upstream_api_key or (SecretStr(key) if key else None)}
+    if model and settings.upstream_model == GatewaySettings.model_fields["upstream_model"].default:
+        update["upstream_model"] = model
+    return settings.model_copy(update=update)
+
+
 def build_app(settings: GatewaySettings, home: Home):
     apply_blocks()  # a feedback database or MLflow server named as a Prefect block (see blocks/)
+    settings = upstream_from_block(settings)
     registry = Registry(home.tracking_uri(), home.artifact_root())
     configs = workload_configs(settings.workloads)
     resolve = registry_resolver(registry, home.models, configs, local_files=settings.engine == "local")

@@ -56,6 +56,9 @@ def _setup() -> Home:
     home = configure()
     # Logs go to stderr so --json output stays clean.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    # MLflow writes "View run ... at: URL" to stdout at the end of each run on a tracking server, which broke
+    # `--json` (found by tests/integration/test_faults.py); the runs are in the MLflow UI and the flow logs.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # Dask's cluster start/stop chatter at every stage; distributed reads this when it is imported.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     return home
@@ -496,6 +499,9 @@ def deploy(
     notify: str | None = typer.Option(
         None, help="Webhook URL: post promotions, refusals, rollbacks and failed runs there (a Prefect automation)."
     ),
+    crash_after: int = typer.Option(
+        90, help="Seconds without a heartbeat (sent every 30 s) before a run is marked Crashed: its worker died."
+    ),
     as_json: JsonOpt = False,
 ):
     """Register the workload's deployments on the configured Prefect server (idempotent: a re-run updates them):
@@ -518,7 +524,10 @@ def deploy(
     register_block_types()  # the UI offers forms for the stores and endpoints (blocks/)
     from deployments import zombies
 
-    zombie_watch = zombies.apply()  # runs whose worker died end Crashed, with the reason
+    if crash_after <= zombies.HEARTBEAT_SECONDS:
+        hint = f"must exceed the heartbeat interval ({zombies.HEARTBEAT_SECONDS} s)"
+        raise typer.BadParameter(hint, param_hint="--crash-after")
+    zombie_watch = zombies.apply(crash_after)  # runs whose worker died end Crashed, with the reason
     notifications = None
     if notify:
         from deployments import notify as notifications_

@@ -98,6 +98,11 @@ def service_env(home: Home, state: dict) -> dict:
             # the worker asks for scheduled runs every 2 s (Prefect's default: 10 s): a triggered retrain starts
             # within seconds of its event (measured by the demo: trigger_to_running_s)
             "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "2"),
+            # concurrency leases (the training slot, one retrain per workload) on disk, not in the server's memory:
+            # a restarted server would otherwise forget them and never free their slots (Prefect's default: memory)
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": env.get(
+                "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
+            ),
             # deployment runs send heartbeats; flywheel deploy's automation crashes a run that stops (dead worker)
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": env.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30"),
         }

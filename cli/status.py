@@ -63,13 +63,17 @@ def collect(home, cfg) -> dict:
         "challenger": _card(reg.get_alias(name, "challenger")),
         "feedback": {**store.counts(name), "watermark": watermark, "consumed_up_to": consumed},
         "trigger": {"new_feedback": watermark - consumed, "threshold": cfg.retrain.feedback_threshold},
-        "budget": {"max_runs_per_day": cfg.retrain.max_runs_per_day},
+        "budget": {
+            "max_runs_per_day": cfg.retrain.max_runs_per_day,
+            "max_minutes_per_day": cfg.retrain.max_minutes_per_day,
+        },
     }
     try:
-        from tasks.budget import retrains_in_last_day
+        from tasks.budget import retrain_usage
 
         out["deployments"] = _deployments(name)
-        out["budget"]["retrains_last_24h"] = retrains_in_last_day.fn(name)
+        used = retrain_usage.fn(name)
+        out["budget"] |= {"retrains_last_24h": used["runs"], "minutes_last_24h": round(used["minutes"], 1)}
     except Exception as e:  # noqa: BLE001 - a Prefect outage must not hide the rest
         out["deployments"] = {"error": f"Prefect unreachable: {type(e).__name__}: {e}"[:300]}
     return out
@@ -96,7 +100,9 @@ def render(s: dict) -> str:
     b = s["budget"]
     used = b.get("retrains_last_24h", "?")
     cap = f" of {b['max_runs_per_day']} a day" if b["max_runs_per_day"] is not None else " (no limit)"
-    lines.append(f"  budget      {used} retrains in the last 24 h{cap}")
+    mins = f"{b['minutes_last_24h']:g}" if "minutes_last_24h" in b else "?"
+    mcap = f" of {b['max_minutes_per_day']:g} a day" if b.get("max_minutes_per_day") is not None else ""
+    lines.append(f"  budget      {used} retrains{cap}, {mins} minutes{mcap} in the last 24 h")
     deps = s["deployments"]
     if isinstance(deps, dict):
         lines.append(f"  deployments {deps['error']}")

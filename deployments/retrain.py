@@ -1,5 +1,6 @@
 """The retrain deployment: flow ``retrain`` on a work pool, started by a feedback-event trigger or a drift event,
-one run of a workload at a time (``retrain.on_busy``: a trigger while it runs queues or is dropped).
+one run of a workload at a time (``retrain.on_busy``: a trigger while it runs queues or is dropped), and rerun
+from its last checkpoint when it crashed (``retrain.resume_crashed``).
 
 The threshold comes from the workload config (``retrain.feedback_threshold``), so changing N is a
 config edit. ``prefect.yaml`` holds the same deployment for ``prefect deploy --all`` (a test keeps
@@ -39,6 +40,24 @@ def drift_trigger(cfg: WorkloadConfig, config_path: str):
         posture="Reactive",
         threshold=1,
         parameters={"workload": cfg.name, "config_path": config_path, "trigger_event": "{{ event.id | string }}"},
+    )
+
+
+def recovery_trigger(cfg: WorkloadConfig, config_path: str):
+    """A rerun of a retrain of this deployment that ended Crashed (its worker died: the zombie watch marks it), with
+    the crashed run's id: the rerun reads its trigger and watermark and continues its training from the last
+    checkpoint; at most ``retrain.resume_crashed`` crashes in a row (the flow counts them)."""
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name=f"retrain-{cfg.name}-after-crash",
+        enabled=cfg.retrain.resume_crashed > 0,
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related={"prefect.resource.role": "deployment", "prefect.resource.name": f"retrain-{cfg.name}"},
+        expect={"prefect.flow-run.Crashed"},
+        posture="Reactive",
+        threshold=1,
+        parameters={"workload": cfg.name, "config_path": config_path, "resume_of": "{{ event.resource.id }}"},
     )
 
 
@@ -120,7 +139,11 @@ def apply(cfg: WorkloadConfig, config_path: str, pool: str = DEFAULT_POOL) -> st
     deployment = retrain.to_deployment(
         name=f"retrain-{cfg.name}",
         parameters={"workload": cfg.name, "config_path": config_path},
-        triggers=[trigger_for(cfg, config_path), drift_trigger(cfg, config_path)],
+        triggers=[
+            trigger_for(cfg, config_path),
+            drift_trigger(cfg, config_path),
+            recovery_trigger(cfg, config_path),
+        ],
         tags=["flywheel", cfg.name],
         description=f"Retrain {cfg.name} after {cfg.retrain.feedback_threshold} feedback events, or on drift",
         entrypoint_type=EntrypointType.MODULE_PATH,

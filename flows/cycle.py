@@ -18,13 +18,19 @@ from tasks.curate import curate_dataset
 from tasks.evaluate import golden_set
 from tasks.ingest import ingest_documents
 from tasks.kb import build as build_kb
-from tasks.train import build_sft_dataset, mark_feedback_consumed, training_start
+from tasks.train import build_sft_dataset, crashed_training, mark_feedback_consumed, training_start
 
 
 @flow(name="flywheel", log_prints=True, persist_result=True)
 def cycle(
-    workload: WorkloadConfig, include_feedback: bool = False, trigger: str | None = None, watermark: int | None = None
+    workload: WorkloadConfig,
+    include_feedback: bool = False,
+    trigger: str | None = None,
+    watermark: int | None = None,
+    resume_of: str | None = None,
 ) -> dict:
+    """``resume_of``: the id of a crashed retrain flow run this one reruns (its training continues from its last
+    checkpoint when the SFT Dataset is the same)."""
     log = get_run_logger()
     name = workload.name
     inp = workload.inputs.resolved(home().root, name)  # absolute paths; ConfigError unless train, test, general_text
@@ -44,8 +50,9 @@ def cycle(
     start = training_start(workload)
     sft = build_sft_dataset(train_set["path"], workload, include_feedback, golden["path"], watermark, start["start"])
     lineage = {"curated": train_set, "evaluation": golden, **({"knowledge": docs} if docs else {})}
-    # 4. train a candidate adapter
-    trained = train(workload, sft, lineage, trigger, start["init_adapter"])
+    # 4. train a candidate adapter (a crashed retrain's rerun continues from its checkpoint)
+    resume_run_id = crashed_training(workload, resume_of, sft) if resume_of else None
+    trained = train(workload, sft, lineage, trigger, start["init_adapter"], resume_run_id)
     # 5. register it, evaluate it with base, base + ICL and champion on the golden set, gate, promote
     digests = {"training": sft["digest"], **{k: v["digest"] for k, v in lineage.items()}}
     result = evaluate(

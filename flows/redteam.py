@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow
 
 from flywheel.guard.redteam import DEFAULT_PROBES
-from tasks.redteam import benign_set, garak_scan, outcomes, probe_outcomes, publish
+from tasks.redteam import benign_set, garak_scan, gateway_endpoint, outcomes, probe_outcomes, publish
 
 
 @flow(name="redteam", log_prints=False)
@@ -26,6 +26,7 @@ def redteam(
     api_key: str = "none",
 ) -> dict:
     probes = probes or DEFAULT_PROBES
+    gateway, api_key = gateway_endpoint(gateway, api_key)  # a URL, or block:<name>
     run = f"redteam-{int(time.time())}"
     out = Path(out_dir or Path(".flywheel") / "redteam" / run)
     # 1. garak as a real client of the gateway; its requests are logged under the tenant `<run>`

@@ -1,4 +1,5 @@
-"""Task of the retrain flow's daily budget: how many retrains of a workload ran in the last 24 hours."""
+"""Task of the retrain flow's daily budget: how many retrains of a workload ran in the last 24 hours, and for how
+many minutes."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from prefect import task
 
 
 @task(name="count-retrains", tags=["budget"])
-def retrains_in_last_day(workload: str) -> int:
-    """Retrain runs of ``workload`` that started in the last 24 h and ran (or run): this one left out."""
+def retrain_usage(workload: str) -> dict:
+    """Retrain runs of ``workload`` that started in the last 24 h (this one left out): ``runs`` that ran or run
+    (completed, failed, running), and ``minutes`` of run time, crashed runs included (they used the machine)."""
     from datetime import UTC, datetime, timedelta
 
     from prefect import get_client
@@ -15,11 +17,37 @@ def retrains_in_last_day(workload: str) -> int:
     from prefect.client.schemas.objects import StateType
     from prefect.runtime import flow_run
 
-    since = datetime.now(UTC) - timedelta(days=1)
-    states = [StateType.COMPLETED, StateType.RUNNING, StateType.FAILED]
+    now = datetime.now(UTC)
+    counted = {StateType.COMPLETED, StateType.RUNNING, StateType.FAILED}
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name={"any_": ["retrain"]}),
-            flow_run_filter=FlowRunFilter(start_time={"after_": since}, state={"type": {"any_": states}}),
+            flow_run_filter=FlowRunFilter(
+                start_time={"after_": now - timedelta(days=1)},
+                state={"type": {"any_": [*counted, StateType.CRASHED]}},
+            ),
         )
-    return sum(1 for r in runs if r.parameters.get("workload") == workload and str(r.id) != str(flow_run.id))
+    mine = [r for r in runs if r.parameters.get("workload") == workload and str(r.id) != str(flow_run.id)]
+    seconds = 0.0
+    for r in mine:
+        running = r.state and r.state.type == StateType.RUNNING and r.start_time
+        seconds += (now - r.start_time).total_seconds() if running else r.total_run_time.total_seconds()
+    return {
+        "runs": sum(1 for r in mine if r.state and r.state.type in counted),
+        "minutes": seconds / 60,
+    }
+
+
+def over_budget(workload: str, used: dict, max_runs: int | None, max_minutes: float | None) -> str | None:
+    """Why the next retrain of ``workload`` is refused, or None when the day's budget has room."""
+    if max_runs is not None and used["runs"] >= max_runs:
+        return (
+            f"daily budget: {used['runs']} of {max_runs} retrains of {workload} in the last 24 h; "
+            "this one is not started"
+        )
+    if max_minutes is not None and used["minutes"] >= max_minutes:
+        return (
+            f"daily budget: {round(used['minutes'], 1):g} of {max_minutes:g} minutes of retraining {workload} "
+            "in the last 24 h; this one is not started"
+        )
+    return None

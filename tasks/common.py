@@ -14,6 +14,9 @@ from flywheel.core.home import Home
 from flywheel.registry.mlflow_registry import Registry
 
 TRAINING_SLOT = "flywheel-training"  # the global concurrency limit training runs take a slot of
+# The slot's lease: renewed while the run lives; the server frees the slot of a dead holder (a killed worker) when
+# it expires (60 s is the shortest the API takes; Prefect's default is 300).
+SLOT_LEASE_S = 60
 
 
 def home() -> Home:

@@ -23,10 +23,14 @@ def canary(
     upstream_url: str | None,
 ) -> dict:  # fmt: skip
     """The version answers the workload's most recent live prompts (locally, or through vLLM with its adapter
-    loaded); passed when none fails and enough keep the answer contract."""
+    loaded); passed when none fails and enough keep the answer contract. ``upstream_url`` may name an OpenAI
+    endpoint block (``block:<name>``: its URL and API key)."""
+    from blocks.endpoints import resolve_endpoint
+
     h, reg = home(), registry()
     ref = reg.version(workload.name, version)
-    engine = deploy.engine_for(reg, ref, workload, h.models, target, settings, upstream_url)
+    upstream_url, _, key = resolve_endpoint(upstream_url)
+    engine = deploy.engine_for(reg, ref, workload, h.models, target, settings, upstream_url, key)
     try:
         prompts = deploy.canary_prompts(FeedbackStore(h.database_url()), workload.name, policy.canary_prompts)
         result = deploy.run_canary(engine, prompts, workload.labels, policy)

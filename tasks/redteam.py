@@ -18,6 +18,15 @@ def garak_scan(garak: str, gateway: str, model: str, probes: list[str], out_dir:
     return {"report": str(report), "garak": redteam.garak_summary(report)}
 
 
+@task(name="gateway-endpoint", tags=["redteam"])
+def gateway_endpoint(gateway: str, api_key: str) -> tuple[str, str]:
+    """(URL, API key) of the gateway: a URL as given, or ``block:<name>`` (an OpenAI endpoint block)."""
+    from blocks.endpoints import resolve_endpoint
+
+    url, _, key = resolve_endpoint(gateway)
+    return url or gateway, key or api_key
+
+
 @task(name="benign-set", tags=["redteam"])
 def benign_set(gateway: str, model: str, tenant: str, api_key: str = "none") -> int:
     return redteam.send_benign(gateway, model, tenant, api_key=api_key)

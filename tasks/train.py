@@ -93,11 +93,48 @@ def mark_feedback_consumed(workload: WorkloadConfig, sft: dict, run_id: str) -> 
 
 
 @task(name="start-training-run", tags=["tracking"])
-def start_training_run(workload: WorkloadConfig, trigger: str | None, datasets: dict) -> str:
-    """Open the cycle's MLflow run (experiment ``flywheel-<workload>``) with its datasets; returns its id."""
+def start_training_run(
+    workload: WorkloadConfig, trigger: str | None, datasets: dict, resume_run_id: str | None = None
+) -> str:
+    """Open the cycle's MLflow run (experiment ``flywheel-<workload>``) with its datasets, tagged with the Prefect
+    flow run it belongs to (the outermost: the retrain); returns its id. ``resume_run_id``: a crashed retrain's
+    run, continued instead (its datasets are logged already)."""
+    if resume_run_id:
+        return resume_run_id
+    from prefect.runtime import flow_run
+
     return registry().open_cycle_run(
-        workload.name, trigger, {"workload": workload.name, "curation": workload.curation.model_dump_json()}, datasets
+        workload.name,
+        trigger,
+        {"workload": workload.name, "curation": workload.curation.model_dump_json()},
+        datasets,
+        flow_run=flow_run.root_flow_run_id,
     )
+
+
+@task(name="find-crashed-training", tags=["tracking"])
+def crashed_training(workload: WorkloadConfig, flow_run: str, sft: dict) -> str | None:
+    """The MLflow run (and so the checkpoints) that the crashed retrain ``flow_run`` trained in, when it trained on
+    the very Dataset this rerun built (same digest); None: start afresh (with the reason logged)."""
+    log = logger()
+    found = registry().cycle_run_of(workload.name, flow_run)
+    if found is None:
+        log.info("crashed run %s opened no training run: training starts afresh", flow_run)
+        return None
+    run_id, tags = found
+    if tags.get("flywheel.training_digest") != sft["digest"]:
+        log.warning(
+            "crashed run %s trained on Dataset %s, this rerun built %s: its checkpoints are not reused",
+            flow_run,
+            (tags.get("flywheel.training_digest") or "?")[:12],
+            sft["digest"][:12],
+        )
+        return None
+    if not resumable(home().runs / run_id):
+        log.info("crashed run %s left no checkpoint in %s: training starts afresh", flow_run, home().runs / run_id)
+        return run_id
+    log.info("continuing crashed run %s: MLflow run %s, from its last checkpoint", flow_run, run_id)
+    return run_id
 
 
 def _retry_unless_bad_input(task, task_run, state) -> bool:
@@ -136,10 +173,11 @@ def _progress(log, max_steps: int, tps_by_step: list):
     timeout_seconds=6 * 3600,
 )
 def train_adapter(
-    sft_dataset_path: str, workload: WorkloadConfig, run_id: str, init_adapter: str | None = None
+    sft_dataset_path: str, workload: WorkloadConfig, run_id: str, init_adapter: str | None = None, resume: bool = False
 ) -> dict:
     """The flywheel loop's SFT step: the workload's recipe on the SFT Dataset, into the cycle's MLflow run; a
-    warm start (``init_adapter``) trains for the continual policy's epochs and time budget."""
+    warm start (``init_adapter``) trains for the continual policy's epochs and time budget. ``resume``: continue
+    from the last checkpoint in the run's folder (a crashed retrain's rerun); a Prefect retry does so too."""
     log = logger()
     h = home()
     ds = read_dataset(sft_dataset_path)
@@ -162,7 +200,7 @@ def train_adapter(
         out_dir,
         h.models,
         on_step=_progress(log, planned_steps(cfg, len(rows)), tps),
-        resume=_attempt_resumes(out_dir),
+        resume=(resume and resumable(out_dir)) or _attempt_resumes(out_dir),
         log=log.info,
     )
     reg = registry(h)

@@ -33,7 +33,8 @@ def create_fake(token_delay_ms: float = 0.0, answers: dict | None = None) -> Fas
 
     async def answer(request: Request, chat: bool):
         body = await request.json()
-        app.state.recorded.append({"path": request.url.path, **body})
+        auth = request.headers.get("authorization")
+        app.state.recorded.append({"path": request.url.path, **({"authorization": auth} if auth else {}), **body})
         text = (answers or {}).get(body.get("model"), ANSWER)
         parts = pieces(text)[: body.get("max_tokens") or None]
         text = "".join(parts)

@@ -7,6 +7,7 @@ Each embedded service has a production switch read from the environment:
 - ``MLFLOW_TRACKING_URI`` an existing MLflow server instead of SQLite in the home
 - ``FLYWHEEL_DASK_ADDRESS`` a Dask scheduler instead of an in-process LocalCluster
 - ``FLYWHEEL_DATABASE_URL`` the feedback store (PostgreSQL in production) instead of SQLite in the home
+- ``FLYWHEEL_DATASETS_DIR`` the Datasets' folder (shared by every worker of a cluster) instead of ``datasets/``
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ class Home:
     # -- layout -------------------------------------------------------------------------------
     @property
     def datasets(self) -> Path:
+        shared = os.environ.get("FLYWHEEL_DATASETS_DIR")
+        if shared:
+            path = Path(shared).expanduser()
+            path.mkdir(parents=True, exist_ok=True)
+            return path
         return self._dir("datasets")
 
     @property

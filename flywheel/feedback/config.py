@@ -32,6 +32,20 @@ class RetrainConfig(ConfigModel):
     max_runs_per_day: int | None = Field(
         None, ge=0, description="Retrains a day (24 h) for this workload; the next is refused with the reason."
     )
+    max_minutes_per_day: float | None = Field(
+        None,
+        gt=0,
+        description="Minutes of retraining a day (24 h, summed run time) for this workload; once spent, the next "
+        "retrain is refused with the reason.",
+    )
+    resume_crashed: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="A retrain that crashed (its worker died; flywheel deploy's zombie watch marks it) is rerun with "
+        "its trigger and watermark, training from its last checkpoint, up to this many crashes in a row (0: it stays "
+        "Crashed).",
+    )
 
 
 class DriftConfig(ConfigModel):

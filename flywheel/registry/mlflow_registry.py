@@ -146,14 +146,19 @@ class Registry:
             self.mlflow.log_dict(stats, "curation_counts.json")
             return run.info.run_id
 
-    def open_cycle_run(self, workload: str, trigger: str | None, params: dict, datasets: dict) -> str:
+    def open_cycle_run(
+        self, workload: str, trigger: str | None, params: dict, datasets: dict, flow_run: str | None = None
+    ) -> str:
         """The run of one flywheel cycle (experiment ``flywheel-<workload>``), left open for training and
-        evaluation to log into: params, the cycle's datasets as inputs by digest, their counts as metrics."""
-        with self.start_run(
-            workload,
-            run_name=f"cycle-{'retrain' if trigger else 'run'}",
-            tags={"flywheel.workload": workload, "flywheel.trigger": trigger or "manual"},
-        ) as run:
+        evaluation to log into: params, the cycle's datasets as inputs by digest, their counts as metrics.
+        ``flow_run``: the Prefect flow run it belongs to (tag ``flywheel.flow_run``; a crashed retrain's rerun
+        finds its run, and its checkpoints, by it)."""
+        tags = {"flywheel.workload": workload, "flywheel.trigger": trigger or "manual"}
+        if flow_run:
+            tags["flywheel.flow_run"] = flow_run
+        if "training" in datasets:
+            tags["flywheel.training_digest"] = datasets["training"]["digest"]
+        with self.start_run(workload, run_name=f"cycle-{'retrain' if trigger else 'run'}", tags=tags) as run:
             self.mlflow.log_params(params)
             for context, ds in datasets.items():
                 self.log_dataset(ds["path"], ds["name"], ds["digest"], context=context)
@@ -161,6 +166,13 @@ class Registry:
                     {f"{context}.{k}": v for k, v in ds.get("counts", {}).items() if isinstance(v, (int, float))}
                 )
             return run.info.run_id
+
+    def cycle_run_of(self, workload: str, flow_run: str) -> tuple[str, dict] | None:
+        """(run id, tags) of the cycle run that Prefect flow run ``flow_run`` opened, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id(workload)], filter_string=f"tags.`flywheel.flow_run` = '{flow_run}'", max_results=1
+        )
+        return (runs[0].info.run_id, runs[0].data.tags) if runs else None
 
     def log_training(
         self, result, params: dict, datasets: list[tuple[str, str, str]], tps_by_step: list[tuple[int, float]]

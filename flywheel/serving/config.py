@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from flywheel.core.config import ConfigModel
 from flywheel.curation.config import PiiConfig
@@ -54,7 +54,14 @@ class GatewaySettings(ConfigModel):
         "local",
         description="local: transformers in-process; upstream: an OpenAI-compatible engine (vLLM, trtllm-serve, NIM).",
     )
-    upstream_url: str | None = Field(None, description="Base URL of the upstream engine when engine=upstream.")
+    upstream_url: str | None = Field(
+        None,
+        description="Base URL of the upstream engine when engine=upstream, or block:<name> (an OpenAI endpoint "
+        "block: its URL and API key).",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None, description="Bearer token of the upstream engine (set from its block; keep it out of config files)."
+    )
     upstream_model: str = Field(
         "{workload}",
         description="The model name sent upstream, {workload} and {version} filled in: the LoRA adapter's name "

@@ -55,7 +55,9 @@ def run_canary(engine, prompts: list[list[dict]], labels: list[str], cfg: Rollou
     }
 
 
-def load_vllm_lora(base_url: str, name: str, path: str | Path, timeout: float = 120) -> None:
+def load_vllm_lora(
+    base_url: str, name: str, path: str | Path, timeout: float = 120, api_key: str | None = None
+) -> None:
     """Load an adapter into a running vLLM server under ``name`` (its runtime LoRA endpoint)."""
     import httpx
 
@@ -63,6 +65,7 @@ def load_vllm_lora(base_url: str, name: str, path: str | Path, timeout: float = 
         f"{base_url.rstrip('/')}/v1/load_lora_adapter",
         json={"lora_name": name, "lora_path": str(path)},
         timeout=timeout,
+        headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
     )
     if r.status_code >= 400:
         raise RuntimeError(f"vLLM refused the adapter {name}: {r.status_code} {r.text[:300]}")
@@ -90,9 +93,11 @@ def trtllm_options(adapter: str | Path, settings, max_lora_rank: int = 64) -> di
     return opts
 
 
-def engine_for(reg, ref, workload, home_models, target: str, settings, upstream_url: str | None = None):
+def engine_for(
+    reg, ref, workload, home_models, target: str, settings, upstream_url: str | None = None, api_key: str | None = None
+):
     """The engine that answers as ``ref`` would in production: local (base + adapter here), or the vLLM
-    server with the adapter loaded under ``<workload>-v<version>``."""
+    server with the adapter loaded under ``<workload>-v<version>`` (``api_key``: its bearer token)."""
     from flywheel.core.errors import ConfigError
     from flywheel.serving.engine import LocalEngine, UpstreamEngine
     from flywheel.training.models import resolve_base_model
@@ -102,12 +107,11 @@ def engine_for(reg, ref, workload, home_models, target: str, settings, upstream_
         if not upstream_url:
             raise ConfigError("upstream_url: target vllm needs the server's URL")
         if adapter is None:
-            return UpstreamEngine(
-                upstream_url, settings.upstream_model.format(workload=workload.name, version=ref.version), ref.version
-            )
+            model = settings.upstream_model.format(workload=workload.name, version=ref.version)
+            return UpstreamEngine(upstream_url, model, ref.version, api_key=api_key)
         name = f"{workload.name}-v{ref.version}"
-        load_vllm_lora(upstream_url, name, adapter)
-        return UpstreamEngine(upstream_url, name, ref.version)
+        load_vllm_lora(upstream_url, name, adapter, api_key=api_key)
+        return UpstreamEngine(upstream_url, name, ref.version, api_key=api_key)
     base = resolve_base_model(workload.sft.base_model, home_models)
     return LocalEngine(base, adapter, ref.version, settings.device, max_batch_size=8)
 

@@ -340,10 +340,18 @@ def generate_chat(
 class UpstreamEngine:
     """An OpenAI-compatible upstream (vLLM, trtllm-serve, SGLang, NIM); ``model`` names the LoRA adapter there."""
 
-    def __init__(self, base_url: str, model: str, model_version: str | None = None, timeout: float = 120):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        model_version: str | None = None,
+        timeout: float = 120,
+        api_key: str | None = None,
+    ):
         import httpx
 
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
         self.model = model
         self.model_version = model_version
 

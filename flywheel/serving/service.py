@@ -170,7 +170,8 @@ class GatewayService:
         s = self.settings
         if s.engine == "upstream":
             model = s.upstream_model.format(workload=workload, version=served.version)
-            return UpstreamEngine(s.upstream_url or "", model, served.version)
+            key = s.upstream_api_key.get_secret_value() if s.upstream_api_key else None
+            return UpstreamEngine(s.upstream_url or "", model, served.version, api_key=key)
         opts = DecodeOptions(s.prefix_cache, s.speculative, s.num_speculative_tokens)
         return LocalEngine(
             served.base_path,

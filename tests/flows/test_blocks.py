@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from blocks import DaskScheduler, FeedbackDatabase, MlflowServer
+from blocks import DaskScheduler, DatasetStore, FeedbackDatabase, MlflowServer
 from blocks.environment import NAMED_BY, apply_blocks, register_block_types
 from flywheel.core.errors import ConfigError
 
@@ -21,6 +21,7 @@ def isolated_env(monkeypatch):
         "MLFLOW_TRACKING_USERNAME",
         "MLFLOW_TRACKING_PASSWORD",
         "FLYWHEEL_DASK_ADDRESS",
+        "FLYWHEEL_DATASETS_DIR",
     ):
         monkeypatch.setenv(var, os.environ.get(var, ""))
     return monkeypatch
@@ -31,7 +32,8 @@ def test_block_types_register_with_the_server(prefect_api):
 
     slugs = register_block_types()
     assert slugs == [
-        "flywheel-feedback-database", "flywheel-mlflow-server", "flywheel-dask-scheduler", "flywheel-openai-endpoint"
+        "flywheel-feedback-database", "flywheel-mlflow-server", "flywheel-dask-scheduler", "flywheel-openai-endpoint",
+        "flywheel-dataset-store",
     ]  # fmt: skip
     with get_client(sync_client=True) as client:
         schema = client.read_block_type_by_slug("flywheel-feedback-database")
@@ -56,13 +58,16 @@ def test_named_blocks_become_the_stores_the_tasks_and_the_gateway_use(prefect_ap
         f"ml-{tag}"
     )
     DaskScheduler(address="tcp://10.0.0.5:8786").save(f"dask-{tag}")
+    DatasetStore(path=str(tmp_path / "shared" / "datasets")).save(f"ds-{tag}")
     isolated_env.setenv("FLYWHEEL_DATABASE_URL", "sqlite:///never-used.db")  # the block takes precedence
     isolated_env.setenv("FLYWHEEL_FEEDBACK_BLOCK", f"fb-{tag}")
     isolated_env.setenv("FLYWHEEL_MLFLOW_BLOCK", f"ml-{tag}")
     isolated_env.setenv("FLYWHEEL_DASK_BLOCK", f"dask-{tag}")
+    isolated_env.setenv("FLYWHEEL_DATASETS_BLOCK", f"ds-{tag}")
 
     h = home()
     assert h.database_url() == db_url and h.dask_address() == "tcp://10.0.0.5:8786"
+    assert h.datasets == tmp_path / "shared" / "datasets" and h.datasets.is_dir()  # where every stage writes
     assert h.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("ops", "hunter2")
     iid = FeedbackStore(h.database_url()).log_interaction(
@@ -90,6 +95,10 @@ def test_a_password_goes_into_the_url_and_a_bad_address_is_refused():
     assert "s3cr" not in repr(block)
     with pytest.raises(ValueError, match="address needs a scheme"):
         DaskScheduler(address="10.0.0.5:8786")
+    with pytest.raises(ValueError, match="object-store URLs are not supported"):
+        DatasetStore(path="s3://bucket/datasets")
+    with pytest.raises(ValueError, match="must be absolute"):
+        DatasetStore(path="datasets")
 
 
 def test_a_block_name_with_no_block_fails_fast_with_the_variable(prefect_api, isolated_env):

@@ -52,13 +52,21 @@ def test_deploy_registers_every_deployment_and_is_idempotent(prefect_api, root, 
         limit = client.read_global_concurrency_limit_by_name("flywheel-training")
         assert limit.limit == 1
         everything = client.read_automations()
-        automations = [a for a in everything if a.name.startswith(f"retrain-{name}-on-")]
+        automations = [a for a in everything if a.name.startswith(f"retrain-{name}-")]
         zombie = [a for a in everything if a.name == "flywheel-crash-zombie-runs"]
-    assert sorted(a.name for a in automations) == [f"retrain-{name}-on-drift", f"retrain-{name}-on-feedback"]
+    assert sorted(a.name for a in automations) == [
+        f"retrain-{name}-after-crash", f"retrain-{name}-on-drift", f"retrain-{name}-on-feedback"
+    ]  # fmt: skip
     assert len(zombie) == 1 and zombie[0].trigger.posture == "Proactive"  # replaced on the second deploy, not doubled
-    assert zombie[0].actions[0].state == "CRASHED" and "no heartbeat" in zombie[0].actions[0].message
+    assert zombie[0].actions[0].state == "CRASHED" and "no heartbeat for 90 s" in zombie[0].actions[0].message
     expects = sorted(e for a in automations for e in a.trigger.expect)
-    assert expects == ["flywheel.drift.detected", "flywheel.feedback.received"]
+    assert expects == ["flywheel.drift.detected", "flywheel.feedback.received", "prefect.flow-run.Crashed"]
+    recovery = next(a for a in automations if a.name.endswith("-after-crash"))
+    assert recovery.actions[0].parameters["resume_of"] == "{{ event.resource.id }}"
+    assert recovery.trigger.match_related.model_dump() == {"prefect.resource.role": "deployment",
+                                                    "prefect.resource.name": f"retrain-{name}"}  # fmt: skip
+    short = cli("deploy", "--workload", path, "--crash-after", "20", env=env)
+    assert short.returncode != 0 and "--crash-after" in short.stderr  # must exceed the 30 s heartbeat
 
 
 def test_drift_check_emits_the_event_when_traffic_drifted(prefect_api, tmp_path, monkeypatch, root):
@@ -111,6 +119,64 @@ def test_the_budget_counts_the_workloads_retrains_of_the_last_day(prefect_api, t
     assert state.is_cancelled() and state.message.startswith(f"daily budget: 1 of 1 retrains of {name}")
 
 
+def test_the_budget_counts_minutes_of_retraining(prefect_api, tmp_path, root):
+    from prefect import get_client
+    from prefect.states import Running
+
+    from flows.retrain import retrain
+    from tasks.budget import over_budget
+
+    assert over_budget("w", {"runs": 3, "minutes": 59.5}, 4, 60) is None
+    assert over_budget("w", {"runs": 3, "minutes": 60.0}, 4, 60) == (
+        "daily budget: 60 of 60 minutes of retraining w in the last 24 h; this one is not started"
+    )
+    name, path = _workload_yaml(root, tmp_path, max_minutes_per_day=0.0001)  # 6 ms: any running retrain spends it
+    with get_client(sync_client=True) as client:
+        client.create_flow_run(retrain, parameters={"workload": name}, state=Running())
+    state = retrain(name, path, return_state=True)
+    assert state.is_cancelled() and "minutes of retraining" in state.message, state.message
+
+
+def _crashed_retrain(client, name: str, **parameters) -> str:
+    from prefect.states import Crashed
+
+    from flows.retrain import retrain
+
+    run = client.create_flow_run(retrain, parameters={"workload": name, **parameters}, state=Crashed(message="gone"))
+    return f"prefect.flow-run.{run.id}"  # as the recovery trigger passes it: the event's resource id
+
+
+def test_a_rerun_of_a_crash_that_crashed_again_is_not_rerun_past_the_limit(prefect_api, tmp_path, root):
+    from prefect import get_client
+
+    from flows.retrain import retrain
+
+    name, path = _workload_yaml(root, tmp_path, resume_crashed=1)
+    with get_client(sync_client=True) as client:
+        first = _crashed_retrain(client, name, trigger_event="e1", watermark="4")
+        second = _crashed_retrain(client, name, resume_of=first)  # the rerun of the first crashed too
+    state = retrain(name, path, resume_of=second, return_state=True)
+    assert state.is_failed()
+    assert "(gone); that is 2 crashes in a row and retrain.resume_crashed is 1: not rerun" in state.message
+
+
+def test_a_crashed_retrain_whose_feedback_a_later_one_trained_on_is_not_rerun(prefect_api, tmp_path, root):
+    import os
+
+    from prefect import get_client
+
+    from flows.retrain import retrain
+    from flywheel.core.home import Home
+    from flywheel.feedback.store import FeedbackStore
+
+    name, path = _workload_yaml(root, tmp_path)
+    FeedbackStore(Home.resolve(os.environ["FLYWHEEL_HOME"]).database_url()).mark_consumed(name, 6, "later-run", 6)
+    with get_client(sync_client=True) as client:
+        crashed = _crashed_retrain(client, name, trigger_event="e1", watermark="4")
+    state = retrain(name, path, resume_of=crashed, return_state=True)
+    assert state.is_cancelled() and "(up to 4) was trained on by a later retrain" in state.message
+
+
 def test_status_shows_the_champion_the_trigger_and_the_deployments(prefect_api, root, tmp_path, cli):
     from prefect.settings import PREFECT_API_URL
 
@@ -136,9 +202,12 @@ def test_status_shows_the_champion_the_trigger_and_the_deployments(prefect_api, 
     assert set(deps) == {f"retrain/retrain-{name}", f"drift-check/drift-{name}", f"kb-build/kb-{name}-refresh",
                          f"refresh-data/nightly-{name}", f"evaluate-champion/weekly-{name}"}  # fmt: skip
     assert deps[f"retrain/retrain-{name}"]["last_run"] is None
-    assert s["budget"] == {"max_runs_per_day": None, "retrains_last_24h": 0}
+    assert s["budget"] == {
+        "max_runs_per_day": None, "max_minutes_per_day": None, "retrains_last_24h": 0, "minutes_last_24h": 0
+    }  # fmt: skip
     text = cli("status", "--workload", path, env=env).stdout
     assert "trigger     5 of 40 new feedback" in text and "champion    none" in text
+    assert "budget      0 retrains (no limit), 0 minutes in the last 24 h" in text
     down = cli("status", "--workload", path, "--json", env={**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert down.returncode == 0 and "Prefect unreachable" in json.loads(down.stdout)["deployments"]["error"]
 

@@ -13,13 +13,24 @@ from tests.flows.test_gateway_durability import _port, _wait_ready
 
 
 def test_redteam_flow_reports_block_and_false_positive_rates_per_rail(prefect_api, tmp_path, root):
+    """The gateway's upstream engine and the gateway itself are both named by OpenAI endpoint blocks (the
+    upstream's API key travels from its block to every upstream request)."""
+    import uuid
+
+    import httpx
+
+    from blocks import OpenAIEndpoint
+
     home = tmp_path / "home"
     upstream_port, gw_port = _port(), _port()
+    tag = uuid.uuid4().hex[:6]
+    OpenAIEndpoint(base_url=f"http://127.0.0.1:{upstream_port}/v1", api_key="sk-upstream").save(f"up-{tag}")
+    OpenAIEndpoint(base_url=f"http://127.0.0.1:{gw_port}").save(f"gw-{tag}")
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(
         yaml.safe_dump(
             {
-                "workloads": ["fraud"], "engine": "upstream", "upstream_url": f"http://127.0.0.1:{upstream_port}",
+                "workloads": ["fraud"], "engine": "upstream", "upstream_url": f"block:up-{tag}",
                 "port": gw_port, "reload_interval_s": 3600, "cache": {"mode": "off"},
             }
         )
@@ -41,13 +52,16 @@ def test_redteam_flow_reports_block_and_false_positive_rates_per_rail(prefect_ap
         _wait_ready(f"http://127.0.0.1:{gw_port}/readyz", gw)
         from flows.redteam import redteam
 
-        out = redteam(f"http://127.0.0.1:{gw_port}", "fraud", ["promptinject", "dan"], str(garak), str(tmp_path / "rt"))
+        out = redteam(f"block:gw-{tag}", "fraud", ["promptinject", "dan"], str(garak), str(tmp_path / "rt"))
+        upstream_saw = httpx.get(f"http://127.0.0.1:{upstream_port}/recorded").json()
     finally:
         os.environ["FLYWHEEL_HOME"] = old_home or ""
         for p in (gw, fake):
             p.terminate()
             p.wait(15)
         log.close()
+    assert out["gateway"] == f"http://127.0.0.1:{gw_port}"
+    assert upstream_saw and {r.get("authorization") for r in upstream_saw} == {"Bearer sk-upstream"}
     attacks, benign = out["attacks"], out["benign"]
     # the three explicit injections are blocked by the injection rail; the latent one (a translation request)
     # passes the rails — with topic control off (this gateway's default) the model sees it
