@@ -122,6 +122,19 @@ class SftConfig(ConfigModel):
         "the last.",
     )
     keep_checkpoints: int = Field(2, ge=1, le=1000, description="Checkpoints kept (older ones are deleted).")
+    # speed switches (flywheel/training/kernels.py): each leaves the loss as it was (tested against the plain loss)
+    fused_loss: Literal["auto", "off", "chunked", "liger"] = Field(
+        "auto",
+        description="The LM head + cross-entropy without the full logits: chunked (PyTorch, any device; only "
+        "labelled positions meet the head), liger (Triton, CUDA), off (the model's own loss). auto: liger on CUDA "
+        "when installed, else chunked; off on CPU and for prompt_tuning.",
+    )
+    fused_loss_chunk: int = Field(1024, ge=16, le=1_048_576, description="Labelled tokens per chunk of the loss.")
+    liger_kernels: bool = Field(False, description="liger's fused RMSNorm, SwiGLU and RoPE (CUDA, extra gpu).")
+    compile: Literal["off", "model", "regional"] = Field(
+        "off", description="torch.compile: the whole model, or each decoder layer (regional: one graph, reused)."
+    )
+    fp8: bool = Field(False, description="Float8 matmuls for full fine-tuning (torchao; Hopper GPUs, extra gpu).")
 
     @model_validator(mode="after")
     def _compatible(self):
@@ -130,6 +143,10 @@ class SftConfig(ConfigModel):
                 "packing: not with prompt_tuning/prefix_tuning (their virtual tokens would be shared by the packed "
                 "examples)"
             )
+        if self.fp8 and self.method != "full":
+            raise ValueError("fp8: only for method full (the adapters' base weights are frozen in bf16 or 4 bit)")
+        if self.fused_loss in ("chunked", "liger") and self.method == "prompt_tuning":
+            raise ValueError("fused_loss: not with prompt_tuning (its virtual tokens shift the positions); use off")
         if self.method == "moe_adapter" and self.top_k > self.num_experts:
             raise ValueError(f"top_k: {self.top_k} > num_experts {self.num_experts}")
         return self

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.training.config import SftConfig
+from flywheel.training.kernels import apply_compile, apply_fp8, apply_liger, base_of
 from flywheel.training.methods import (
     MethodInfo,
+    _layers,
     apply_method,
     aux_loss,
     qlora_base,
@@ -76,6 +78,10 @@ def build_model(cfg: SftConfig, models_dir, rt: Runtime):
     from flywheel.training.flops import matmul_params
 
     base_path = resolve_base_model(cfg.base_model, models_dir)
+    if cfg.liger_kernels:  # patched into transformers' classes before the model is built
+        from transformers import AutoConfig
+
+        apply_liger(rt.device, AutoConfig.from_pretrained(str(base_path)).model_type)
     tok = AutoTokenizer.from_pretrained(str(base_path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -96,6 +102,8 @@ def build_model(cfg: SftConfig, models_dir, rt: Runtime):
             p.data = p.data.float()
     if cfg.method != "qlora":
         model.to(rt.device)
+    if cfg.fp8:
+        apply_fp8(model, rt.device)
     model.train()
     checkpointing = cfg.gradient_checkpointing == "on" or (
         cfg.gradient_checkpointing == "auto" and rt.device.startswith("cuda")
@@ -104,6 +112,7 @@ def build_model(cfg: SftConfig, models_dir, rt: Runtime):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
+    apply_compile(model, cfg.compile, _layers(base_of(model)))
     return model, tok, base_path, info, n_matmul, checkpointing
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from flywheel.training.config import SftConfig
 from flywheel.training.data import IGNORE, answer_weights, collate, encode_sft_rows, pack, separator_ids
+from flywheel.training.kernels import fused_loss_kind, head_of, hidden_states_out, linear_cross_entropy
 from flywheel.training.recipe import (
     Batches,
     Checkpoints,
@@ -112,6 +113,10 @@ def train_sft(
         log(f"{cfg.epochs:g} epochs over {len(examples)} examples: {cfg.max_steps} steps")
     weighted = cfg.label_weight != 1.0 or cfg.reason_weight != 1.0
     sep_ids = separator_ids(tok) if weighted else set()
+    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device)
+    if fused != "off":
+        head_of(model)  # fails fast when the head carries an adapter (it would be bypassed)
+    log("loss: " + (f"fused linear + cross-entropy ({fused})" if fused != "off" else "the model's own"))
     opt, params = optimizer(model, cfg, rt)
     ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
     state = start_state(ckpts, model, opt, resume, log)
@@ -135,7 +140,12 @@ def train_sft(
         inputs = {"input_ids": ids, "labels": labels, "use_cache": False}
         inputs.update({"position_ids": pos} if cfg.packing else {"attention_mask": mask})
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
-            if weighted:
+            if fused != "off":  # the head and the loss in chunks of labelled tokens: no full logits
+                with hidden_states_out(model) as head:
+                    hidden = train_model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+                w = answer_weights(labels, sep_ids, cfg.label_weight, cfg.reason_weight) if weighted else None
+                loss = linear_cross_entropy(hidden, head, labels, w, cfg.fused_loss_chunk, fused)
+            elif weighted:
                 loss = weighted_loss(
                     train_model, inputs, answer_weights(labels, sep_ids, cfg.label_weight, cfg.reason_weight)
                 )

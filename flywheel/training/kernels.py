@@ -1,0 +1,153 @@
+"""Speed switches of the SFT loop (``SftConfig``): the fused linear + cross-entropy loss, liger's fused kernels,
+``torch.compile`` and FP8 matmuls. Each keeps the numbers: a switch that changes the loss is a bug (the tests
+compare each one against the plain loss on CPU where it can run there).
+
+- ``fused_loss: chunked`` — the LM head and the cross-entropy in chunks of ``fused_loss_chunk`` labelled tokens,
+  each recomputed in the backward pass (activation checkpointing): the full ``[tokens, vocabulary]`` logits never
+  exist, and positions without a label (the prompt) never meet the head at all. Pure PyTorch, any device.
+- ``fused_loss: liger`` — liger-kernel's Triton ``LigerFusedLinearCrossEntropyLoss`` (CUDA; extra ``gpu``).
+- ``liger_kernels: true`` — liger's fused RMSNorm, SwiGLU and RoPE patched into the Llama-family model (CUDA).
+- ``compile: model | regional`` — ``torch.compile`` of the whole model, or of each decoder layer (one graph
+  reused by every layer: compiles once, recompiles less).
+- ``fp8: true`` — torchao's float8 training for the linear layers of full fine-tuning (Hopper or newer).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from flywheel.core.errors import ConfigError
+
+IGNORE = -100
+
+
+def base_of(model) -> nn.Module:
+    """The transformers model inside a PEFT wrapper (its modules carry the adapters)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def head_of(model) -> nn.Linear:
+    head = base_of(model).get_output_embeddings()
+    if type(head) is not nn.Linear:  # an adapter on the head (modules_to_save, LoRA) would be bypassed
+        raise ConfigError(f"fused_loss: the LM head is a {type(head).__name__}, not a plain Linear: use off")
+    return head
+
+
+@contextmanager
+def hidden_states_out(model):
+    """For one forward: the model returns its last hidden states as ``.logits`` (the head is lent out)."""
+    base = base_of(model)
+    head = base.get_output_embeddings()
+    base.lm_head = nn.Identity()
+    try:
+        yield head
+    finally:
+        base.lm_head = head
+
+
+def _chunk_loss(hidden: torch.Tensor, weight: torch.Tensor, bias, target: torch.Tensor, w: torch.Tensor):
+    logits = nn.functional.linear(hidden, weight, bias).float()
+    return (nn.functional.cross_entropy(logits, target, reduction="none") * w).sum()
+
+
+def linear_cross_entropy(hidden, head: nn.Linear, labels, weights=None, chunk: int = 1024, kind: str = "chunked"):
+    """Token-weighted next-token loss ``sum(w * CE) / sum(w)`` from the last hidden states ``[B, T, H]`` and the
+    head, without the full logits. ``weights`` ``[B, T]`` (default: 1 on every labelled token) as in
+    ``sft.weighted_loss``; ``kind``: ``chunked`` (PyTorch, any device) or ``liger`` (Triton, CUDA, unweighted)."""
+    target = labels[:, 1:].reshape(-1)
+    keep = target != IGNORE
+    h = hidden[:, :-1].reshape(-1, hidden.shape[-1])[keep]
+    target = target[keep]
+    w = weights[:, 1:].reshape(-1)[keep].to(torch.float32) if weights is not None else None
+    if kind == "liger":
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        if w is not None and not bool((w == 1).all()):
+            raise ConfigError("fused_loss: liger takes no per-token weights (label_weight/reason_weight): chunked")
+        return LigerFusedLinearCrossEntropyLoss()(head.weight, h, target, head.bias)
+    if w is None:
+        w = torch.ones_like(target, dtype=torch.float32)
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for s in range(0, target.numel(), chunk):
+        total = total + torch.utils.checkpoint.checkpoint(
+            _chunk_loss, h[s : s + chunk], head.weight, head.bias, target[s : s + chunk], w[s : s + chunk],
+            use_reentrant=False,
+        )  # fmt: skip
+    return total / w.sum().clamp_min(1e-8)
+
+
+def fused_loss_kind(cfg, device: str) -> str:
+    """``fused_loss`` resolved for this run: auto is liger on CUDA when liger-kernel is installed, else chunked;
+    off on CPU (measured there: bench/train_switches.py, bench/RESULTS.md)."""
+    kind = cfg.fused_loss
+    if kind == "auto":
+        if device.startswith("cuda"):
+            try:
+                import liger_kernel  # noqa: F401
+
+                return "liger"
+            except ImportError:
+                return "chunked"
+        return "off"
+    if kind == "liger":
+        _need_cuda("fused_loss: liger", device)
+        try:
+            import liger_kernel  # noqa: F401
+        except ImportError:
+            raise ConfigError("fused_loss: liger needs liger-kernel (pip install '.[gpu]')") from None
+    return kind
+
+
+def _need_cuda(what: str, device: str) -> None:
+    if not device.startswith("cuda"):
+        raise ConfigError(f"{what}: needs a CUDA GPU (Triton / float8 kernels); this run is on {device}")
+
+
+def apply_liger(device: str, model_type: str) -> None:
+    """liger's fused RMSNorm, SwiGLU and RoPE for the model's family, patched into transformers before it loads."""
+    _need_cuda("liger_kernels", device)
+    try:
+        from liger_kernel.transformers import monkey_patch
+    except ImportError:
+        raise ConfigError("liger_kernels: needs liger-kernel (pip install '.[gpu]')") from None
+    patch = getattr(monkey_patch, f"apply_liger_kernel_to_{model_type}", None)
+    if patch is None:
+        raise ConfigError(f"liger_kernels: liger has no kernels for model type {model_type!r}")
+    patch(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False)
+
+
+def apply_fp8(model, device: str) -> int:
+    """torchao float8 training on every Linear whose shapes the kernels take (both dims multiples of 16), the
+    LM head left in bf16; returns how many were converted."""
+    _need_cuda("fp8", device)
+    if torch.cuda.get_device_capability() < (8, 9):
+        raise ConfigError("fp8: needs compute capability 8.9+ (Ada, Hopper); this GPU has less")
+    try:
+        from torchao.float8 import convert_to_float8_training
+    except ImportError:
+        raise ConfigError("fp8: needs torchao (pip install '.[gpu]')") from None
+    converted = []
+
+    def wanted(mod: nn.Module, fqn: str) -> bool:
+        ok = isinstance(mod, nn.Linear) and "lm_head" not in fqn and mod.in_features % 16 == 0
+        ok = ok and mod.out_features % 16 == 0
+        if ok:
+            converted.append(fqn)
+        return ok
+
+    convert_to_float8_training(model, module_filter_fn=wanted)
+    return len(converted)
+
+
+def apply_compile(model, how: str, layers: list[nn.Module]) -> None:
+    """``torch.compile`` in place (the state dict keeps its names): the whole model, or each decoder layer."""
+    if how == "off":
+        return
+    if how == "model":
+        model.compile()
+        return
+    for layer in layers:
+        layer.compile()
