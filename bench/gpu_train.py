@@ -1,5 +1,8 @@
 """GPU check of the fine-tuning engine: MFU of LoRA and full SFT on the largest models that fit, plus
-QLoRA, DoRA, UniPELT and the MoE adapter on CUDA (bf16) — Flywheel's recipe unchanged.
+QLoRA, DoRA, UniPELT and the MoE adapter on CUDA (bf16) — Flywheel's recipe unchanged — and then each speed
+switch of issue 18 (fused linear + cross-entropy, liger's kernels, regional torch.compile, FP8) on the same
+shapes, rows and batch (needs the `gpu` extra: liger-kernel, torchao). unsloth and torchtune are not run by this
+script (their harnesses need the GPU to be written against; see bench/RESULTS.md).
 
 Models are random-weight Llamas with real shapes (SmolLM2's tokenizer, 49,152 tokens): the weights
 cannot travel to the device (64 MiB per call) and throughput depends on shapes only. Rows are the fraud
@@ -25,15 +28,28 @@ SHAPES = {
     "llama-8b": (4096, 32, 14336, 32, 8),  # Llama-3-8B body (vocab 49,152 here)
 }
 DEVICE = "cuda"
-RUNS = [  # (shape, method, batch, seq, gradient checkpointing, steps)
-    ("llama-8b", "lora", 4, 2048, "off", 12),
-    ("llama-8b", "lora", 16, 2048, "on", 10),
-    ("llama-1.7b", "full", 8, 2048, "off", 12),
-    ("llama-1.7b", "lora", 8, 2048, "off", 12),
-    ("llama-1.7b", "dora", 8, 2048, "off", 8),
-    ("llama-1.7b", "unipelt", 8, 2048, "off", 8),
-    ("llama-1.7b", "moe_adapter", 8, 2048, "off", 8),
-    ("llama-1.7b", "qlora", 8, 2048, "on", 8),
+OFF = {"fused_loss": "off"}  # the loop as it was measured before the switches (issue 18)
+LIGER = {"fused_loss": "liger", "liger_kernels": True}
+RUNS = [  # (shape, method, batch, seq, gradient checkpointing, steps, switches)
+    ("llama-8b", "lora", 4, 2048, "off", 12, OFF),
+    ("llama-8b", "lora", 16, 2048, "on", 10, OFF),
+    ("llama-1.7b", "full", 8, 2048, "off", 12, OFF),
+    ("llama-1.7b", "lora", 8, 2048, "off", 12, OFF),
+    ("llama-1.7b", "dora", 8, 2048, "off", 8, OFF),
+    ("llama-1.7b", "unipelt", 8, 2048, "off", 8, OFF),
+    ("llama-1.7b", "moe_adapter", 8, 2048, "off", 8, OFF),
+    ("llama-1.7b", "qlora", 8, 2048, "on", 8, OFF),
+    # issue 18: each switch on the same shapes, rows and batch (index 8 on); the losses must match the OFF rows'
+    ("llama-8b", "lora", 4, 2048, "off", 12, {"fused_loss": "chunked"}),
+    ("llama-8b", "lora", 4, 2048, "off", 12, {"fused_loss": "liger"}),
+    ("llama-8b", "lora", 4, 2048, "off", 12, LIGER),
+    ("llama-8b", "lora", 4, 2048, "off", 12, {**LIGER, "compile": "regional"}),
+    ("llama-8b", "lora", 8, 2048, "off", 12, {**LIGER, "compile": "regional"}),  # the memory the loss freed
+    ("llama-1.7b", "full", 8, 2048, "off", 12, LIGER),
+    ("llama-1.7b", "full", 8, 2048, "off", 12, {**LIGER, "compile": "regional"}),
+    ("llama-1.7b", "full", 8, 2048, "off", 12, {**LIGER, "compile": "regional", "fp8": True}),
+    ("llama-1.7b", "lora", 8, 2048, "off", 12, {**LIGER, "compile": "regional"}),
+    ("llama-1.7b", "dora", 8, 2048, "off", 8, {**LIGER, "compile": "regional"}),
 ]
 
 
@@ -100,7 +116,7 @@ def main() -> None:
     rows = generate(6000, seed=7)
     report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "runs": []}
     pick = {int(i) for i in a.only.split(",") if i}
-    for i, (shape, method, batch, seq, ckpt, steps) in enumerate(RUNS):
+    for i, (shape, method, batch, seq, ckpt, steps, switches) in enumerate(RUNS):
         if pick and i not in pick:
             continue
         t_setup = time.perf_counter()
@@ -118,6 +134,7 @@ def main() -> None:
                 checkpoint_every=0,
                 learning_rate=2e-5 if method == "full" else 1e-4,
                 lora_r=16,
+                **switches,
             )
             marks: list[tuple[int, float]] = []
             torch.cuda.reset_peak_memory_stats()
@@ -141,6 +158,7 @@ def main() -> None:
                 "batch": batch,
                 "seq": seq,
                 "gradient_checkpointing": ckpt,
+                "switches": switches,
                 "steps": res.steps,
                 "params": res.total_params,
                 "trainable": res.trainable_params,
@@ -157,7 +175,8 @@ def main() -> None:
                 "setup_s": round(time.perf_counter() - t_setup - res.seconds, 1),
             }
         except Exception as e:  # noqa: BLE001 - one failing method must not hide the others' numbers
-            run = {"i": i, "shape": shape, "method": method, "error": f"{type(e).__name__}: {e}"[:500]}
+            run = {"i": i, "shape": shape, "method": method, "switches": switches,
+                   "error": f"{type(e).__name__}: {e}"[:500]}  # fmt: skip
         print(json.dumps(run), flush=True)
         report["runs"].append(run)
         (a.out / "gpu_train.json").write_text(json.dumps(report, indent=2))

@@ -20,7 +20,7 @@ from prefect.states import Cancelled, Failed
 
 from flows.cycle import cycle
 from flywheel.core.workload import load_named
-from tasks.budget import over_budget, retrain_usage
+from tasks.budget import retrain_usage
 from tasks.recovery import crashed_retrain
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "workloads"
@@ -62,7 +62,7 @@ def retrain(
         resume_of = crashed["id"]
     else:  # (a rerun finishes a run the budget counted already)
         if rc.max_runs_per_day is not None or rc.max_minutes_per_day is not None:
-            refused = over_budget(workload, retrain_usage(workload), rc.max_runs_per_day, rc.max_minutes_per_day)
+            refused = rc.refusal(workload, retrain_usage(workload))
             if refused:
                 log.warning(refused)
                 return Cancelled(message=refused)

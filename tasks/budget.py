@@ -36,18 +36,3 @@ def retrain_usage(workload: str) -> dict:
         "runs": sum(1 for r in mine if r.state and r.state.type in counted),
         "minutes": seconds / 60,
     }
-
-
-def over_budget(workload: str, used: dict, max_runs: int | None, max_minutes: float | None) -> str | None:
-    """Why the next retrain of ``workload`` is refused, or None when the day's budget has room."""
-    if max_runs is not None and used["runs"] >= max_runs:
-        return (
-            f"daily budget: {used['runs']} of {max_runs} retrains of {workload} in the last 24 h; "
-            "this one is not started"
-        )
-    if max_minutes is not None and used["minutes"] >= max_minutes:
-        return (
-            f"daily budget: {round(used['minutes'], 1):g} of {max_minutes:g} minutes of retraining {workload} "
-            "in the last 24 h; this one is not started"
-        )
-    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 
-def flow_run_id(ref: str) -> str:
+def _flow_run_id(ref: str) -> str:
     """The flow run id in an event's resource id (``prefect.flow-run.<id>``) or a bare id."""
     return ref.removeprefix("prefect.flow-run.")
 
@@ -21,11 +21,11 @@ def crashed_retrain(ref: str, workload: str) -> dict:
     from tasks.common import home
 
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run_id(ref))
+        run = client.read_flow_run(_flow_run_id(ref))
         depth, parent = 1, run.parameters.get("resume_of")
         while parent and depth < 100:
             depth += 1
-            parent = client.read_flow_run(flow_run_id(parent)).parameters.get("resume_of")
+            parent = client.read_flow_run(_flow_run_id(parent)).parameters.get("resume_of")
     return {
         "id": str(run.id),
         "name": run.name,

@@ -47,6 +47,21 @@ class RetrainConfig(ConfigModel):
         "Crashed).",
     )
 
+    def refusal(self, workload: str, used: dict) -> str | None:
+        """Why the next retrain of ``workload`` is refused, given the last 24 h's ``runs`` and ``minutes``; None
+        when the day's budget has room."""
+        if self.max_runs_per_day is not None and used["runs"] >= self.max_runs_per_day:
+            return (
+                f"daily budget: {used['runs']} of {self.max_runs_per_day} retrains of {workload} in the last 24 h; "
+                "this one is not started"
+            )
+        if self.max_minutes_per_day is not None and used["minutes"] >= self.max_minutes_per_day:
+            return (
+                f"daily budget: {round(used['minutes'], 1):g} of {self.max_minutes_per_day:g} minutes of retraining "
+                f"{workload} in the last 24 h; this one is not started"
+            )
+        return None
+
 
 class DriftConfig(ConfigModel):
     """Drift watch (a workload's ``drift:``): a scheduled flow compares the recent window of live traffic with the

@@ -124,10 +124,11 @@ def test_the_budget_counts_minutes_of_retraining(prefect_api, tmp_path, root):
     from prefect.states import Running
 
     from flows.retrain import retrain
-    from tasks.budget import over_budget
+    from flywheel.feedback.config import RetrainConfig
 
-    assert over_budget("w", {"runs": 3, "minutes": 59.5}, 4, 60) is None
-    assert over_budget("w", {"runs": 3, "minutes": 60.0}, 4, 60) == (
+    rc = RetrainConfig(max_runs_per_day=4, max_minutes_per_day=60)
+    assert rc.refusal("w", {"runs": 3, "minutes": 59.5}) is None
+    assert rc.refusal("w", {"runs": 3, "minutes": 60.0}) == (
         "daily budget: 60 of 60 minutes of retraining w in the last 24 h; this one is not started"
     )
     name, path = _workload_yaml(root, tmp_path, max_minutes_per_day=0.0001)  # 6 ms: any running retrain spends it
