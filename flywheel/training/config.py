@@ -127,7 +127,7 @@ class SftConfig(ConfigModel):
         "auto",
         description="The LM head + cross-entropy without the full logits: chunked (PyTorch, any device; only "
         "labelled positions meet the head), liger (Triton, CUDA), off (the model's own loss). auto: liger on CUDA "
-        "when installed, else chunked; off on CPU and for prompt_tuning.",
+        "when installed, else chunked (CPU too: measured faster); off for prompt_tuning.",
     )
     fused_loss_chunk: int = Field(1024, ge=16, le=1_048_576, description="Labelled tokens per chunk of the loss.")
     liger_kernels: bool = Field(False, description="liger's fused RMSNorm, SwiGLU and RoPE (CUDA, extra gpu).")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flywheel.training.config import DpoConfig
 from flywheel.training.data import IGNORE, collate, encode_rows
+from flywheel.training.kernels import fused_loss_kind, hidden_states_out, labelled_logps
 from flywheel.training.recipe import (
     Batches,
     Checkpoints,
@@ -45,10 +46,15 @@ def encode_pairs(tok, rows: list[dict], system_prompt: str, cfg: DpoConfig):
     )
 
 
-def sequence_logps(model, ids, labels, mask):
-    """Sum of log p(token) over labelled tokens, per row."""
+def sequence_logps(model, ids, labels, mask, fused: str = "off", chunk: int = 1024, head_model=None):
+    """Sum of log p(token) over labelled tokens, per row. ``fused`` (not off): the head and the log-softmax in
+    chunks of labelled tokens, without the full logits (``head_model``: the unwrapped model whose head is lent)."""
     import torch.nn.functional as F
 
+    if fused != "off":
+        with hidden_states_out(head_model or model) as head:
+            hidden = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        return labelled_logps(hidden, head, labels, chunk)
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
     target = labels[:, 1:]
     logp = -F.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
@@ -56,7 +62,9 @@ def sequence_logps(model, ids, labels, mask):
     return (logp * keep).sum(-1), keep.sum(-1)
 
 
-def reference_logps(model, pairs, pad_id: int, device: str, batch: int, bf16: bool) -> list[list[float]]:
+def reference_logps(
+    model, pairs, pad_id: int, device: str, batch: int, bf16: bool, fused: str = "off", chunk_size: int = 1024
+) -> list[list[float]]:
     import torch
 
     was_training = model.training
@@ -71,7 +79,7 @@ def reference_logps(model, pairs, pad_id: int, device: str, batch: int, bf16: bo
             ids, labels, mask, _ = (
                 t.to(device) for t in collate([c for c, _ in chunk] + [r for _, r in chunk], pad_id)
             )
-            lp, _ = sequence_logps(model, ids, labels, mask)
+            lp, _ = sequence_logps(model, ids, labels, mask, fused, chunk_size)
             n = len(chunk)
             out += [[float(lp[j]), float(lp[n + j])] for j in range(n)]
     model.train(was_training)
@@ -96,11 +104,15 @@ def train_dpo(
     rt = runtime(cfg)
     model, tok, base_path, info, n_matmul, checkpointing = build_model(cfg, models_dir, rt)
     pairs, counts = encode_pairs(tok, rows, system_prompt, cfg)
+    # the fused head: chunked (liger's kernel gives a loss, not DPO's per-row log-probabilities)
+    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device).replace("liger", "chunked")
     ref_file = out_dir / "reference_logps.json"
     if resume and ref_file.exists():
         ref = json.loads(ref_file.read_text())
     else:
-        ref = reference_logps(model, pairs, tok.pad_token_id, rt.device, cfg.batch_size, rt.bf16)
+        ref = reference_logps(
+            model, pairs, tok.pad_token_id, rt.device, cfg.batch_size, rt.bf16, fused, cfg.fused_loss_chunk
+        )
         if rt.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             ref_file.write_text(json.dumps(ref))
@@ -121,7 +133,7 @@ def train_dpo(
         ref_r = torch.tensor([ref[i][1] for i in picked], device=rt.device)
         before_step(step, cfg, opt, model, mask)
         with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=rt.bf16):
-            logp, n_tok = sequence_logps(train_model, ids, labels, mask)
+            logp, n_tok = sequence_logps(train_model, ids, labels, mask, fused, cfg.fused_loss_chunk, model)
             pc, pr = logp[: len(picked)], logp[len(picked) :]
             margin = cfg.beta * ((pc - ref_c) - (pr - ref_r))
             loss = -F.logsigmoid(margin).mean()

@@ -87,6 +87,30 @@ def test_a_regionally_compiled_model_follows_the_same_curve(tiny_model, tmp_path
     assert compiled == pytest.approx(eager, rel=1e-3)
 
 
+def test_dpo_with_the_fused_head_follows_the_same_curve(tiny_model, tmp_path):
+    """DPO's per-row log-probabilities from the chunked head: the reference and every step's loss unchanged."""
+    from flywheel.training.config import DpoConfig
+    from flywheel.training.dpo import train_dpo
+
+    prompts = [r["text"] for r in generate(12, seed=9)]
+    rows = [{"prompt": p, "chosen": "LEGIT: normal spend", "rejected": "FRAUD: odd merchant"} for p in prompts]
+
+    def run(name, **switches):
+        cfg = DpoConfig(base_model=str(tiny_model), device="cpu", method="lora", max_steps=4, batch_size=4,
+                        learning_rate=1e-2, max_seq_length=128, checkpoint_every=0, lora_r=8, lora_dropout=0.0,
+                        **switches)  # fmt: skip
+        res = train_dpo(rows, cfg, SP, tmp_path / name, tmp_path / "m", log=lambda *_: None)
+        return res.losses, (tmp_path / name / "reference_logps.json").read_text()
+
+    off, ref_off = run("off", fused_loss="off")
+    chunked, ref_chunked = run("chunked", fused_loss="chunked", fused_loss_chunk=16)
+    assert chunked == pytest.approx(off, rel=1e-4) and off[0] != off[-1]
+    import json
+
+    flat = [[x for pair in json.loads(r) for x in pair] for r in (ref_off, ref_chunked)]
+    assert len(flat[0]) == 24 and flat[1] == pytest.approx(flat[0], rel=1e-5)
+
+
 def test_the_cuda_switches_fail_fast_on_a_cpu_with_their_name(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="fused_loss: liger: needs a CUDA GPU"):
         _curve(tiny_model, tmp_path, "liger", fused_loss="liger")
