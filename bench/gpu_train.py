@@ -50,6 +50,9 @@ RUNS = [  # (shape, method, batch, seq, gradient checkpointing, steps, switches)
     ("llama-1.7b", "full", 8, 2048, "off", 12, {**LIGER, "compile": "regional", "fp8": True}),
     ("llama-1.7b", "lora", 8, 2048, "off", 12, {**LIGER, "compile": "regional"}),
     ("llama-1.7b", "dora", 8, 2048, "off", 8, {**LIGER, "compile": "regional"}),
+    ("llama-8b", "lora", 4, 2048, "off", 12, {**LIGER, "compile": "regional", "attention": "flash_attention_2"}),
+    ("llama-8b", "full", 4, 2048, "on", 8, {**LIGER, "optimizer_offload": True}),  # 8B full on one GPU
+    ("llama-1.7b", "full", 8, 2048, "off", 12, {**LIGER, "compile": "regional", "attention": "flash_attention_2"}),
 ]
 
 

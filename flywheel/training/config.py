@@ -135,6 +135,16 @@ class SftConfig(ConfigModel):
         "off", description="torch.compile: the whole model, or each decoder layer (regional: one graph, reused)."
     )
     fp8: bool = Field(False, description="Float8 matmuls for full fine-tuning (torchao; Hopper GPUs, extra gpu).")
+    optimizer_offload: bool = Field(
+        False,
+        description="AdamW's state (and step) on the CPU (torchao's CPUOffloadOptimizer, CUDA): what lets full "
+        "fine-tuning of an 8B model fit one 141 GB GPU.",
+    )
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto",
+        description="The attention kernel (transformers' attn_implementation): auto is transformers' choice (sdpa); "
+        "flash_attention_2 (CUDA, flash-attn) runs packed rows as variable-length sequences: no padding FLOPs.",
+    )
 
     @model_validator(mode="after")
     def _compatible(self):
@@ -143,6 +153,8 @@ class SftConfig(ConfigModel):
                 "packing: not with prompt_tuning/prefix_tuning (their virtual tokens would be shared by the packed "
                 "examples)"
             )
+        if self.attention != "auto" and self.method == "unipelt":
+            raise ValueError("attention: unipelt brings its own attention (its gated prefix); leave it auto")
         if self.fp8 and self.method != "full":
             raise ValueError("fp8: only for method full (the adapters' base weights are frozen in bf16 or 4 bit)")
         if self.fused_loss in ("chunked", "liger") and self.method == "prompt_tuning":

@@ -10,6 +10,9 @@ compare each one against the plain loss on CPU where it can run there).
 - ``compile: model | regional`` — ``torch.compile`` of the whole model, or of each decoder layer (one graph
   reused by every layer: compiles once, recompiles less).
 - ``fp8: true`` — torchao's float8 training for the linear layers of full fine-tuning (Hopper or newer).
+- ``optimizer_offload: true`` — AdamW's state on the CPU (torchao): full fine-tuning of 8B on one GPU.
+- ``attention: sdpa | eager | flash_attention_2`` — the attention kernel; flash-attention runs packed rows as
+  variable-length sequences (the position ids mark where each example starts): no FLOPs on padding.
 """
 
 from __future__ import annotations
@@ -140,6 +143,31 @@ def apply_liger(device: str, model_type: str) -> None:
     if patch is None:
         raise ConfigError(f"liger_kernels: liger has no kernels for model type {model_type!r}")
     patch(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False)
+
+
+def attention_kwargs(attention: str, device: str) -> dict:
+    """``from_pretrained`` arguments for the ``attention`` setting (none for auto: transformers' default)."""
+    if attention == "auto":
+        return {}
+    if attention == "flash_attention_2":
+        _need_cuda("attention: flash_attention_2", device)
+        try:
+            import flash_attn  # noqa: F401
+        except ImportError:
+            raise ConfigError("attention: flash_attention_2 needs flash-attn (pip install flash-attn)") from None
+    return {"attn_implementation": attention}
+
+
+def offloaded_adamw(params, cfg, device: str):
+    """AdamW with its moments and its step on the CPU (torchao), the weights and gradients on the GPU."""
+    _need_cuda("optimizer_offload", device)
+    try:
+        from torchao.optim import CPUOffloadOptimizer
+    except ImportError:
+        raise ConfigError("optimizer_offload: needs torchao (pip install '.[gpu]')") from None
+    return CPUOffloadOptimizer(
+        params, torch.optim.AdamW, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True
+    )
 
 
 def apply_fp8(model, device: str) -> int:

@@ -288,7 +288,7 @@ def _peft_config(cfg: SftConfig):
     raise ValueError(cfg.method)
 
 
-def qlora_base(path: str | Path, dtype):
+def qlora_base(path: str | Path, dtype, **load):
     """The 4-bit NF4 base model QLoRA trains on (CUDA + bitsandbytes only)."""
     if not torch.cuda.is_available():
         raise MethodUnavailable("method qlora: needs a CUDA GPU (4-bit NF4 weights via bitsandbytes); use lora on CPU")
@@ -301,7 +301,9 @@ def qlora_base(path: str | Path, dtype):
     quant = BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
     )
-    return AutoModelForCausalLM.from_pretrained(str(path), quantization_config=quant, dtype=dtype, device_map={"": 0})
+    return AutoModelForCausalLM.from_pretrained(
+        str(path), quantization_config=quant, dtype=dtype, device_map={"": 0}, **load
+    )
 
 
 def apply_method(model, cfg: SftConfig):

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flywheel.training.config import SftConfig
-from flywheel.training.kernels import apply_compile, apply_fp8, apply_liger, base_of
+from flywheel.training.kernels import (
+    apply_compile,
+    apply_fp8,
+    apply_liger,
+    attention_kwargs,
+    base_of,
+    offloaded_adamw,
+)
 from flywheel.training.methods import (
     MethodInfo,
     _layers,
@@ -89,10 +96,11 @@ def build_model(cfg: SftConfig, models_dir, rt: Runtime):
     # PEFT on GPUs: the frozen base in bf16 (half the memory traffic, no per-step casts); trainable
     # weights stay fp32 and autocast runs the matmuls in bf16. Full fine-tuning keeps fp32 master weights.
     dtype = torch.bfloat16 if rt.bf16 and cfg.method != "full" else torch.float32
+    attention = attention_kwargs(cfg.attention, rt.device)
     if cfg.method == "qlora":
-        model = qlora_base(base_path, torch.bfloat16 if rt.bf16 else torch.float16)
+        model = qlora_base(base_path, torch.bfloat16 if rt.bf16 else torch.float16, **attention)
     else:
-        model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=dtype, **attention)
     n_matmul = matmul_params(model)
     model, info = apply_method(model, cfg)
     if cfg.init_adapter:  # continue from a trained adapter (a cycle warm-started from the champion)
@@ -120,6 +128,8 @@ def optimizer(model, cfg: SftConfig, rt: Runtime):
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer_offload:
+        return offloaded_adamw(params, cfg, rt.device), params
     return torch.optim.AdamW(
         params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=rt.device.startswith("cuda")
     ), params

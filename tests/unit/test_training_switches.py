@@ -111,11 +111,24 @@ def test_dpo_with_the_fused_head_follows_the_same_curve(tiny_model, tmp_path):
     assert len(flat[0]) == 24 and flat[1] == pytest.approx(flat[0], rel=1e-5)
 
 
+def test_packed_rows_give_the_same_curve_with_either_attention_kernel(tiny_model, tmp_path):
+    """Packed rows (position ids restart per example): eager attention and SDPA follow the same loss curve."""
+    sdpa = _curve(tiny_model, tmp_path, "sdpa", packing=True, lora_dropout=0.0, attention="sdpa")
+    eager = _curve(tiny_model, tmp_path, "eager-attn", packing=True, lora_dropout=0.0, attention="eager")
+    assert eager == pytest.approx(sdpa, rel=1e-4) and sdpa[0] != sdpa[-1]
+
+
 def test_the_cuda_switches_fail_fast_on_a_cpu_with_their_name(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="fused_loss: liger: needs a CUDA GPU"):
         _curve(tiny_model, tmp_path, "liger", fused_loss="liger")
     with pytest.raises(ConfigError, match="liger_kernels: needs a CUDA GPU"):
         _curve(tiny_model, tmp_path, "ligerk", liger_kernels=True)
+    with pytest.raises(ConfigError, match="optimizer_offload: needs a CUDA GPU"):
+        _curve(tiny_model, tmp_path, "offload", optimizer_offload=True)
+    with pytest.raises(ConfigError, match="attention: flash_attention_2: needs a CUDA GPU"):
+        _curve(tiny_model, tmp_path, "flash", attention="flash_attention_2")
+    with pytest.raises(ValueError, match="attention: unipelt brings its own attention"):
+        SftConfig(method="unipelt", attention="sdpa")
     with pytest.raises(ValueError, match="fp8: only for method full"):
         SftConfig(method="lora", fp8=True)
     with pytest.raises(ValueError, match="fused_loss: not with prompt_tuning"):
