@@ -140,6 +140,11 @@ class SftConfig(ConfigModel):
         description="AdamW's state (and step) on the CPU (torchao's CPUOffloadOptimizer, CUDA): what lets full "
         "fine-tuning of an 8B model fit one 141 GB GPU.",
     )
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="With --nproc > 1: ddp (a full copy per rank, gradients averaged) or fsdp (PyTorch FSDP2: each "
+        "decoder layer's weights, gradients and optimizer state sharded across the ranks).",
+    )
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto",
         description="The attention kernel (transformers' attn_implementation): auto is transformers' choice (sdpa); "
@@ -155,6 +160,11 @@ class SftConfig(ConfigModel):
             )
         if self.attention != "auto" and self.method == "unipelt":
             raise ValueError("attention: unipelt brings its own attention (its gated prefix); leave it auto")
+        if self.parallel == "fsdp" and self.fused_loss in ("chunked", "liger"):
+            raise ValueError("fused_loss: not with parallel fsdp (the sharded head is gathered only inside the "
+                             "model's forward); use auto or off")  # fmt: skip
+        if self.parallel == "fsdp" and self.method not in ("full", "lora", "dora", "ia3"):
+            raise ValueError(f"parallel: fsdp takes full, lora, dora or ia3, not {self.method}")
         if self.fp8 and self.method != "full":
             raise ValueError("fp8: only for method full (the adapters' base weights are frozen in bf16 or 4 bit)")
         if self.fused_loss in ("chunked", "liger") and self.method == "prompt_tuning":

@@ -33,6 +33,8 @@ from flywheel.training.recipe import (
     optimizer,
     optimizer_step,
     runtime,
+    shard,
+    sharded,
     start_state,
     wrap_distributed,
     wrap_up,
@@ -105,7 +107,8 @@ def train_dpo(
     model, tok, base_path, info, n_matmul, checkpointing = build_model(cfg, models_dir, rt)
     pairs, counts = encode_pairs(tok, rows, system_prompt, cfg)
     # the fused head: chunked (liger's kernel gives a loss, not DPO's per-row log-probabilities)
-    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device).replace("liger", "chunked")
+    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device, rt.world)
+    fused = fused.replace("liger", "chunked")
     ref_file = out_dir / "reference_logps.json"
     if resume and ref_file.exists():
         ref = json.loads(ref_file.read_text())
@@ -116,8 +119,9 @@ def train_dpo(
         if rt.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             ref_file.write_text(json.dumps(ref))
+    model = shard(model, cfg, rt)  # parallel: fsdp (several ranks), before the optimizer sees the parameters
     opt, params = optimizer(model, cfg, rt)
-    ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
+    ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints, fsdp=sharded(cfg, rt))
     state = start_state(ckpts, model, opt, resume, log)
     batches = Batches(len(pairs), cfg.seed, state)
     train_model = wrap_distributed(model, cfg, rt)

@@ -105,10 +105,12 @@ def linear_cross_entropy(hidden, head: nn.Linear, labels, weights=None, chunk: i
     return total / w.sum().clamp_min(1e-8)
 
 
-def fused_loss_kind(cfg, device: str) -> str:
+def fused_loss_kind(cfg, device: str, world: int = 1) -> str:
     """``fused_loss`` resolved for this run: auto is liger on CUDA when liger-kernel is installed, else chunked
     (on this CPU chunked ran 1.31x the plain loss's tokens/s in 13 % less memory: bench/train_switches.py)."""
     kind = cfg.fused_loss
+    if kind == "auto" and world > 1 and getattr(cfg, "parallel", "ddp") == "fsdp":
+        return "off"  # FSDP2 gathers the sharded head inside the model's forward only
     if kind == "auto":
         if device.startswith("cuda"):
             try:

@@ -349,18 +349,24 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_trained(model, cfg: SftConfig, out_dir: str | Path, tok=None, base_model_path: str | None = None) -> Path:
-    """Write the trained result: a peft adapter folder, our adapter folder, or the full model."""
+def save_trained(
+    model, cfg: SftConfig, out_dir: str | Path, tok=None, base_model_path: str | None = None, weights=None
+) -> Path:
+    """Write the trained result: a peft adapter folder, our adapter folder, or the full model. ``weights``: the
+    trained weights gathered from an FSDP-sharded model (name -> full tensor), written instead of the model's."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DistributedDataParallel
     if cfg.method in OURS:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(out_dir / ADAPTER_FILE))
+        state = weights if weights is not None else trainable_state(model)
+        save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(out_dir / ADAPTER_FILE))
         (out_dir / ADAPTER_META).write_text(
             json.dumps({"method": cfg.method, "config": cfg.model_dump(), "base_model_path": base_model_path}, indent=2)
         )
+    elif weights is not None:  # peft filters its adapter's weights from the dict; `full` has all of them
+        model.save_pretrained(str(out_dir), state_dict={k: v.cpu() for k, v in weights.items()})
     else:
         model.save_pretrained(str(out_dir))  # peft adapter, or the whole model for `full`
     if tok is not None:

@@ -135,8 +135,33 @@ def optimizer(model, cfg: SftConfig, rt: Runtime):
     ), params
 
 
+def sharded(cfg: SftConfig, rt: Runtime) -> bool:
+    return rt.world > 1 and cfg.parallel == "fsdp"
+
+
+def shard(model, cfg: SftConfig, rt: Runtime):
+    """``parallel: fsdp`` with several ranks: FSDP2 (``fully_shard``) on each decoder layer, then the whole model —
+    weights, gradients and optimizer state split across the ranks. Before the optimizer is built (the parameters
+    become DTensors in place)."""
+    if not sharded(cfg, rt):
+        return model
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in _layers(base_of(model)):
+        fully_shard(layer)
+    fully_shard(model)
+    return model
+
+
+def full_trainable(model, cfg: SftConfig, rt: Runtime) -> dict:
+    """name -> full tensor of every trainable weight; with FSDP a collective (every rank calls it, in order)."""
+    if not sharded(cfg, rt):
+        return trainable_state(getattr(model, "module", model))
+    return {n: p.detach().full_tensor() for n, p in model.named_parameters() if p.requires_grad}
+
+
 def wrap_distributed(model, cfg: SftConfig, rt: Runtime):
-    if rt.world == 1:
+    if rt.world == 1 or sharded(cfg, rt):  # FSDP2 shards in place (shard), no wrapper
         return model
     from torch.nn.parallel import DistributedDataParallel
 
@@ -219,9 +244,12 @@ def _tuples(x):
 
 
 class Checkpoints:
-    def __init__(self, root: str | Path, keep: int):
+    def __init__(self, root: str | Path, keep: int, fsdp: bool = False):
+        """``fsdp``: the model is sharded (FSDP2): saving gathers the full weights and optimizer state on every
+        rank (a collective) and rank 0 writes them; restoring shards them again."""
         self.root = Path(root)
         self.keep = keep
+        self.fsdp = fsdp
 
     def all(self) -> list[Path]:
         if not self.root.exists():
@@ -233,19 +261,27 @@ class Checkpoints:
         found = self.all()
         return found[-1] if found else None
 
-    def save(self, model, opt, state: TrainState) -> Path:
+    def save(self, model, opt, state: TrainState, main: bool = True) -> Path | None:
         import torch
         from safetensors.torch import save_file
 
+        model = getattr(model, "module", model)
+        if self.fsdp:  # every rank: gather; rank 0: write
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            weights = {n: p.detach().full_tensor() for n, p in model.named_parameters() if p.requires_grad}
+            full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            optim = get_optimizer_state_dict(model, opt, options=full)
+            if not main:
+                return None
+        else:
+            weights, optim = trainable_state(model), opt.state_dict()
         final = self.root / f"step-{state.step}"
         tmp = self.root / f"step-{state.step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        model = getattr(model, "module", model)
-        save_file(
-            {k: v.contiguous().cpu() for k, v in trainable_state(model).items()}, str(tmp / "trainable.safetensors")
-        )
-        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        save_file({k: v.contiguous().cpu() for k, v in weights.items()}, str(tmp / "trainable.safetensors"))
+        torch.save(optim, tmp / "optimizer.pt")
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -271,11 +307,23 @@ class Checkpoints:
                 f"checkpoint {path}: does not match this config ({len(missing)} trainable weights missing, "
                 f"e.g. {sorted(missing)[0]})"
             )
+        optim = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         with torch.no_grad():
             for name, p in inner.named_parameters():
-                if name in weights:
-                    p.copy_(weights[name].to(p.device, p.dtype))
-        opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+                if name not in weights:
+                    continue
+                full = weights[name].to(p.device, p.dtype)
+                if self.fsdp:  # this rank's shard of the full weight
+                    from torch.distributed.tensor import distribute_tensor
+
+                    full = distribute_tensor(full, p.device_mesh, p.placements)
+                p.copy_(full)
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(inner, opt, optim, options=StateDictOptions(full_state_dict=True))
+        else:
+            opt.load_state_dict(optim)
         rng = torch.load(path / "rng.pt", weights_only=False)
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
@@ -418,8 +466,9 @@ class Meter:
         state.step = step + 1
         if self.on_step and rt.main:
             self.on_step(state.step, state.losses[-1], self.tokens / (time.perf_counter() - self.t0))
-        if rt.main and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
-            self.ckpts.save(self.model, self.opt, state)
+        due = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps
+        if due and (rt.main or self.ckpts.fsdp):  # FSDP: every rank takes part in gathering the state
+            self.ckpts.save(self.model, self.opt, state, main=rt.main)
 
     def stop(self) -> None:
         import time
@@ -481,8 +530,9 @@ def wrap_up(
 
     set_token_mask(model, None)  # inference routes every token it is given
     adapter_dir = Path(out_dir) / "adapter"
+    weights = full_trainable(model, meter.cfg, meter.rt) if sharded(meter.cfg, meter.rt) else None  # collective
     if meter.rt.main:
-        save_trained(model, meter.cfg, adapter_dir, tok, str(base_path))
+        save_trained(model, meter.cfg, adapter_dir, tok, str(base_path), weights)
     finish(meter.rt)
     result = meter.result(recipe, base_path, adapter_dir, examples, data_counts, checkpointing)
     if keep_model:  # tests compare the in-memory model with the reloaded adapter

@@ -37,6 +37,8 @@ from flywheel.training.recipe import (
     optimizer,
     optimizer_step,
     runtime,
+    shard,
+    sharded,
     start_state,
     wrap_distributed,
     wrap_up,
@@ -113,12 +115,13 @@ def train_sft(
         log(f"{cfg.epochs:g} epochs over {len(examples)} examples: {cfg.max_steps} steps")
     weighted = cfg.label_weight != 1.0 or cfg.reason_weight != 1.0
     sep_ids = separator_ids(tok) if weighted else set()
-    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device)
+    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device, rt.world)
     if fused != "off":
         head_of(model)  # fails fast when the head carries an adapter (it would be bypassed)
     log("loss: " + (f"fused linear + cross-entropy ({fused})" if fused != "off" else "the model's own"))
+    model = shard(model, cfg, rt)  # parallel: fsdp (several ranks), before the optimizer sees the parameters
     opt, params = optimizer(model, cfg, rt)
-    ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints)
+    ckpts = Checkpoints(out_dir / "checkpoints", cfg.keep_checkpoints, fsdp=sharded(cfg, rt))
     state = start_state(ckpts, model, opt, resume, log)
     batches = Batches(len(examples), cfg.seed, state)
     train_model = wrap_distributed(model, cfg, rt)
