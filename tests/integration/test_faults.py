@@ -107,8 +107,8 @@ def site(tmp_path_factory, root, tiny_model):
         cfg = load_workload(workload)
         write_sample_data(cfg, home.data / cfg.name)
         first = json.loads(cli("run", "--workload", workload, "--json"))
-        # the retrains (which read the config at run time) train 2,000 steps (~1 min): long enough to be killed
-        spec["sft"].update(max_steps=2000, epochs=None)
+        # the retrains (which read the config at run time) train 1,200 steps (~50 s): long enough to be killed
+        spec["sft"].update(max_steps=1200, epochs=None)
         workload.write_text(yaml.safe_dump(spec))
         cfg = load_workload(workload)
         cli("deploy", "--workload", workload, "--crash-after", "60")  # 30 s heartbeats: one may be late on 2 cores
@@ -224,7 +224,7 @@ def test_a_dead_worker_and_a_dead_server_lose_nothing(site):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["trigger"] == r1["parameters"]["trigger_event"]
     assert summary["data"]["sft_plan"]["watermark"] == 4 and summary["gate"]["promote"] in (True, False)
-    assert summary["training"]["steps"] == 2000
+    assert summary["training"]["steps"] == 1200
     resumed = re.findall(rf"resuming from {re.escape(str(run_dir))}/checkpoints/step-(\d+) \(step (\d+)\)",
                          (home.logs / "worker-2.log").read_text())  # fmt: skip
     assert resumed and all(int(a) == int(b) >= 10 for a, b in resumed)  # not from step 0
