@@ -16,7 +16,7 @@ a process worker), `flywheel deploy`, the gateway over HTTP, and feedback bursts
    their task runs).
 
 The model is the tiny generated Llama (a test needs training that lasts seconds, and a step count it can kill in
-the middle of); the real SmolLM2 closes the same loop in test_demo.py. Slow (about 6 minutes): marker
+the middle of); the real SmolLM2 closes the same loop in test_demo.py. Slow (about 5 minutes): marker
 `integration`.
 """
 
