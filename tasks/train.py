@@ -129,6 +129,7 @@ def crashed_training(workload: WorkloadConfig, flow_run: str, sft: dict) -> str 
             (tags.get("flywheel.training_digest") or "?")[:12],
             sft["digest"][:12],
         )
+        registry().client.set_terminated(run_id, status="KILLED")  # not left RUNNING in the MLflow UI
         return None
     if not resumable(home().runs / run_id):
         log.info("crashed run %s left no checkpoint in %s: training starts afresh", flow_run, home().runs / run_id)

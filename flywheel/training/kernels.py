@@ -39,16 +39,19 @@ def head_of(model) -> nn.Linear:
     return head
 
 
+_PASS_THROUGH = nn.Identity()  # one object: a compiled model's guards see the same head at every step
+
+
 @contextmanager
 def hidden_states_out(model):
     """For one forward: the model returns its last hidden states as ``.logits`` (the head is lent out)."""
     base = base_of(model)
     head = base.get_output_embeddings()
-    base.lm_head = nn.Identity()
+    base.set_output_embeddings(_PASS_THROUGH)
     try:
         yield head
     finally:
-        base.lm_head = head
+        base.set_output_embeddings(head)
 
 
 def _chunk_loss(hidden: torch.Tensor, weight: torch.Tensor, bias, target: torch.Tensor, w: torch.Tensor):

@@ -359,3 +359,28 @@ def test_a_second_burst_waits_for_the_running_retrain(prefect_api, root, tmp_pat
     assert "AwaitingConcurrencySlot" in states  # the second one waited
     held = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda h: h["start"])
     assert len(held) == 2 and held[1]["start"] >= held[0]["end"]  # never two at once
+
+
+def test_a_rerun_reuses_the_crashed_training_run_only_for_the_same_dataset(prefect_api, tmp_path, root):
+    """The crashed retrain's MLflow run (found by its flow-run tag) is continued when the rerun built the same SFT
+    Dataset; for another digest it is closed (KILLED) and training starts afresh."""
+    import os
+
+    from flywheel.core.home import Home
+    from flywheel.core.workload import load_workload
+    from flywheel.registry.mlflow_registry import Registry
+    from tasks.train import crashed_training
+
+    name, path = _workload_yaml(root, tmp_path)
+    cfg = load_workload(path)
+    home = Home.resolve(os.environ["FLYWHEEL_HOME"])
+    reg = Registry(home.tracking_uri(), home.artifact_root())
+    ds = tmp_path / "sft-ds"
+    ds.mkdir()
+    training = {"path": str(ds), "name": f"{name}-sft", "digest": "a" * 64}
+    same = reg.open_cycle_run(name, "e1", {}, {"training": training}, flow_run="crashed-1")
+    other = reg.open_cycle_run(name, "e2", {}, {"training": training}, flow_run="crashed-2")
+    assert crashed_training.fn(cfg, "crashed-1", {"digest": "a" * 64}) == same  # no checkpoint: afresh, same run
+    assert crashed_training.fn(cfg, "crashed-2", {"digest": "b" * 64}) is None
+    assert reg.client.get_run(other).info.status == "KILLED"
+    assert crashed_training.fn(cfg, "never-ran", {"digest": "a" * 64}) is None
