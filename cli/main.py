@@ -524,10 +524,10 @@ def deploy(
     register_block_types()  # the UI offers forms for the stores and endpoints (blocks/)
     from deployments import zombies
 
-    if crash_after <= zombies.HEARTBEAT_SECONDS:
-        hint = f"must exceed the heartbeat interval ({zombies.HEARTBEAT_SECONDS} s)"
-        raise typer.BadParameter(hint, param_hint="--crash-after")
-    zombie_watch = zombies.apply(crash_after)  # runs whose worker died end Crashed, with the reason
+    try:
+        zombie_watch = zombies.apply(crash_after)  # runs whose worker died end Crashed, with the reason
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--crash-after") from None
     notifications = None
     if notify:
         from deployments import notify as notifications_

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flywheel.training.config import DpoConfig
 from flywheel.training.data import IGNORE, collate, encode_rows
-from flywheel.training.kernels import fused_loss_kind, hidden_states_out, labelled_logps
+from flywheel.training.kernels import fused_head, hidden_states_out, labelled_logps
 from flywheel.training.recipe import (
     Batches,
     Checkpoints,
@@ -107,8 +107,7 @@ def train_dpo(
     model, tok, base_path, info, n_matmul, checkpointing = build_model(cfg, models_dir, rt)
     pairs, counts = encode_pairs(tok, rows, system_prompt, cfg)
     # the fused head: chunked (liger's kernel gives a loss, not DPO's per-row log-probabilities)
-    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device, rt.world)
-    fused = fused.replace("liger", "chunked")
+    fused = fused_head(cfg, model, rt.device, rt.world).replace("liger", "chunked")
     ref_file = out_dir / "reference_logps.json"
     if resume and ref_file.exists():
         ref = json.loads(ref_file.read_text())

@@ -54,81 +54,76 @@ def hidden_states_out(model):
         base.set_output_embeddings(head)
 
 
-def _chunk_loss(hidden: torch.Tensor, weight: torch.Tensor, bias, target: torch.Tensor, w: torch.Tensor):
-    logits = nn.functional.linear(hidden, weight, bias).float()
-    return (nn.functional.cross_entropy(logits, target, reduction="none") * w).sum()
-
-
 def _chunk_logp(hidden, weight, bias, target):
     logits = nn.functional.linear(hidden, weight, bias).float()
     return -nn.functional.cross_entropy(logits, target, reduction="none")
 
 
-def labelled_logps(hidden, head: nn.Linear, labels, chunk: int = 1024):
-    """Per row: the sum of log p(token) over its labelled tokens, and how many there are (DPO's sequence
-    log-probabilities), from the last hidden states in chunks — without the full logits."""
+def _labelled(hidden, labels):
+    """The next-token pairs that carry a label: (their hidden states ``[N, H]``, targets ``[N]``, mask ``[B, T-1]``)."""
     target = labels[:, 1:]
     keep = target != IGNORE
-    rows = torch.arange(target.shape[0], device=target.device).unsqueeze(1).expand_as(target)[keep]
-    h, y = hidden[:, :-1][keep], target[keep]
+    return hidden[:, :-1][keep], target[keep], keep
+
+
+def _token_logps(h, head: nn.Linear, y, chunk: int):
+    """log p(y) for each row of ``h``, the head applied ``chunk`` rows at a time (recomputed in the backward pass
+    when gradients are wanted): at most ``[chunk, vocabulary]`` logits exist at once."""
     parts = []
     for s in range(0, y.numel(), chunk):
         args = (h[s : s + chunk], head.weight, head.bias, y[s : s + chunk])
-        grad = torch.is_grad_enabled()
-        parts.append(torch.utils.checkpoint.checkpoint(_chunk_logp, *args, use_reentrant=False) if grad
-                     else _chunk_logp(*args))  # fmt: skip
-    lp = torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
-    sums = torch.zeros(target.shape[0], dtype=torch.float32, device=hidden.device).index_add(0, rows, lp)
-    return sums, keep.sum(-1).float()
+        parts.append(torch.utils.checkpoint.checkpoint(_chunk_logp, *args, use_reentrant=False)
+                     if torch.is_grad_enabled() else _chunk_logp(*args))  # fmt: skip
+    return torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
+
+
+def labelled_logps(hidden, head: nn.Linear, labels, chunk: int = 1024):
+    """Per row: the sum of log p(token) over its labelled tokens, and how many there are (DPO's sequence
+    log-probabilities), from the last hidden states in chunks — without the full logits."""
+    h, y, keep = _labelled(hidden, labels)
+    rows = torch.arange(keep.shape[0], device=keep.device).unsqueeze(1).expand_as(keep)[keep]
+    sums = torch.zeros(keep.shape[0], dtype=torch.float32, device=hidden.device)
+    return sums.index_add(0, rows, _token_logps(h, head, y, chunk)), keep.sum(-1).float()
 
 
 def linear_cross_entropy(hidden, head: nn.Linear, labels, weights=None, chunk: int = 1024, kind: str = "chunked"):
     """Token-weighted next-token loss ``sum(w * CE) / sum(w)`` from the last hidden states ``[B, T, H]`` and the
     head, without the full logits. ``weights`` ``[B, T]`` (default: 1 on every labelled token) as in
     ``sft.weighted_loss``; ``kind``: ``chunked`` (PyTorch, any device) or ``liger`` (Triton, CUDA, unweighted)."""
-    target = labels[:, 1:].reshape(-1)
-    keep = target != IGNORE
-    h = hidden[:, :-1].reshape(-1, hidden.shape[-1])[keep]
-    target = target[keep]
-    w = weights[:, 1:].reshape(-1)[keep].to(torch.float32) if weights is not None else None
+    h, y, keep = _labelled(hidden, labels)
+    w = weights[:, 1:][keep].to(torch.float32) if weights is not None else None
     if kind == "liger":
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
         if w is not None and not bool((w == 1).all()):
             raise ConfigError("fused_loss: liger takes no per-token weights (label_weight/reason_weight): chunked")
-        return LigerFusedLinearCrossEntropyLoss()(head.weight, h, target, head.bias)
+        return LigerFusedLinearCrossEntropyLoss()(head.weight, h, y, head.bias)
     if w is None:
-        w = torch.ones_like(target, dtype=torch.float32)
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for s in range(0, target.numel(), chunk):
-        total = total + torch.utils.checkpoint.checkpoint(
-            _chunk_loss, h[s : s + chunk], head.weight, head.bias, target[s : s + chunk], w[s : s + chunk],
-            use_reentrant=False,
-        )  # fmt: skip
-    return total / w.sum().clamp_min(1e-8)
+        w = torch.ones_like(y, dtype=torch.float32)
+    return -(_token_logps(h, head, y, chunk) * w).sum() / w.sum().clamp_min(1e-8)
 
 
-def fused_loss_kind(cfg, device: str, world: int = 1) -> str:
-    """``fused_loss`` resolved for this run: auto is liger on CUDA when liger-kernel is installed, else chunked
-    (on this CPU chunked ran 1.31x the plain loss's tokens/s in 13 % less memory: bench/train_switches.py)."""
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def fused_head(cfg, model, device: str, world: int = 1) -> str:
+    """``fused_loss`` resolved for this run (``off | chunked | liger``): auto is liger on CUDA when liger-kernel is
+    installed, else chunked (on this CPU chunked ran 1.31x the plain loss's tokens/s in 13 % less memory:
+    bench/train_switches.py); off for prompt_tuning and FSDP. Fails fast when the head carries an adapter."""
     kind = cfg.fused_loss
-    if kind == "auto" and world > 1 and getattr(cfg, "parallel", "ddp") == "fsdp":
-        return "off"  # FSDP2 gathers the sharded head inside the model's forward only
     if kind == "auto":
-        if device.startswith("cuda"):
-            try:
-                import liger_kernel  # noqa: F401
-
-                return "liger"
-            except ImportError:
-                return "chunked"
-        return "chunked"
-    if kind == "liger":
+        if cfg.method == "prompt_tuning" or (world > 1 and cfg.parallel == "fsdp"):
+            return "off"  # virtual tokens shift the positions; FSDP2 gathers the sharded head inside forward only
+        kind = "liger" if device.startswith("cuda") and _importable("liger_kernel") else "chunked"
+    elif kind == "liger":
         _need_cuda("fused_loss: liger", device)
-        try:
-            import liger_kernel  # noqa: F401
-        except ImportError:
-            raise ConfigError("fused_loss: liger needs liger-kernel (pip install '.[gpu]')") from None
+        if not _importable("liger_kernel"):
+            raise ConfigError("fused_loss: liger needs liger-kernel (pip install '.[gpu]')")
+    if kind != "off":
+        head_of(model)
     return kind
 
 

@@ -153,10 +153,8 @@ def shard(model, cfg: SftConfig, rt: Runtime):
     return model
 
 
-def full_trainable(model, cfg: SftConfig, rt: Runtime) -> dict:
-    """name -> full tensor of every trainable weight; with FSDP a collective (every rank calls it, in order)."""
-    if not sharded(cfg, rt):
-        return trainable_state(getattr(model, "module", model))
+def gather_trainable(model) -> dict:
+    """name -> full tensor of every trainable weight of an FSDP-sharded model: a collective (every rank calls it)."""
     return {n: p.detach().full_tensor() for n, p in model.named_parameters() if p.requires_grad}
 
 
@@ -269,7 +267,7 @@ class Checkpoints:
         if self.fsdp:  # every rank: gather; rank 0: write
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-            weights = {n: p.detach().full_tensor() for n, p in model.named_parameters() if p.requires_grad}
+            weights = gather_trainable(model)
             full = StateDictOptions(full_state_dict=True, cpu_offload=True)
             optim = get_optimizer_state_dict(model, opt, options=full)
             if not main:
@@ -530,7 +528,7 @@ def wrap_up(
 
     set_token_mask(model, None)  # inference routes every token it is given
     adapter_dir = Path(out_dir) / "adapter"
-    weights = full_trainable(model, meter.cfg, meter.rt) if sharded(meter.cfg, meter.rt) else None  # collective
+    weights = gather_trainable(model) if sharded(meter.cfg, meter.rt) else None  # collective
     if meter.rt.main:
         save_trained(model, meter.cfg, adapter_dir, tok, str(base_path), weights)
     finish(meter.rt)

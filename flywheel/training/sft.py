@@ -25,7 +25,7 @@ from pathlib import Path
 
 from flywheel.training.config import SftConfig
 from flywheel.training.data import IGNORE, answer_weights, collate, encode_sft_rows, pack, separator_ids
-from flywheel.training.kernels import fused_loss_kind, head_of, hidden_states_out, linear_cross_entropy
+from flywheel.training.kernels import fused_head, hidden_states_out, linear_cross_entropy
 from flywheel.training.recipe import (
     Batches,
     Checkpoints,
@@ -115,9 +115,7 @@ def train_sft(
         log(f"{cfg.epochs:g} epochs over {len(examples)} examples: {cfg.max_steps} steps")
     weighted = cfg.label_weight != 1.0 or cfg.reason_weight != 1.0
     sep_ids = separator_ids(tok) if weighted else set()
-    fused = "off" if cfg.method == "prompt_tuning" else fused_loss_kind(cfg, rt.device, rt.world)
-    if fused != "off":
-        head_of(model)  # fails fast when the head carries an adapter (it would be bypassed)
+    fused = fused_head(cfg, model, rt.device, rt.world)
     log("loss: " + (f"fused linear + cross-entropy ({fused})" if fused != "off" else "the model's own"))
     model = shard(model, cfg, rt)  # parallel: fsdp (several ranks), before the optimizer sees the parameters
     opt, params = optimizer(model, cfg, rt)
